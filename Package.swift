@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Modules are layers; each imports only the ones below it (see DESIGN.md):
+//   kvserver, kvbench → Shale → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
+let package = Package(
+    name: "Shale",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Shale", targets: ["Shale"]),
+        .executable(name: "kvserver", targets: ["kvserver"]),
+        .executable(name: "kvbench", targets: ["kvbench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLZ4",
+            path: "Sources/CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .target(name: "KVBase"),
+        .target(name: "KVFileSystem", dependencies: ["KVBase"]),
+        .target(name: "KVLog", dependencies: ["KVBase", "KVFileSystem"]),
+        .target(name: "KVCache", dependencies: ["KVBase"]),
+        .target(name: "KVTable", dependencies: ["KVBase", "KVFileSystem", "KVCache", "CLZ4"]),
+        .target(
+            name: "KVEngine",
+            dependencies: [
+                "KVBase", "KVFileSystem", "KVLog", "KVCache", "KVTable",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .target(name: "Shale", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
+        .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
+        .executableTarget(name: "kvserver", dependencies: ["Shale"], path: "Tools/kvserver"),
+        .executableTarget(name: "kvbench", dependencies: ["Shale"], path: "Benchmarks/kvbench"),
+        .testTarget(name: "KVBaseTests", dependencies: ["KVBase"]),
+        .testTarget(name: "KVFileSystemTests", dependencies: ["KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVLogTests", dependencies: ["KVLog", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

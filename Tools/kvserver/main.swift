@@ -1,0 +1,1 @@
+print("kvserver: not built yet (see issue tracker)")

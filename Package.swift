@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -33,6 +34,7 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Shale", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .executableTarget(name: "kvserver", dependencies: ["Shale"], path: "Tools/kvserver"),
@@ -40,6 +42,8 @@ let package = Package(
         .testTarget(name: "KVBaseTests", dependencies: ["KVBase"]),
         .testTarget(name: "KVFileSystemTests", dependencies: ["KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVLogTests", dependencies: ["KVLog", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
+        .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
     ],

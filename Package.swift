@@ -39,12 +39,6 @@ let package = Package(
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .executableTarget(name: "kvserver", dependencies: ["Shale"], path: "Tools/kvserver"),
         .executableTarget(name: "kvbench", dependencies: ["Shale"], path: "Benchmarks/kvbench"),
-        .testTarget(name: "KVBaseTests", dependencies: ["KVBase"]),
-        .testTarget(name: "KVFileSystemTests", dependencies: ["KVFileSystem", "KVTestSupport"]),
-        .testTarget(name: "KVLogTests", dependencies: ["KVLog", "KVFileSystem", "KVTestSupport"]),
-        .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
-        .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

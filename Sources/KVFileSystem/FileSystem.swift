@@ -49,7 +49,11 @@ public protocol WritableFile: AnyObject, Sendable {
     func flush() throws(KVError)
     /// Flushes, then forces the data to stable storage (fdatasync).
     func sync() throws(KVError)
-    /// Flushes and closes. Further calls fail.
+    /// Forces bytes already handed to the OS by ``flush()`` to stable storage, without touching
+    /// the append buffer: the one call that may run on another thread while the owner appends
+    /// (the WAL's once-a-second syncer). Safe after ``close()``.
+    func syncFlushed() throws(KVError)
+    /// Flushes and closes. Further appends fail.
     func close() throws(KVError)
     /// Bytes appended so far (buffered included).
     var size: UInt64 { get }

@@ -1,6 +1,12 @@
 import KVBase
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An in-memory ``FileSystem`` for tests that models what a real disk does on failure.
 ///
 /// - Appends are buffered in the handle until ``WritableFile/flush()``; flushed bytes are
@@ -54,6 +60,7 @@ public final class MemoryFileSystem: FileSystem, Sendable {
         var locks: Set<String> = []
         var epoch = 0
         var operationCounts: [String: Int] = [:]
+        var syncDelayMicroseconds: UInt32 = 0
     }
 
     let state = Mutex(State())
@@ -106,6 +113,12 @@ public final class MemoryFileSystem: FileSystem, Sendable {
                 node.synced = min(node.synced, length)
             }
         }
+    }
+
+    /// Makes every file sync take this long (outside the file-system lock), like a real disk's
+    /// fsync latency; lets tests observe group commit.
+    public func setSyncDelay(microseconds: UInt32) {
+        state.withLock { $0.syncDelayMicroseconds = microseconds }
     }
 
     /// How many operations of a kind were attempted (for tests that pick a crash point).
@@ -337,6 +350,12 @@ final class MemoryWritableFile: WritableFile, @unchecked Sendable {
 
     func sync() throws(KVError) {
         try flush()
+        try syncFlushed()
+    }
+
+    func syncFlushed() throws(KVError) {
+        let delay = fs.state.withLock { $0.syncDelayMicroseconds }
+        if delay > 0 { usleep(delay) }
         try fs.state.withLock { (s) throws(KVError) in
             if s.epoch != epoch { throw .io(path: path, operation: "fdatasync after crash", errno: 5) }
             try fs.check(&s, .sync, path)

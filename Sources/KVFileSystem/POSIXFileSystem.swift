@@ -135,7 +135,7 @@ final class POSIXWritableFile: WritableFile, @unchecked Sendable {
     }
 
     deinit {
-        if !closed { Glibc.close(fd) }
+        Glibc.close(fd)
         buffer.deallocate()
     }
 
@@ -184,12 +184,15 @@ final class POSIXWritableFile: WritableFile, @unchecked Sendable {
         if fdatasync(fd) != 0 { throw POSIXFileSystem.fail(path, "fdatasync") }
     }
 
+    func syncFlushed() throws(KVError) {
+        if fdatasync(fd) != 0 { throw POSIXFileSystem.fail(path, "fdatasync") }
+    }
+
+    /// Flushes and refuses further appends. The descriptor itself is closed when the object is
+    /// freed, so a concurrent ``syncFlushed()`` never hits a closed or reused descriptor.
     func close() throws(KVError) {
         guard !closed else { return }
-        defer {
-            closed = true
-            Glibc.close(fd)
-        }
+        closed = true
         try flush()
     }
 }

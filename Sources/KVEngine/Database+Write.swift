@@ -1,0 +1,203 @@
+import KVBase
+import KVFileSystem
+import KVLog
+
+extension Database {
+    /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// - Parameter durability: overrides ``Options/durability`` for this write.
+    /// - Throws: ``KVError`` (limits, closed database, a latched write error).
+    public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
+        var batch = WriteBatch()
+        batch.put(key, value)
+        try commit(batch, durability: durability)
+    }
+
+    /// Stores a UTF-8 string value under a UTF-8 string key.
+    public func put(_ key: String, _ value: String, durability: Durability? = nil) throws {
+        try put(Array(key.utf8), Array(value.utf8), durability: durability)
+    }
+
+    /// Removes `key`. Removing a missing key is not an error.
+    public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
+        var batch = WriteBatch()
+        batch.delete(key)
+        try commit(batch, durability: durability)
+    }
+
+    /// Removes a UTF-8 string key.
+    public func delete(_ key: String, durability: Durability? = nil) throws {
+        try delete(Array(key.utf8), durability: durability)
+    }
+
+    /// Applies every operation of `batch` atomically: after a crash either all of them or none
+    /// are present. An empty batch is a no-op.
+    public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
+        try commit(batch, durability: durability)
+    }
+
+    /// The write path, typed. Group commit as LevelDB does it: writers queue; the first in the
+    /// queue becomes the leader, appends the batches of the writers behind it to the WAL in
+    /// one record, fsyncs once if any of them asked for it, inserts into the memtable, then
+    /// wakes them with the shared result.
+    package func commit(_ batch: WriteBatch, durability: Durability? = nil) throws(KVError) {
+        if batch.isEmpty { return }
+        try batch.validateLimits()
+        let mode = durability ?? options.durability
+        let w = Writer(batch: batch, sync: mode == .always)
+
+        struct Group {
+            var rep: [UInt8]
+            var count: Int
+            var first: SequenceNumber
+            var mem: MemTable
+            var log: LogWriter
+            var sync: Bool
+            var last: Writer
+        }
+
+        let group: Group? = try state.locked { (s) throws(KVError) -> Group? in
+            s.pointee.writers.append(w)
+            while !w.done && s.pointee.writers.first !== w {
+                state.wait(w.cond)
+            }
+            if w.done {
+                if let e = w.error { throw e }
+                return nil
+            }
+            // Leader from here on.
+            if let err = s.pointee.closed ? KVError.closed : s.pointee.backgroundError.map({ .backgroundError(cause: $0.description) }) {
+                s.pointee.writers.removeFirst()
+                signalNextWriter(&s.pointee)
+                throw err
+            }
+            do throws(KVError) {
+                try makeRoomForWrite(s)
+            } catch {
+                s.pointee.writers.removeFirst()
+                signalNextWriter(&s.pointee)
+                throw error
+            }
+            // Build the group.
+            var rep = w.batch.rep
+            var count = w.batch.count
+            var sync = w.sync
+            var last = w
+            let maxSize = rep.count <= 128 << 10 ? rep.count + (128 << 10) : 1 << 20
+            var i = 1
+            let writers = s.pointee.writers
+            while i < writers.count {
+                let next = writers[i]
+                if next.sync && !sync { break }
+                if rep.count + next.batch.rep.count - WriteBatch.headerSize > maxSize { break }
+                if i == 1 { rep.reserveCapacity(maxSize) }
+                rep.append(contentsOf: next.batch.rep[WriteBatch.headerSize...])
+                count += next.batch.count
+                sync = sync || next.sync
+                last = next
+                i += 1
+            }
+            if i > 1 {
+                let c = UInt32(count)
+                rep[8] = UInt8(truncatingIfNeeded: c)
+                rep[9] = UInt8(truncatingIfNeeded: c >> 8)
+                rep[10] = UInt8(truncatingIfNeeded: c >> 16)
+                rep[11] = UInt8(truncatingIfNeeded: c >> 24)
+            }
+            let first = s.pointee.lastSequence + 1
+            for b in 0..<8 { rep[b] = UInt8(truncatingIfNeeded: first >> (8 * UInt64(b))) }
+            return Group(rep: rep, count: count, first: first, mem: s.pointee.mem, log: s.pointee.log, sync: sync, last: last)
+        }
+        guard let group else { return }
+
+        // Outside the lock: only the leader touches the log and inserts into the memtable.
+        var failure: KVError?
+        do throws(KVError) {
+            try group.log.addRecord(group.rep)
+            try group.log.flush()
+            if group.sync { try group.log.sync() }
+        } catch {
+            failure = error
+        }
+        if failure == nil {
+            group.rep.withUnsafeBytes { p in
+                var seq = group.first
+                try? WriteBatch.decode(p, file: "write batch", offset: 0) { kind, key, value in
+                    group.mem.add(seq, kind, key, value)
+                    seq += 1
+                }
+            }
+        }
+
+        let result: KVError? = state.withLock { s in
+            if let failure {
+                if s.backgroundError == nil { s.backgroundError = failure }
+            } else {
+                s.lastSequence = group.first + SequenceNumber(group.count) - 1
+                if !group.sync { s.walDirty = true }
+            }
+            while let front = s.writers.first {
+                s.writers.removeFirst()
+                if front !== w {
+                    front.error = failure
+                    front.done = true
+                    front.cond.signal()
+                }
+                if front === group.last { break }
+            }
+            signalNextWriter(&s)
+            return failure
+        }
+        if let result { throw result }
+    }
+
+    /// Wakes the next leader, or anyone waiting for the queue to drain.
+    func signalNextWriter(_ s: inout State) {
+        if let next = s.writers.first {
+            next.cond.signal()
+        } else {
+            writersDrained.broadcast()
+        }
+    }
+
+    /// Ensures the memtable has room for the leader's group. Called by the leader with the
+    /// mutex held.
+    func makeRoomForWrite(_ s: UnsafeMutablePointer<State>) throws(KVError) {
+        if s.pointee.mem.approximateMemoryUsage < options.writeBufferSize { return }
+        try switchMemtable(s)
+    }
+
+    /// Starts a new WAL and memtable; the full memtable joins the immutable list. Called with
+    /// the mutex held.
+    func switchMemtable(_ s: UnsafeMutablePointer<State>) throws(KVError) {
+        let number = s.pointee.nextFileNumber
+        s.pointee.nextFileNumber += 1
+        let file = try fs.createWritable(FileNames.log(path, number))
+        let writer: LogWriter
+        do throws(KVError) {
+            writer = try LogWriter(file: file, logNumber: number)
+            try writer.flush()
+            try fs.syncDirectory(path)
+        } catch {
+            s.pointee.backgroundError = error
+            throw error
+        }
+        // The old log keeps everything in the full memtable; make it durable before moving on
+        // so the once-a-second promise of `everysec` holds across the switch.
+        if options.durability != .no {
+            do { try s.pointee.logFile.syncFlushed() } catch {
+                s.pointee.backgroundError = error
+                throw error
+            }
+        }
+        try? s.pointee.log.close()
+        s.pointee.liveLogs.append(s.pointee.logNumber)
+        s.pointee.imm.append(s.pointee.mem)
+        s.pointee.mem = MemTable(logNumber: number)
+        s.pointee.log = writer
+        s.pointee.logFile = file
+        s.pointee.logNumber = number
+        s.pointee.walDirty = false
+        memtableBecameImmutable(s)
+    }
+}

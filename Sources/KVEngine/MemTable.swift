@@ -1,0 +1,238 @@
+import Atomics
+import KVBase
+
+/// The in-memory write buffer: a skiplist of internal keys in an arena.
+///
+/// Node layout (native-endian, 8-byte aligned, inside the arena):
+///
+///     keyLength u32 | valueLength u32 | height u8 | pad 7 | next[height] (atomic Int) | internal key | value
+///
+/// Invariants and thread safety:
+/// - One writer at a time (the group-commit leader, or recovery) calls ``add``; any number of
+///   readers run concurrently without locks. A node is fully written before it is published
+///   with a release store into its predecessors' `next` slots; readers load with acquire.
+/// - Nodes are never removed or changed after publication; memory lives until the memtable
+///   is freed, so iterators keep the memtable alive by holding a reference.
+/// - Keys are unique: the engine never inserts the same (user key, sequence) twice.
+public final class MemTable: @unchecked Sendable {
+    // @unchecked Sendable: see the thread-safety rules above (single writer, lock-free readers
+    // over immutable published nodes; the writer-only fields are touched by the writer only).
+    static let maxHeight = 12
+    static let headerSize = 16
+
+    let arena = Arena()
+    let head: UnsafeMutableRawPointer
+    private let currentHeight = ManagedAtomic<Int>(1)
+    private var rng: UInt64 = 0x2545_F491_4F6C_DD1D
+    private let entryCount = ManagedAtomic<Int>(0)
+    /// Identifies the WAL file this memtable's writes were logged to.
+    let logNumber: UInt64
+
+    /// Scratch space for `add` (writer only).
+    private let prevScratch = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: MemTable.maxHeight)
+
+    deinit { prevScratch.deallocate() }
+
+    init(logNumber: UInt64) {
+        self.logNumber = logNumber
+        head = arena.allocate(Self.headerSize + Self.maxHeight * 8)
+        head.storeBytes(of: 0, toByteOffset: 0, as: UInt32.self)
+        head.storeBytes(of: 0, toByteOffset: 4, as: UInt32.self)
+        head.storeBytes(of: UInt8(Self.maxHeight), toByteOffset: 8, as: UInt8.self)
+        for i in 0..<Self.maxHeight { Self.nextSlot(head, i).initialize(to: UnsafeAtomic<Int>.Storage(0)) }
+    }
+
+    /// Approximate bytes held (arena blocks reserved).
+    public var approximateMemoryUsage: Int { arena.memoryUsage }
+
+    /// Number of entries inserted.
+    public var count: Int { entryCount.load(ordering: .relaxed) }
+
+    // MARK: node access
+
+    @inline(__always)
+    static func nextSlot(_ node: UnsafeMutableRawPointer, _ level: Int) -> UnsafeMutablePointer<UnsafeAtomic<Int>.Storage> {
+        (node + headerSize + level * 8).assumingMemoryBound(to: UnsafeAtomic<Int>.Storage.self)
+    }
+
+    @inline(__always)
+    static func next(_ node: UnsafeMutableRawPointer, _ level: Int) -> UnsafeMutableRawPointer? {
+        let bits = UnsafeAtomic<Int>(at: nextSlot(node, level)).load(ordering: .acquiring)
+        return UnsafeMutableRawPointer(bitPattern: bits)
+    }
+
+    @inline(__always)
+    static func setNext(_ node: UnsafeMutableRawPointer, _ level: Int, _ value: UnsafeMutableRawPointer?) {
+        UnsafeAtomic<Int>(at: nextSlot(node, level)).store(Int(bitPattern: value), ordering: .releasing)
+    }
+
+    @inline(__always)
+    static func height(_ node: UnsafeMutableRawPointer) -> Int {
+        Int(node.load(fromByteOffset: 8, as: UInt8.self))
+    }
+
+    /// The node's internal key.
+    @inline(__always)
+    static func key(_ node: UnsafeMutableRawPointer) -> UnsafeRawBufferPointer {
+        let klen = Int(node.load(fromByteOffset: 0, as: UInt32.self))
+        return UnsafeRawBufferPointer(start: node + headerSize + height(node) * 8, count: klen)
+    }
+
+    /// The node's value.
+    @inline(__always)
+    static func value(_ node: UnsafeMutableRawPointer) -> UnsafeRawBufferPointer {
+        let klen = Int(node.load(fromByteOffset: 0, as: UInt32.self))
+        let vlen = Int(node.load(fromByteOffset: 4, as: UInt32.self))
+        return UnsafeRawBufferPointer(start: node + headerSize + height(node) * 8 + klen, count: vlen)
+    }
+
+    /// Compares node's key with (userKey, trailer) in internal-key order.
+    @inline(__always)
+    static func compare(_ node: UnsafeMutableRawPointer, _ userKey: UnsafeRawBufferPointer, _ trailer: UInt64) -> Int {
+        let k = key(node)
+        let r = compareBytes(InternalKey.userKey(k), userKey)
+        if r != 0 { return r }
+        let t = InternalKey.trailer(k)
+        return t > trailer ? -1 : (t < trailer ? 1 : 0)
+    }
+
+    // MARK: search
+
+    /// First node whose key is >= (userKey, trailer); fills `prev` when given.
+    @inline(__always)
+    func findGreaterOrEqual(
+        _ userKey: UnsafeRawBufferPointer, _ trailer: UInt64,
+        _ prev: UnsafeMutablePointer<UnsafeMutableRawPointer>?
+    ) -> UnsafeMutableRawPointer? {
+        var x = head
+        var level = currentHeight.load(ordering: .relaxed) - 1
+        while true {
+            let n = Self.next(x, level)
+            if let n, Self.compare(n, userKey, trailer) < 0 {
+                x = n
+            } else {
+                prev?[level] = x
+                if level == 0 { return n }
+                level -= 1
+            }
+        }
+    }
+
+    /// Last node whose key is < (userKey, trailer), or nil if none (head).
+    func findLessThan(_ userKey: UnsafeRawBufferPointer, _ trailer: UInt64) -> UnsafeMutableRawPointer? {
+        var x = head
+        var level = currentHeight.load(ordering: .relaxed) - 1
+        while true {
+            if let n = Self.next(x, level), Self.compare(n, userKey, trailer) < 0 {
+                x = n
+            } else {
+                if level == 0 { return x == head ? nil : x }
+                level -= 1
+            }
+        }
+    }
+
+    /// The last node, or nil when empty.
+    func findLast() -> UnsafeMutableRawPointer? {
+        var x = head
+        var level = currentHeight.load(ordering: .relaxed) - 1
+        while true {
+            if let n = Self.next(x, level) {
+                x = n
+            } else {
+                if level == 0 { return x == head ? nil : x }
+                level -= 1
+            }
+        }
+    }
+
+    /// The first node, or nil when empty.
+    func first() -> UnsafeMutableRawPointer? { Self.next(head, 0) }
+
+    // MARK: write
+
+    private func randomHeight() -> Int {
+        var h = 1
+        while h < Self.maxHeight {
+            rng ^= rng << 13
+            rng ^= rng >> 7
+            rng ^= rng << 17
+            if rng & 3 != 0 { break }
+            h += 1
+        }
+        return h
+    }
+
+    /// Inserts one entry. Single writer only (see the type's rules).
+    func add(_ sequence: SequenceNumber, _ kind: ValueKind, _ userKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let trailer = packTrailer(sequence, kind)
+        let prev = prevScratch
+        _ = findGreaterOrEqual(userKey, trailer, prev)
+        let h = randomHeight()
+        let cur = currentHeight.load(ordering: .relaxed)
+        if h > cur {
+            for i in cur..<h { prev[i] = head }
+            currentHeight.store(h, ordering: .relaxed)
+        }
+        let klen = userKey.count + internalKeyTrailerSize
+        let node = arena.allocate(Self.headerSize + h * 8 + klen + value.count)
+        node.storeBytes(of: UInt32(klen), toByteOffset: 0, as: UInt32.self)
+        node.storeBytes(of: UInt32(value.count), toByteOffset: 4, as: UInt32.self)
+        node.storeBytes(of: UInt8(h), toByteOffset: 8, as: UInt8.self)
+        let keyStart = node + Self.headerSize + h * 8
+        if userKey.count > 0 { keyStart.copyMemory(from: userKey.baseAddress!, byteCount: userKey.count) }
+        (keyStart + userKey.count).storeBytes(of: trailer.littleEndian, as: UInt64.self)
+        if value.count > 0 { (keyStart + klen).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+        for i in 0..<h {
+            Self.nextSlot(node, i).initialize(to: UnsafeAtomic<Int>.Storage(Int(bitPattern: Self.next(prev[i], i))))
+        }
+        for i in 0..<h { Self.setNext(prev[i], i, node) }
+        entryCount.wrappingIncrement(ordering: .relaxed)
+    }
+
+    // MARK: read
+
+    /// What a memtable knows about a key at a snapshot.
+    enum Lookup {
+        case notFound
+        case deleted
+        case found(UnsafeRawBufferPointer)
+    }
+
+    /// The newest entry for `userKey` with sequence <= `snapshot`. The returned buffer points
+    /// into the memtable and is valid while the caller holds the memtable.
+    func get(_ userKey: UnsafeRawBufferPointer, snapshot: SequenceNumber) -> Lookup {
+        guard let n = findGreaterOrEqual(userKey, packTrailer(snapshot, .value), nil) else { return .notFound }
+        let k = Self.key(n)
+        guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
+        switch InternalKey.kind(k) {
+        case .value: return .found(Self.value(n))
+        case .deletion, .none: return .deleted
+        }
+    }
+
+    /// An iterator over every entry (all versions) in internal-key order.
+    func makeIterator() -> MemTableIterator { MemTableIterator(self) }
+}
+
+/// Iterates a memtable's entries; holds the memtable alive.
+final class MemTableIterator: InternalIterator {
+    let table: MemTable
+    private var node: UnsafeMutableRawPointer?
+
+    init(_ table: MemTable) { self.table = table }
+
+    var isValid: Bool { node != nil }
+    func seekToFirst() throws(KVError) { node = table.first() }
+    func seekToLast() throws(KVError) { node = table.findLast() }
+    func seek(_ target: UnsafeRawBufferPointer) throws(KVError) {
+        node = table.findGreaterOrEqual(InternalKey.userKey(target), InternalKey.trailer(target), nil)
+    }
+    func next() throws(KVError) { node = MemTable.next(node!, 0) }
+    func prev() throws(KVError) {
+        let k = MemTable.key(node!)
+        node = table.findLessThan(InternalKey.userKey(k), InternalKey.trailer(k))
+    }
+    var key: UnsafeRawBufferPointer { MemTable.key(node!) }
+    var value: UnsafeRawBufferPointer { MemTable.value(node!) }
+}

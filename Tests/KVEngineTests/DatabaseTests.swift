@@ -1,0 +1,242 @@
+import Foundation
+import KVBase
+import KVFileSystem
+import KVTestSupport
+import Testing
+
+@testable import KVEngine
+
+func memoryOptions(_ fs: MemoryFileSystem, durability: Durability = .everysec) -> Options {
+    var o = Options()
+    o.fileSystem = fs
+    o.durability = durability
+    return o
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+@Suite("Database basics")
+struct DatabaseTests {
+    @Test func putGetDeleteAndReopen() throws {
+        let fs = MemoryFileSystem()
+        var db: Database? = try Database.open(at: "/db", options: memoryOptions(fs))
+        try db!.put("a", "1")
+        try db!.put("b", "2")
+        try db!.put(bytes("a\u{0}z"), [0, 1, 0])
+        try db!.put(bytes("empty"), [])
+        try db!.delete("b")
+        try db!.delete("never-existed")
+        #expect(try db!.get("a") == bytes("1"))
+        #expect(try db!.get("b") == nil)
+        #expect(try db!.get(bytes("a\u{0}z")) == [0, 1, 0])
+        #expect(try db!.get("empty") == [])
+        try db!.close()
+        db = nil
+        let again = try Database.open(at: "/db", options: memoryOptions(fs))
+        #expect(try again.get("a") == bytes("1"))
+        #expect(try again.get("b") == nil)
+        #expect(try again.get(bytes("a\u{0}z")) == [0, 1, 0])
+        #expect(try again.get("empty") == [])
+        #expect(again.lastSequence == 6)
+        try again.close()
+    }
+
+    @Test func atomicBatchAndSnapshots() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs))
+        try db.put("x", "old")
+        let snap = db.snapshot()
+        var batch = WriteBatch()
+        batch.put("x", "new")
+        batch.put("y", "1")
+        batch.delete("x")
+        batch.put("x", "newest")
+        try db.write(batch, durability: .always)
+        #expect(try db.get("x") == bytes("newest"))
+        #expect(try db.get("x", snapshot: snap) == bytes("old"))
+        #expect(try db.get("y", snapshot: snap) == nil)
+        let old = try db.scan(snapshot: snap).map { String(decoding: $0.key, as: UTF8.self) }
+        #expect(old == ["x"])
+        try db.close()
+    }
+
+    @Test func scansForwardReversePrefixAndBounds() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs))
+        for k in ["a", "b", "ba", "bb", "c", "d"] { try db.put(k, k.uppercased()) }
+        try db.delete("c")
+        func keys(_ s: Scan) throws -> [String] {
+            let out = s.map { String(decoding: $0.key, as: UTF8.self) }
+            try s.check()
+            return out
+        }
+        #expect(try keys(db.scan()) == ["a", "b", "ba", "bb", "d"])
+        #expect(try keys(db.scan(reverse: true)) == ["d", "bb", "ba", "b", "a"])
+        #expect(try keys(db.scan(from: bytes("b"), to: bytes("c"))) == ["b", "ba", "bb"])
+        #expect(try keys(db.scan(from: bytes("b"), to: bytes("c"), reverse: true)) == ["bb", "ba", "b"])
+        #expect(try keys(db.scan(prefix: bytes("b"))) == ["b", "ba", "bb"])
+        #expect(try keys(db.scan(prefix: bytes("b"), reverse: true)) == ["bb", "ba", "b"])
+        #expect(try keys(db.scan(from: bytes("zz"))) == [])
+        #expect(try keys(db.scan(to: bytes("a"))) == [])
+        // Changing direction mid-way.
+        let it = try db.makeIterator()
+        try it.seek(bytes("b"))
+        #expect(it.key == bytes("b"))
+        try it.next()
+        try it.next()
+        #expect(it.key == bytes("bb"))
+        try it.prev()
+        #expect(it.key == bytes("ba"))
+        try it.prev()
+        try it.prev()
+        #expect(it.key == bytes("a"))
+        try it.next()
+        #expect(it.key == bytes("b") && it.value == bytes("B"))
+        try db.close()
+    }
+
+    @Test func limitsAreTypedErrors() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs))
+        let big = [UInt8](repeating: 1, count: KVLimits.maxKeySize + 1)
+        #expect(throws: KVError.self) { try db.put(big, []) }
+        try db.put([UInt8](repeating: 1, count: KVLimits.maxKeySize), [])
+        try db.close()
+        #expect(throws: KVError.closed) { try db.put("a", "b") }
+        #expect(throws: KVError.closed) { try db.get("a") }
+        try db.close()
+    }
+
+    @Test func invalidOptionsAreRejected() {
+        var o = memoryOptions(MemoryFileSystem())
+        o.writeBufferSize = 10
+        #expect(throws: KVError.self) { try Database.open(at: "/db", options: o) }
+        var missing = memoryOptions(MemoryFileSystem())
+        missing.createIfMissing = false
+        #expect(throws: KVError.self) { try Database.open(at: "/nope", options: missing) }
+    }
+
+    @Test func secondOpenInSameProcessIsLocked() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs))
+        #expect(throws: KVError.locked(path: "/db/LOCK")) { try Database.open(at: "/db", options: memoryOptions(fs)) }
+        try db.close()
+        let again = try Database.open(at: "/db", options: memoryOptions(fs))
+        try again.close()
+    }
+
+    @Test func writeErrorLatches() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs, durability: .always))
+        try db.put("a", "1")
+        fs.inject(.init(.sync, pathContains: ".log", errno: 28))
+        #expect(throws: KVError.self) { try db.put("b", "2") }
+        fs.clearFaults()
+        // Latched: later writes fail with the original cause even though the disk works again.
+        do {
+            try db.put("c", "3")
+            Issue.record("write after a failed sync should fail")
+        } catch let e as KVError {
+            guard case .backgroundError(let cause) = e else {
+                Issue.record("expected backgroundError, got \(e)")
+                return
+            }
+            #expect(cause.contains("ENOSPC"))
+        }
+        // Reads keep working.
+        #expect(try db.get("a") == bytes("1"))
+        try? db.close()
+        let again = try Database.open(at: "/db", options: memoryOptions(fs))
+        #expect(try again.get("a") == bytes("1"))
+        try again.put("d", "4")
+        try again.close()
+    }
+
+    @Test func groupCommitSharesSyncs() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs, durability: .always))
+        fs.setSyncDelay(microseconds: 2000)
+        let syncsBefore = fs.count(of: .sync)
+        let threads = 8
+        let perThread = 200
+        let done = DispatchGroup()
+        for t in 0..<threads {
+            done.enter()
+            let thread = Thread {
+                for i in 0..<perThread {
+                    try! db.put("t\(t)-\(i)", "v\(i)")
+                }
+                done.leave()
+            }
+            thread.start()
+        }
+        done.wait()
+        let syncs = fs.count(of: .sync) - syncsBefore
+        for t in 0..<threads {
+            for i in 0..<perThread { #expect(try db.get("t\(t)-\(i)") == bytes("v\(i)")) }
+        }
+        #expect(db.lastSequence == SequenceNumber(threads * perThread))
+        print("group commit: \(threads * perThread) always-writes took \(syncs) WAL syncs")
+        // With 8 writers and a 2 ms fsync, writers queue behind each sync and share the next.
+        #expect(syncs * 2 < threads * perThread)
+        try db.close()
+    }
+
+    @Test func posixDatabaseRoundTrip() throws {
+        let dir = NSTemporaryDirectory() + "shale-db-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = Options()
+        o.durability = .always
+        let db = try Database.open(at: dir, options: o)
+        for i in 0..<1000 { try db.put("key\(i)", "value\(i)") }
+        try db.close()
+        let again = try Database.open(at: dir, options: o)
+        for i in 0..<1000 { #expect(try again.get("key\(i)") == bytes("value\(i)")) }
+        try again.close()
+    }
+
+    @Test func secondProcessGetsLockedError() throws {
+        let flock = "/usr/bin/flock"
+        guard FileManager.default.isExecutableFile(atPath: flock) else {
+            print("skipping: \(flock) is missing")
+            return
+        }
+        let dir = NSTemporaryDirectory() + "shale-lock-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try Database.open(at: dir, options: Options())
+        // Another process trying to take the database lock fails while we hold it.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: flock)
+        p.arguments = ["-n", dir + "/LOCK", "true"]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        try db.close()
+        // And the other way round: a process holding the lock makes open fail with .locked.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: flock)
+        holder.arguments = [dir + "/LOCK", "sleep", "5"]
+        try holder.run()
+        defer {
+            if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }
+            holder.waitUntilExit()
+        }
+        var sawLocked = false
+        for _ in 0..<200 {
+            do {
+                let d = try Database.open(at: dir, options: Options())
+                try d.close()
+                usleep(10_000)
+            } catch KVError.locked(let path) {
+                #expect(path.hasSuffix("LOCK"))
+                sawLocked = true
+                break
+            }
+        }
+        #expect(sawLocked)
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        let d = try Database.open(at: dir, options: Options())
+        try d.close()
+    }
+}

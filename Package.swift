@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -35,10 +37,27 @@ let package = Package(
             ]
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        .target(name: "Shale", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
+        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
+        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .executableTarget(name: "kvserver", dependencies: ["Shale"], path: "Tools/kvserver"),
-        .executableTarget(name: "kvbench", dependencies: ["Shale"], path: "Benchmarks/kvbench"),
+        .executableTarget(
+            name: "kvbench",
+            dependencies: [
+                "Shale", "KVProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/kvbench"
+        ),
+        .testTarget(name: "KVBaseTests", dependencies: ["KVBase"]),
+        .testTarget(name: "KVFileSystemTests", dependencies: ["KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVLogTests", dependencies: ["KVLog", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
+        .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

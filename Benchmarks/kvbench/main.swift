@@ -1,1 +1,1 @@
-print("kvbench: not built yet")
+KVBench.main()

@@ -18,8 +18,12 @@ public final class DBIterator {
     private let savedValue = ScratchBuffer()
     private let lookup = ScratchBuffer()
 
-    init(_ iter: any InternalIterator, sequence: SequenceNumber, snapshot: Snapshot?) {
+    /// Keeps the version's table files from being deleted while iterating.
+    private let pinned: AnyObject?
+
+    init(_ iter: any InternalIterator, sequence: SequenceNumber, snapshot: Snapshot?, pinned: AnyObject? = nil) {
         self.iter = iter
+        self.pinned = pinned
         self.sequence = sequence
         self.snapshot = snapshot
     }

@@ -13,8 +13,12 @@ extension Database {
         }
         let lock = try fs.lockFile(FileNames.lock(path))
         do throws(KVError) {
-            let recovered = try recover(path: path, options: options)
-            let db = Database(path: path, options: options, lock: lock, state: recovered)
+            let tables = TableCache(
+                directory: path, fs: fs, tableOptions: options.tableOptions,
+                blockCacheBytes: options.blockCacheCapacity, maxOpenFiles: options.maxOpenFiles)
+            let recovered = try recover(path: path, options: options, tables: tables)
+            let db = Database(path: path, options: options, lock: lock, state: recovered, tables: tables)
+            db.deleteObsoleteFiles()
             db.startBackgroundThreads()
             return db
         } catch {
@@ -23,54 +27,76 @@ extension Database {
         }
     }
 
-    /// Replays every WAL in the directory, oldest first, into a fresh memtable, then starts a
-    /// new WAL. Older logs are kept until their data reaches a table.
-    static func recover(path: String, options: Options) throws(KVError) -> State {
+    /// Recovery: CURRENT → manifest → replay the WALs the manifest does not cover (oldest
+    /// first) → write what they held as a level-0 table → start a new WAL and a new manifest
+    /// naming both. Obsolete files are deleted afterwards; a crash at any point leaves either
+    /// the old manifest (and the WALs it needs) or the new one in force.
+    static func recover(path: String, options: Options, tables: TableCache) throws(KVError) -> State {
         let fs = options.fileSystem
-        var logs: [UInt64] = []
-        var maxNumber: UInt64 = 0
-        let names = try fs.listDirectory(path)
-        if options.errorIfExists && names.contains(where: { FileNames.parse($0)?.0 == .log }) {
-            throw .invalidArgument("database \(path) already exists and errorIfExists is set")
-        }
-        for name in names {
-            guard let (kind, number) = FileNames.parse(name) else { continue }
-            maxNumber = max(maxNumber, number)
-            switch kind {
-            case .log: logs.append(number)
-            case .temp: try? fs.removeFile(joinPath(path, name))
-            default: break
+        var manifest: ManifestState
+        if let number = try Manifest.readCurrent(fs: fs, directory: path) {
+            if options.errorIfExists {
+                throw .invalidArgument("database \(path) already exists and errorIfExists is set")
             }
+            manifest = try Manifest.load(fs: fs, directory: path, number: number)
+        } else {
+            manifest = ManifestState()
+        }
+        var logs: [UInt64] = []
+        var maxNumber = manifest.nextFileNumber
+        for name in try fs.listDirectory(path) {
+            guard let (kind, number) = FileNames.parse(name) else { continue }
+            maxNumber = max(maxNumber, number + 1)
+            if kind == .log && number >= manifest.logNumber { logs.append(number) }
         }
         logs.sort()
+        var nextFile = maxNumber
         let mem = MemTable(logNumber: 0)
-        var lastSequence: SequenceNumber = 0
+        var lastSequence = manifest.lastSequence
         for (i, number) in logs.enumerated() {
-            let isNewest = i == logs.count - 1
-            lastSequence = max(lastSequence, try replayLog(path: path, number: number, into: mem, options: options, isNewest: isNewest))
+            let seq = try replayLog(path: path, number: number, into: mem, options: options, isNewest: i == logs.count - 1)
+            lastSequence = max(lastSequence, seq)
         }
-        let number = maxNumber + 1
-        let file = try fs.createWritable(FileNames.log(path, number))
-        let writer = try LogWriter(file: file, logNumber: number)
-        try writer.flush()
-        try fs.syncDirectory(path)
-        var state = State(
-            mem: mem, log: writer, logFile: file, logNumber: number,
-            lastSequence: lastSequence, nextFileNumber: number + 1
-        )
-        state.liveLogs = logs
-        return state
+        var version = manifest.version
+        if mem.count > 0 {
+            let number = nextFile
+            nextFile += 1
+            if let meta = try writeTable(from: mem, number: number, path: path, options: options) {
+                // Made durable with the directory sync that follows the new manifest's creation.
+                var edit = VersionEdit()
+                edit.newFiles.append((0, meta))
+                version = version.applying(edit)
+            }
+        }
+        let logNumber = nextFile
+        let manifestNumber = nextFile + 1
+        nextFile += 2
+        let logFile = try fs.createWritable(FileNames.log(path, logNumber))
+        let log = try LogWriter(file: logFile, logNumber: logNumber)
+        try log.sync()
+        manifest.version = version
+        manifest.logNumber = logNumber
+        manifest.nextFileNumber = nextFile
+        manifest.lastSequence = lastSequence
+        let manifestWriter = try Manifest.create(fs: fs, directory: path, number: manifestNumber, state: manifest)
+        return State(
+            mem: MemTable(logNumber: logNumber), log: log, logFile: logFile, logNumber: logNumber,
+            lastSequence: lastSequence, nextFileNumber: nextFile,
+            version: version, manifest: manifestWriter, manifestNumber: manifestNumber,
+            versionLogNumber: logNumber, compactPointers: manifest.compactPointers)
     }
 
     /// Applies one WAL's batches to `mem`; returns the highest sequence seen.
     static func replayLog(path: String, number: UInt64, into mem: MemTable, options: Options, isNewest: Bool) throws(KVError) -> SequenceNumber {
+        // Only the newest log can have a torn tail from a crash; an older one was complete
+        // when the next was started, so damage there is corruption.
         let fileName = FileNames.log(path, number)
         let file = try options.fileSystem.openReadable(fileName)
         let mode: RecoveryMode
         switch options.walRecovery {
         case .strict: mode = .strict
         case .skipCorrupt: mode = .skipCorrupt
-        case .tolerateTornTail: mode = .tolerateTornTail
+        case .tolerateTornTail: mode = isNewest ? .tolerateTornTail : .strict
         }
         var reader = LogReader(file: file, expectedLogNumber: number, mode: mode)
         var last: SequenceNumber = 0
@@ -97,6 +123,7 @@ extension Database {
     }
 
     func startBackgroundThreads() {
+        startFlushThread()
         if options.durability == .everysec {
             state.withLock { $0.syncerRunning = true }
             // The thread holds the mutex and conditions, not the database, so an unclosed
@@ -134,7 +161,10 @@ extension Database {
         exited.broadcast()
     }
 
-    func closeDatabase() throws(KVError) {
+    /// Closes the database. From `deinit` (`fromDeinit`), the background thread is not waited
+    /// for: it cannot be inside a step (a step holds a strong reference), or deinit is running
+    /// on that very thread after its step.
+    func closeDatabase(fromDeinit: Bool = false) throws(KVError) {
         let log: LogWriter? = state.locked { s in
             if s.pointee.closed { return nil }
             // Wait for in-flight writers to drain.
@@ -143,8 +173,12 @@ extension Database {
             }
             s.pointee.closed = true
             closing.broadcast()
+            backgroundWork.broadcast()
             while s.pointee.syncerRunning {
                 state.wait(syncerExited, timeoutNanoseconds: 10_000_000)
+            }
+            while s.pointee.backgroundRunning && !fromDeinit {
+                state.wait(backgroundDone, timeoutNanoseconds: 10_000_000)
             }
             return s.pointee.log
         }
@@ -153,5 +187,24 @@ extension Database {
         try log.flush()
         try log.sync()
         try log.close()
+        let manifest = state.withLock { $0.manifest }
+        try manifest.close()
+    }
+}
+
+extension Database {
+    /// Test hook modelling the death of the process: stops the background threads without
+    /// any further I/O (no WAL sync, no file deletion), then marks the database closed.
+    /// Use before simulating a crash on the in-memory file system and reopening, so the old
+    /// instance's threads cannot touch the new one's files.
+    package func haltForCrashTest() {
+        state.locked { s in
+            s.pointee.closed = true
+            closing.broadcast()
+            backgroundWork.broadcast()
+            while s.pointee.syncerRunning || s.pointee.backgroundRunning {
+                state.wait(backgroundDone, timeoutNanoseconds: 5_000_000)
+            }
+        }
     }
 }

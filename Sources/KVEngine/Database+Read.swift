@@ -5,13 +5,14 @@ extension Database {
     struct ReadView {
         let mem: MemTable
         let imm: [MemTable]
+        let version: Version
         let sequence: SequenceNumber
     }
 
     func readView(_ snapshot: Snapshot?) throws(KVError) -> ReadView {
         try state.withLock { (s) throws(KVError) -> ReadView in
             if s.closed { throw .closed }
-            return ReadView(mem: s.mem, imm: s.imm, sequence: snapshot?.sequence ?? s.lastSequence)
+            return ReadView(mem: s.mem, imm: s.imm, version: s.version, sequence: snapshot?.sequence ?? s.lastSequence)
         }
     }
 
@@ -27,7 +28,7 @@ extension Database {
         try get(Array(key.utf8), snapshot: snapshot)
     }
 
-    /// Typed point lookup: memtable, then immutable memtables newest first.
+    /// Typed point lookup: memtable, immutable memtables newest first, then the tables.
     package func getTyped(_ key: UnsafeRawBufferPointer, snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
         let view = try readView(snapshot)
         switch view.mem.get(key, snapshot: view.sequence) {
@@ -42,7 +43,10 @@ extension Database {
             case .notFound: break
             }
         }
-        return nil
+        switch try view.version.get(key, sequence: view.sequence, tables: tables) {
+        case .found(let v): return v
+        case .deleted, .notFound: return nil
+        }
     }
 
     /// Whether `key` has a value.
@@ -59,7 +63,8 @@ extension Database {
         let view = try readView(snapshot)
         var children: [any InternalIterator] = [view.mem.makeIterator()]
         for m in view.imm.reversed() { children.append(m.makeIterator()) }
-        return DBIterator(MergingIterator(children), sequence: view.sequence, snapshot: snapshot)
+        children.append(contentsOf: try view.version.iterators(tables))
+        return DBIterator(MergingIterator(children), sequence: view.sequence, snapshot: snapshot, pinned: view.version)
     }
 
     /// Streams the entries with `from <= key < to` in ascending order (descending with

@@ -10,7 +10,7 @@ extension Database {
     public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
         var batch = WriteBatch()
         batch.put(key, value)
-        try commit(batch, durability: durability)
+        try commitTyped(batch, durability: durability)
     }
 
     /// Stores a UTF-8 string value under a UTF-8 string key.
@@ -22,7 +22,7 @@ extension Database {
     public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
         var batch = WriteBatch()
         batch.delete(key)
-        try commit(batch, durability: durability)
+        try commitTyped(batch, durability: durability)
     }
 
     /// Removes a UTF-8 string key.
@@ -33,18 +33,23 @@ extension Database {
     /// Applies every operation of `batch` atomically: after a crash either all of them or none
     /// are present. An empty batch is a no-op.
     public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
-        try commit(batch, durability: durability)
+        try commitTyped(batch, durability: durability)
     }
 
     /// The write path, typed. Group commit as LevelDB does it: writers queue; the first in the
     /// queue becomes the leader, appends the batches of the writers behind it to the WAL in
     /// one record, fsyncs once if any of them asked for it, inserts into the memtable, then
     /// wakes them with the shared result.
-    package func commit(_ batch: WriteBatch, durability: Durability? = nil) throws(KVError) {
-        if batch.isEmpty { return }
-        try batch.validateLimits()
+    ///
+    /// With `batch == nil` the caller only wants leadership: with `forceSwitch` it starts a
+    /// new memtable and WAL (as `flush()` needs), then leaves.
+    package func commitTyped(_ batch: WriteBatch?, durability: Durability? = nil, forceSwitch: Bool = false) throws(KVError) {
+        if let batch {
+            if batch.isEmpty { return }
+            try batch.validateLimits()
+        }
         let mode = durability ?? options.durability
-        let w = Writer(batch: batch, sync: mode == .always)
+        let w = Writer(batch: batch ?? WriteBatch(), sync: mode == .always)
 
         struct Group {
             var rep: [UInt8]
@@ -72,11 +77,16 @@ extension Database {
                 throw err
             }
             do throws(KVError) {
-                try makeRoomForWrite(s)
+                try makeRoomForWrite(s, force: forceSwitch)
             } catch {
                 s.pointee.writers.removeFirst()
                 signalNextWriter(&s.pointee)
                 throw error
+            }
+            if batch == nil {
+                s.pointee.writers.removeFirst()
+                signalNextWriter(&s.pointee)
+                return nil
             }
             // Build the group.
             var rep = w.batch.rep
@@ -88,6 +98,7 @@ extension Database {
             let writers = s.pointee.writers
             while i < writers.count {
                 let next = writers[i]
+                if next.batch.isEmpty { break }
                 if next.sync && !sync { break }
                 if rep.count + next.batch.rep.count - WriteBatch.headerSize > maxSize { break }
                 if i == 1 { rep.reserveCapacity(maxSize) }
@@ -134,6 +145,8 @@ extension Database {
                 if s.backgroundError == nil { s.backgroundError = failure }
             } else {
                 s.lastSequence = group.first + SequenceNumber(group.count) - 1
+                s.stats.walBytesWritten += UInt64(group.rep.count)
+                s.stats.userBytesWritten += UInt64(group.rep.count - WriteBatch.headerSize)
                 if !group.sync { s.walDirty = true }
             }
             while let front = s.writers.first {
@@ -162,9 +175,46 @@ extension Database {
 
     /// Ensures the memtable has room for the leader's group. Called by the leader with the
     /// mutex held.
-    func makeRoomForWrite(_ s: UnsafeMutablePointer<State>) throws(KVError) {
-        if s.pointee.mem.approximateMemoryUsage < options.writeBufferSize { return }
-        try switchMemtable(s)
+    ///
+    /// When the memtable is full and `maxImmutableMemtables` full memtables already wait for
+    /// their flush, the writer waits for the background thread.
+    ///
+    /// Level-0 backpressure as LevelDB applies it: past the slowdown trigger each write is
+    /// delayed once by about 1 ms (spreading the delay over many writes instead of one long
+    /// stop); past the stop trigger writers wait for compaction.
+    func makeRoomForWrite(_ s: UnsafeMutablePointer<State>, force: Bool) throws(KVError) {
+        var force = force
+        var delayed = false
+        var stallStart: UInt64 = 0
+        defer {
+            if stallStart != 0 { s.pointee.stats.stallNanos += monotonicNanos() - stallStart }
+        }
+        while true {
+            if let e = s.pointee.backgroundError { throw .backgroundError(cause: e.description) }
+            if s.pointee.closed { throw .closed }
+            let l0 = s.pointee.version.fileCount(0)
+            if !delayed && !force && l0 >= options.level0SlowdownTrigger {
+                delayed = true
+                s.pointee.stats.slowdowns += 1
+                if stallStart == 0 { stallStart = monotonicNanos() }
+                backgroundWork.signal()
+                // Releases the mutex for ~1 ms so compaction can proceed.
+                state.wait(writersDrained, timeoutNanoseconds: 1_000_000)
+                continue
+            }
+            if !force && s.pointee.mem.approximateMemoryUsage < options.writeBufferSize { return }
+            if s.pointee.imm.count >= options.maxImmutableMemtables || l0 >= options.level0StopTrigger {
+                s.pointee.stats.stops += 1
+                if stallStart == 0 { stallStart = monotonicNanos() }
+                backgroundWork.signal()
+                state.wait(backgroundDone, timeoutNanoseconds: 100_000_000)
+                continue
+            }
+            if force && s.pointee.mem.count == 0 { return }
+            try switchMemtable(s)
+            force = false
+            return
+        }
     }
 
     /// Starts a new WAL and memtable; the full memtable joins the immutable list. Called with
@@ -176,22 +226,19 @@ extension Database {
         let writer: LogWriter
         do throws(KVError) {
             writer = try LogWriter(file: file, logNumber: number)
-            try writer.flush()
+            try writer.sync()
             try fs.syncDirectory(path)
         } catch {
             s.pointee.backgroundError = error
             throw error
         }
-        // The old log keeps everything in the full memtable; make it durable before moving on
-        // so the once-a-second promise of `everysec` holds across the switch.
-        if options.durability != .no {
-            do { try s.pointee.logFile.syncFlushed() } catch {
-                s.pointee.backgroundError = error
-                throw error
-            }
+        // The old log keeps everything in the full memtable; make it durable before moving on,
+        // so every log but the newest is complete on disk (recovery reads older logs strictly).
+        do throws(KVError) { try s.pointee.logFile.syncFlushed() } catch {
+            s.pointee.backgroundError = error
+            throw error
         }
         try? s.pointee.log.close()
-        s.pointee.liveLogs.append(s.pointee.logNumber)
         s.pointee.imm.append(s.pointee.mem)
         s.pointee.mem = MemTable(logNumber: number)
         s.pointee.log = writer

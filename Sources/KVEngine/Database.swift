@@ -26,6 +26,11 @@ public final class Database: Sendable {
     let state: ConditionMutex<State>
     let snapshots = SnapshotList()
     let lock: any FileLock
+    let tables: TableCache
+    /// Signalled when there is background work (a memtable to flush) or on close.
+    let backgroundWork = Condition()
+    /// Broadcast after each background step (writers waiting for room, `flush()` callers).
+    let backgroundDone = Condition()
     /// Signalled when the database closes (wakes the WAL syncer).
     let closing = Condition()
     /// Signalled when the group-commit queue becomes empty.
@@ -51,15 +56,35 @@ public final class Database: Sendable {
         /// Whether the WAL has bytes written since the last fsync.
         var walDirty = false
         var syncerRunning = false
-        /// Logs older than the current one that still hold unflushed writes.
-        var liveLogs: [UInt64] = []
+        /// The current set of table files.
+        var version: Version
+        /// Versions that readers or iterators may still hold (their files must stay).
+        var liveVersions: [WeakVersion] = []
+        /// Manifest writer; only the background thread appends to it after open.
+        var manifest: LogWriter
+        var manifestNumber: UInt64
+        /// The log number recorded in the manifest: older WALs are obsolete.
+        var versionLogNumber: UInt64
+        var compactPointers: [[UInt8]] = Array(repeating: [], count: numLevels)
+        /// Table numbers being written, protected from obsolete-file deletion.
+        var pendingOutputs: Set<UInt64> = []
+        var backgroundRunning = false
+        /// A pending `compactRange` request.
+        var manualCompaction: ManualCompaction?
+        var stats = EngineStatsCounters()
     }
 
-    init(path: String, options: Options, lock: any FileLock, state: State) {
+    /// A reference to a version that does not keep it alive.
+    struct WeakVersion {
+        weak var version: Version?
+    }
+
+    init(path: String, options: Options, lock: any FileLock, state: State, tables: TableCache) {
         self.path = path
         self.options = options
         self.fs = options.fileSystem
         self.lock = lock
+        self.tables = tables
         self.state = ConditionMutex(state)
     }
 
@@ -91,7 +116,7 @@ public final class Database: Sendable {
     }
 
     deinit {
-        _ = try? closeDatabase()
+        _ = try? closeDatabase(fromDeinit: true)
     }
 }
 

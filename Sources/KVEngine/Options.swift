@@ -15,6 +15,14 @@ public enum Durability: String, Sendable, CaseIterable {
     case no
 }
 
+/// Block compression of sorted tables.
+public enum Compression: String, Sendable {
+    /// LZ4 (liblz4); a block is stored raw when LZ4 saves less than 12.5%.
+    case lz4
+    /// No compression.
+    case none
+}
+
 /// What the engine does with a WAL whose end is damaged.
 public enum WALRecoveryMode: String, Sendable {
     /// A torn or corrupt record at the very end of the newest log (a write interrupted by a
@@ -41,6 +49,41 @@ public struct Options: Sendable {
     /// How a damaged WAL tail is treated on open. Default `.tolerateTornTail`.
     public var walRecovery: WALRecoveryMode = .tolerateTornTail
 
+    /// Uncompressed size of a table data block. Default 4 KiB.
+    public var blockSize: Int = 4096
+    /// Compression of table blocks. Default LZ4.
+    public var compression: Compression = .lz4
+    /// Bloom filter bits per key in each table (0 = no filter). Default 10 (~1% false positives).
+    public var bloomBitsPerKey: Int = 10
+    /// Byte budget of the shared block cache (0 = no cache). Default 32 MiB.
+    public var blockCacheCapacity: Int = 32 << 20
+    /// Table files kept open at once. Default 1000.
+    public var maxOpenFiles: Int = 1000
+    /// Full memtables that may wait for their flush before writes wait. Default 2.
+    public var maxImmutableMemtables: Int = 2
+
+    /// Target size of a table written by compaction. Default 64 MiB.
+    public var targetFileSize: Int = 64 << 20
+    /// Byte budget of level 1; each deeper level gets `levelSizeMultiplier` times more.
+    /// Default 256 MiB.
+    public var maxBytesForLevelBase: Int = 256 << 20
+    /// Size ratio between adjacent levels. Default 10.
+    public var levelSizeMultiplier: Int = 10
+    /// Level-0 file count that triggers a compaction. Default 4.
+    public var level0CompactionTrigger = 4
+    /// Level-0 file count at which each write is delayed by about 1 ms. Default 8.
+    public var level0SlowdownTrigger = 8
+    /// Level-0 file count at which writes wait for compaction. Default 12.
+    public var level0StopTrigger = 12
+    /// Decides during compaction whether an entry should be dropped (for example an expired
+    /// TTL). Called with the user key and value of the newest version of a key that no
+    /// snapshot needs; returning true deletes the key. Nil: keep everything. Must be fast and
+    /// must not call back into the database.
+    public var compactionFilter: (@Sendable (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool)?
+    /// Test hook: called at the start of each background compaction (may sleep to slow
+    /// compaction down).
+    package var compactionHook: (@Sendable () -> Void)?
+
     /// Default options.
     public init() {}
 
@@ -48,6 +91,28 @@ public struct Options: Sendable {
     public func validate() throws(KVError) {
         if writeBufferSize < 4096 || writeBufferSize > 4 << 30 {
             throw .invalidArgument("writeBufferSize must be between 4 KiB and 4 GiB, got \(writeBufferSize)")
+        }
+        if blockSize < 256 || blockSize > 4 << 20 {
+            throw .invalidArgument("blockSize must be between 256 B and 4 MiB, got \(blockSize)")
+        }
+        if bloomBitsPerKey < 0 || bloomBitsPerKey > 64 {
+            throw .invalidArgument("bloomBitsPerKey must be between 0 and 64, got \(bloomBitsPerKey)")
+        }
+        if blockCacheCapacity < 0 { throw .invalidArgument("blockCacheCapacity must not be negative") }
+        if maxOpenFiles < 16 { throw .invalidArgument("maxOpenFiles must be at least 16, got \(maxOpenFiles)") }
+        if targetFileSize < 4096 { throw .invalidArgument("targetFileSize must be at least 4 KiB, got \(targetFileSize)") }
+        if maxBytesForLevelBase < 4096 {
+            throw .invalidArgument("maxBytesForLevelBase must be at least 4 KiB, got \(maxBytesForLevelBase)")
+        }
+        if levelSizeMultiplier < 2 { throw .invalidArgument("levelSizeMultiplier must be at least 2") }
+        if !(1 <= level0CompactionTrigger && level0CompactionTrigger <= level0SlowdownTrigger
+            && level0SlowdownTrigger <= level0StopTrigger)
+        {
+            throw .invalidArgument(
+                "level-0 triggers must satisfy 1 <= compaction (\(level0CompactionTrigger)) <= slowdown (\(level0SlowdownTrigger)) <= stop (\(level0StopTrigger))")
+        }
+        if maxImmutableMemtables < 1 || maxImmutableMemtables > 16 {
+            throw .invalidArgument("maxImmutableMemtables must be between 1 and 16, got \(maxImmutableMemtables)")
         }
     }
 }

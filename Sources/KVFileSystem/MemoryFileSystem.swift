@@ -144,9 +144,13 @@ public final class MemoryFileSystem: FileSystem, Sendable {
             s.locks.removeAll()
             var rng = SplitMix64(seed: tornTailSeed ?? 0)
             var seen = Set<ObjectIdentifier>()
-            for (name, var dir) in s.directories {
+            // Sorted, so the torn tails a seed picks do not depend on dictionary order.
+            for name in s.directories.keys.sorted() {
+                var dir = s.directories[name]!
                 dir.entries = dir.durable
-                for node in dir.entries.values where seen.insert(ObjectIdentifier(node)).inserted {
+                for entry in dir.entries.keys.sorted() {
+                    let node = dir.entries[entry]!
+                    guard seen.insert(ObjectIdentifier(node)).inserted else { continue }
                     var keep = node.synced
                     if tornTailSeed != nil && node.data.count > node.synced {
                         keep += Int(rng.next() % UInt64(node.data.count - node.synced + 1))
@@ -304,10 +308,11 @@ public final class MemoryFileSystem: FileSystem, Sendable {
     public func lockFile(_ path: String) throws(KVError) -> any FileLock {
         try state.withLock { (s) throws(KVError) -> any FileLock in
             let p = Self.normalize(path)
+            let (d, n) = Self.split(p)
+            guard s.directories[d] != nil else { throw .io(path: path, operation: "open lock file", errno: 2) }
             if s.locks.contains(p) { throw .locked(path: path) }
             s.locks.insert(p)
-            let (d, n) = Self.split(p)
-            if s.directories[d]?.entries[n] == nil { s.directories[d]?.entries[n] = Node() }
+            if s.directories[d]!.entries[n] == nil { s.directories[d]!.entries[n] = Node() }
             return MemoryFileLock(fs: self, path: p, epoch: s.epoch)
         }
     }
@@ -388,6 +393,7 @@ final class MemoryReadableFile: ReadableFile, @unchecked Sendable {
 
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVError) -> Int {
         try fs.state.withLock { (s) throws(KVError) -> Int in
+            if s.epoch != epoch { throw .io(path: path, operation: "read after crash", errno: 5) }
             try fs.check(&s, .read, path)
             let data = node.data
             guard offset < UInt64(data.count) else { return 0 }

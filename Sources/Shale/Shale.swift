@@ -1,1 +1,6 @@
+// The one module embedders import: the engine (`Database`), the sharded store
+// (`ShardedStore`), errors and options, and the file-system seam.
+@_exported import KVBase
 @_exported import KVEngine
+@_exported import KVFileSystem
+@_exported import KVStore

@@ -60,6 +60,7 @@ struct CrashTests {
                 if mode == .always { lastAlways = i }
                 states.append(model)
             }
+            db.haltForCrashTest()
             switch crash {
             case .process: fs.simulateProcessCrash()
             case .powerLoss: fs.simulatePowerLoss()

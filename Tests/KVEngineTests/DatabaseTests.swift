@@ -240,3 +240,121 @@ struct DatabaseTests {
         try d.close()
     }
 }
+
+@Suite("Tables and flush")
+struct FlushTests {
+    func smallOptions(_ fs: MemoryFileSystem) -> Options {
+        var o = memoryOptions(fs)
+        o.writeBufferSize = 16 << 10
+        o.blockSize = 512
+        return o
+    }
+
+    @Test func flushedDataIsReadFromTablesAndSurvivesReopen() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(fs)
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<3000 { try db.put("key\(i)", "value-\(i)-" + String(repeating: "x", count: i % 50)) }
+        for i in stride(from: 0, to: 3000, by: 3) { try db.delete("key\(i)") }
+        try db.flush()
+        let stats = db.stats
+        #expect(stats.flushes > 0)
+        #expect(stats.levelFiles[0] > 0)
+        #expect(stats.immutableMemtables == 0)
+        for i in 0..<3000 {
+            let expected: [UInt8]? = i % 3 == 0 ? nil : bytes("value-\(i)-" + String(repeating: "x", count: i % 50))
+            #expect(try db.get("key\(i)") == expected)
+        }
+        try db.verify()
+        try db.close()
+        // Only live files remain: one WAL, one manifest, the tables.
+        let names = try fs.listDirectory("/db")
+        #expect(names.filter { $0.hasSuffix(".log") }.count == 1, "\(names)")
+        #expect(names.filter { $0.hasPrefix("MANIFEST-") }.count == 1, "\(names)")
+        let again = try Database.open(at: "/db", options: options)
+        #expect(try again.scan().map { $0.key }.count == 2000)
+        #expect(try again.get("key1") == bytes("value-1-x"))
+        #expect(try again.get("key3") == nil)
+        try again.close()
+    }
+
+    @Test func snapshotIteratorSurvivesFlushes() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: smallOptions(fs))
+        for i in 0..<500 { try db.put("k\(1000 + i)", "v1") }
+        let snap = db.snapshot()
+        let it = try db.makeIterator(snapshot: snap)
+        try it.seekToFirst()
+        for i in 0..<3000 { try db.put("k\(1000 + i % 500)", "v2-\(i)") }
+        try db.flush()
+        var n = 0
+        while it.isValid {
+            #expect(it.value == bytes("v1"))
+            n += 1
+            try it.next()
+        }
+        #expect(n == 500)
+        #expect(try db.get("k1000", snapshot: snap) == bytes("v1"))
+        try db.close()
+    }
+
+    @Test func flushFailureLatchesAndReopenRecoversEverything() throws {
+        let fs = MemoryFileSystem()
+        let options = smallOptions(fs)
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<200 { try db.put("a\(i)", "1") }
+        fs.inject(.init(.write, pathContains: ".sst", count: Int.max, errno: 28))
+        var failed = false
+        for i in 0..<5000 {
+            do { try db.put("b\(i)", String(repeating: "z", count: 100)) } catch {
+                failed = true
+                break
+            }
+        }
+        #expect(failed, "a failed flush must stop writes")
+        #expect(try db.get("a1") == bytes("1"))
+        fs.clearFaults()
+        try? db.close()
+        let again = try Database.open(at: "/db", options: options)
+        for i in 0..<200 { #expect(try again.get("a\(i)") == bytes("1")) }
+        try again.verify()
+        try again.close()
+        // No half-written table is left behind.
+        let names = try fs.listDirectory("/db")
+        #expect(!names.contains { $0.hasSuffix(".tmp") })
+    }
+
+    @Test func corruptTableIsReportedWithFileName() throws {
+        let fs = MemoryFileSystem()
+        var options = smallOptions(fs)
+        options.blockCacheCapacity = 0
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<2000 { try db.put("key\(i)", String(repeating: "v", count: 40)) }
+        try db.flush()
+        try db.close()
+        let table = try #require(try fs.listDirectory("/db").first { $0.hasSuffix(".sst") })
+        fs.flipBytes("/db/" + table, at: 10)
+        let again = try Database.open(at: "/db", options: options)
+        do {
+            try again.verify()
+            Issue.record("verify should report the flipped byte")
+        } catch let e as KVError {
+            guard case .corruption(let file, _, _) = e else {
+                Issue.record("expected corruption, got \(e)")
+                return
+            }
+            #expect(file.hasSuffix(table))
+        }
+        // Reads that touch the damaged block fail; they never return wrong data.
+        var failures = 0
+        for i in 0..<2000 {
+            do {
+                #expect(try again.get("key\(i)") == [UInt8](repeating: 0x76, count: 40))
+            } catch let e as KVError {
+                if case .corruption = e { failures += 1 } else { Issue.record("unexpected \(e)") }
+            }
+        }
+        #expect(failures > 0)
+        try again.close()
+    }
+}

@@ -1,0 +1,63 @@
+/// The benchmarks kvbench knows, named as db_bench names them, plus the YCSB core
+/// workloads.
+enum Benchmark: String, CaseIterable, Sendable {
+    case fillseq, fillrandom, overwrite, fillsync
+    case readrandom, readseq, readreverse, seekrandom
+    case deleterandom, readwhilewriting, compact
+    case ycsba, ycsbb, ycsbc, ycsbd, ycsbe, ycsbf
+
+    /// db_bench's `fresh_db`: the database is deleted and recreated before the benchmark
+    /// (or the benchmark is skipped with `--use_existing_db=1`).
+    var needsFreshDB: Bool {
+        switch self {
+        case .fillseq, .fillrandom, .fillsync: return true
+        default: return false
+        }
+    }
+
+    /// Whether the benchmark fills the whole key space (so later YCSB runs need no load).
+    var loadsKeySpace: Bool {
+        self == .fillseq || self == .fillrandom
+    }
+
+    /// The YCSB workload this benchmark runs, if any.
+    var ycsb: YCSBWorkload? {
+        switch self {
+        case .ycsba: return .a
+        case .ycsbb: return .b
+        case .ycsbc: return .c
+        case .ycsbd: return .d
+        case .ycsbe: return .e
+        case .ycsbf: return .f
+        default: return nil
+        }
+    }
+
+    /// What the target must support to run the benchmark.
+    var requirement: Requirement {
+        switch self {
+        case .readseq, .readreverse, .seekrandom, .ycsbe: return .orderedScans
+        case .compact: return .compaction
+        case .fillsync: return .syncWrites
+        default: return .pointOperations
+        }
+    }
+
+    /// Capabilities a target may lack.
+    enum Requirement: Sendable {
+        case pointOperations, orderedScans, compaction, syncWrites
+    }
+
+    /// The name of the operation its latencies measure, for `--histogram=1` output
+    /// ("Microseconds per write:").
+    var operationName: String {
+        switch self {
+        case .fillseq, .fillrandom, .overwrite, .fillsync: return "write"
+        case .deleterandom: return "delete"
+        case .seekrandom: return "seek"
+        case .compact: return "compaction"
+        case .ycsba, .ycsbb, .ycsbc, .ycsbd, .ycsbe, .ycsbf: return "op"
+        default: return "read"
+        }
+    }
+}

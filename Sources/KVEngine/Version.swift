@@ -1,0 +1,198 @@
+import KVBase
+import KVTable
+
+/// An immutable snapshot of which table files make up each level.
+///
+/// Invariants: level 0 files may overlap and are ordered newest first (descending file
+/// number, which is also descending age of their data); files of levels 1 and deeper do not
+/// overlap and are ordered by smallest key. Readers and iterators hold a `Version` to keep
+/// its files from being deleted.
+final class Version: Sendable {
+    let files: [[FileMetaData]]
+
+    init(files: [[FileMetaData]]) {
+        self.files = files
+    }
+
+    static let empty = Version(files: Array(repeating: [], count: numLevels))
+
+    /// Number of files at `level`.
+    func fileCount(_ level: Int) -> Int { files[level].count }
+
+    /// Total bytes at `level`.
+    func bytes(_ level: Int) -> UInt64 { files[level].reduce(0) { $0 + $1.size } }
+
+    /// Every file number in this version.
+    var allFileNumbers: Set<UInt64> {
+        var s = Set<UInt64>()
+        for level in files { for f in level { s.insert(f.number) } }
+        return s
+    }
+
+    /// The result of a point lookup in the tables.
+    enum Lookup {
+        case notFound
+        case deleted
+        case found([UInt8])
+    }
+
+    /// Looks `userKey` up as of `sequence`: level 0 newest first, then one file per deeper level.
+    func get(_ userKey: UnsafeRawBufferPointer, sequence: SequenceNumber, tables: TableCache) throws(KVError) -> Lookup {
+        let lookup = ScratchBuffer(capacity: userKey.count + 8)
+        lookup.append(userKey)
+        lookup.appendFixed64(packTrailer(sequence, .value))
+        for f in files[0] where Self.userRangeContains(f, userKey) {
+            let r = try probe(f, userKey, lookup.bytes, tables)
+            if case .notFound = r { continue }
+            return r
+        }
+        for level in 1..<numLevels {
+            let level = files[level]
+            if level.isEmpty { continue }
+            // First file whose largest key >= lookup.
+            var lo = 0
+            var hi = level.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if level[mid].largest.withUnsafeBytes({ InternalKey.compare($0, lookup.bytes) }) < 0 {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
+            }
+            guard lo < level.count else { continue }
+            let f = level[lo]
+            guard f.smallest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) <= 0 else { continue }
+            let r = try probe(f, userKey, lookup.bytes, tables)
+            if case .notFound = r { continue }
+            return r
+        }
+        return .notFound
+    }
+
+    private func probe(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer, _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
+        let reader = try tables.reader(f.number)
+        guard let (key, value) = try reader.get(lookup) else { return .notFound }
+        return key.withUnsafeBytes { k -> Lookup in
+            guard k.count >= 8, compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
+            return InternalKey.kind(k) == .value ? .found(value) : .deleted
+        }
+    }
+
+    static func userRangeContains(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer) -> Bool {
+        f.smallest.withUnsafeBytes { s in f.largest.withUnsafeBytes { l in
+            compareBytes(InternalKey.userKey(s), userKey) <= 0 && compareBytes(userKey, InternalKey.userKey(l)) <= 0
+        } }
+    }
+
+    /// Iterators over every table: one per level-0 file, one concatenating iterator per
+    /// deeper level.
+    func iterators(_ tables: TableCache) throws(KVError) -> [any InternalIterator] {
+        var out: [any InternalIterator] = []
+        for f in files[0] { out.append(try tables.reader(f.number).makeIterator()) }
+        for level in 1..<numLevels where !files[level].isEmpty {
+            out.append(LevelIterator(files: files[level], tables: tables))
+        }
+        return out
+    }
+
+    /// Files of `level` whose user-key range intersects [smallest, largest] (user keys; nil = open).
+    func overlapping(_ level: Int, _ smallest: [UInt8]?, _ largest: [UInt8]?) -> [FileMetaData] {
+        files[level].filter { f in
+            let fs = f.smallest.withUnsafeBytes { Array(InternalKey.userKey($0)) }
+            let fl = f.largest.withUnsafeBytes { Array(InternalKey.userKey($0)) }
+            if let smallest, compareBytes(fl, smallest) < 0 { return false }
+            if let largest, compareBytes(fs, largest) > 0 { return false }
+            return true
+        }
+    }
+}
+
+/// Concatenates the tables of one sorted, non-overlapping level, opening each lazily.
+final class LevelIterator: InternalIterator {
+    private let files: [FileMetaData]
+    private let tables: TableCache
+    private var index = -1
+    private var current: (any InternalIterator)?
+
+    init(files: [FileMetaData], tables: TableCache) {
+        self.files = files
+        self.tables = tables
+    }
+
+    var isValid: Bool { current?.isValid ?? false }
+    var key: UnsafeRawBufferPointer { current!.key }
+    var value: UnsafeRawBufferPointer { current!.value }
+
+    private func open(_ i: Int) throws(KVError) {
+        if i == index, current != nil { return }
+        index = i
+        if i < 0 || i >= files.count {
+            current = nil
+            return
+        }
+        current = try tables.reader(files[i].number).makeIterator()
+    }
+
+    func seekToFirst() throws(KVError) {
+        try open(0)
+        try current?.seekToFirst()
+        try skipForward()
+    }
+
+    func seekToLast() throws(KVError) {
+        try open(files.count - 1)
+        try current?.seekToLast()
+        try skipBackward()
+    }
+
+    func seek(_ target: UnsafeRawBufferPointer) throws(KVError) {
+        var lo = 0
+        var hi = files.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if files[mid].largest.withUnsafeBytes({ InternalKey.compare($0, target) }) < 0 {
+                lo = mid + 1
+            } else {
+                hi = mid
+            }
+        }
+        try open(lo)
+        try current?.seek(target)
+        try skipForward()
+    }
+
+    func next() throws(KVError) {
+        try current!.next()
+        try skipForward()
+    }
+
+    func prev() throws(KVError) {
+        try current!.prev()
+        try skipBackward()
+    }
+
+    private func skipForward() throws(KVError) {
+        while current != nil && !current!.isValid {
+            if index + 1 >= files.count {
+                current = nil
+                index = files.count
+                return
+            }
+            try open(index + 1)
+            try current!.seekToFirst()
+        }
+    }
+
+    private func skipBackward() throws(KVError) {
+        while current != nil && !current!.isValid {
+            if index - 1 < 0 {
+                current = nil
+                index = -1
+                return
+            }
+            try open(index - 1)
+            try current!.seekToLast()
+        }
+    }
+}

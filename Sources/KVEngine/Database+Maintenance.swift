@@ -20,6 +20,7 @@ extension Database {
         let (version, counters, imm, memBytes, seq) = state.withLock { s in
             (s.version, s.stats, s.imm.count, s.mem.approximateMemoryUsage + s.imm.reduce(0) { $0 + $1.approximateMemoryUsage }, s.lastSequence)
         }
+        let bloom = tables.bloomStatistics()
         return DatabaseStats(
             levelFiles: (0..<numLevels).map { version.fileCount($0) },
             levelBytes: (0..<numLevels).map { version.bytes($0) },
@@ -38,6 +39,11 @@ extension Database {
             stallSlowdowns: counters.slowdowns,
             stallStops: counters.stops,
             stallSeconds: Double(counters.stallNanos) / 1e9,
+            rowCacheHits: rowCache?.cache.statistics.hits ?? 0,
+            rowCacheMisses: rowCache?.cache.statistics.misses ?? 0,
+            bloomUseful: bloom.useful,
+            bloomChecked: bloom.checked,
+            warmedBlocks: warmingDone.loaded.load(ordering: .acquiring),
             lastSequence: seq,
             immutableMemtables: imm,
             memtableBytes: memBytes)

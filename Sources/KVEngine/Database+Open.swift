@@ -20,6 +20,7 @@ extension Database {
             let db = Database(path: path, options: options, lock: lock, state: recovered, tables: tables)
             db.deleteObsoleteFiles()
             db.startBackgroundThreads()
+            db.startCacheWarming()
             return db
         } catch {
             lock.unlock()
@@ -184,6 +185,7 @@ extension Database {
         }
         guard let log else { return }
         defer { lock.unlock() }
+        if !fromDeinit { recordWarmList() }
         try log.flush()
         try log.sync()
         try log.close()

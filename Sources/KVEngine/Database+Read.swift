@@ -43,8 +43,17 @@ extension Database {
             case .notFound: break
             }
         }
+        // The row cache serves reads of the latest state only.
+        let rowCache = snapshot == nil ? self.rowCache : nil
+        var generation: UInt64 = 0
+        if let rowCache {
+            generation = rowCache.generation(of: key)
+            if let v = rowCache.get(key) { return v }
+        }
         switch try view.version.get(key, sequence: view.sequence, tables: tables) {
-        case .found(let v): return v
+        case .found(let v):
+            rowCache?.insert(key, v, ifGeneration: generation)
+            return v
         case .deleted, .notFound: return nil
         }
     }

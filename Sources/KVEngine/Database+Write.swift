@@ -133,8 +133,10 @@ extension Database {
         if failure == nil {
             group.rep.withUnsafeBytes { p in
                 var seq = group.first
+                let rowCache = self.rowCache
                 try? WriteBatch.decode(p, file: "write batch", offset: 0) { kind, key, value in
                     group.mem.add(seq, kind, key, value)
+                    rowCache?.invalidate(key)
                     seq += 1
                 }
             }

@@ -1,6 +1,7 @@
 import KVBase
 import KVFileSystem
 import KVLog
+import Synchronization
 
 /// One LSM-tree storage engine over one directory: write-ahead log, memtable, and (from the
 /// table layer up) sorted tables and compaction.
@@ -27,6 +28,10 @@ public final class Database: Sendable {
     let snapshots = SnapshotList()
     let lock: any FileLock
     let tables: TableCache
+    /// Hot key → value results; nil when `rowCacheCapacity` is 0.
+    let rowCache: RowCache?
+    /// Blocks preloaded by cache warming (-1 while it runs or when there was nothing to do).
+    let warmingDone = WarmingProgress()
     /// Signalled when there is background work (a memtable to flush) or on close.
     let backgroundWork = Condition()
     /// Broadcast after each background step (writers waiting for room, `flush()` callers).
@@ -85,6 +90,7 @@ public final class Database: Sendable {
         self.fs = options.fileSystem
         self.lock = lock
         self.tables = tables
+        self.rowCache = options.rowCacheCapacity > 0 ? RowCache(capacity: options.rowCacheCapacity) : nil
         self.state = ConditionMutex(state)
     }
 
@@ -118,6 +124,11 @@ public final class Database: Sendable {
     deinit {
         _ = try? closeDatabase(fromDeinit: true)
     }
+}
+
+/// Blocks preloaded by cache warming; -1 until warming finishes (or when it did not run).
+final class WarmingProgress: Sendable {
+    let loaded = Atomic<Int>(-1)
 }
 
 /// One caller of `write` waiting in the group-commit queue.

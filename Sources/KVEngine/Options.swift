@@ -57,6 +57,12 @@ public struct Options: Sendable {
     public var bloomBitsPerKey: Int = 10
     /// Byte budget of the shared block cache (0 = no cache). Default 32 MiB.
     public var blockCacheCapacity: Int = 32 << 20
+    /// Byte budget of the row cache, which keeps hot key → value results in front of the
+    /// block cache (0 = off). Default off.
+    public var rowCacheCapacity: Int = 0
+    /// Record the block cache's hot blocks at clean close and preload them in the background
+    /// at the next open. Default true.
+    public var cacheWarming = true
     /// Table files kept open at once. Default 1000.
     public var maxOpenFiles: Int = 1000
     /// Full memtables that may wait for their flush before writes wait. Default 2.
@@ -99,6 +105,7 @@ public struct Options: Sendable {
             throw .invalidArgument("bloomBitsPerKey must be between 0 and 64, got \(bloomBitsPerKey)")
         }
         if blockCacheCapacity < 0 { throw .invalidArgument("blockCacheCapacity must not be negative") }
+        if rowCacheCapacity < 0 { throw .invalidArgument("rowCacheCapacity must not be negative") }
         if maxOpenFiles < 16 { throw .invalidArgument("maxOpenFiles must be at least 16, got \(maxOpenFiles)") }
         if targetFileSize < 4096 { throw .invalidArgument("targetFileSize must be at least 4 KiB, got \(targetFileSize)") }
         if maxBytesForLevelBase < 4096 {

@@ -55,6 +55,15 @@ public struct DatabaseStats: Sendable, CustomStringConvertible {
     public var writeAmplification: Double {
         userBytesWritten == 0 ? 0 : Double(walBytesWritten + flushBytes + compactionBytesWritten) / Double(userBytesWritten)
     }
+    /// Row-cache hits and misses (zero when the row cache is off).
+    public var rowCacheHits: Int
+    public var rowCacheMisses: Int
+    /// Point lookups a table's bloom filter answered "absent" without reading a data block,
+    /// and lookups that passed the filter.
+    public var bloomUseful: Int
+    public var bloomChecked: Int
+    /// Blocks preloaded by cache warming at the last open (-1 while running or not run).
+    public var warmedBlocks: Int
     /// Sequence number of the last write.
     public var lastSequence: SequenceNumber
     /// Immutable memtables waiting for their flush.
@@ -73,6 +82,8 @@ public struct DatabaseStats: Sendable, CustomStringConvertible {
         lines.append("stalls: \(stallSlowdowns) slowdowns, \(stallStops) stops, \(stallSeconds) s")
         lines.append("write amplification: \(writeAmplification)")
         lines.append("block cache: \(blockCacheHits) hits, \(blockCacheMisses) misses")
+        lines.append("row cache: \(rowCacheHits) hits, \(rowCacheMisses) misses")
+        lines.append("bloom: \(bloomUseful) of \(bloomChecked) lookups skipped a data block")
         return lines.joined(separator: "\n")
     }
 }

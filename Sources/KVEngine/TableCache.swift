@@ -2,6 +2,7 @@ import KVBase
 import KVCache
 import KVFileSystem
 import KVTable
+import Synchronization
 
 /// Open table readers by file number, bounded by `maxOpenFiles` (LRU), sharing one block
 /// cache. Thread-safe.
@@ -11,6 +12,13 @@ final class TableCache: Sendable {
     let tableOptions: TableOptions
     let blockCache: ShardedLRUCache<BlockCacheKey, Block>?
     private let readers: ShardedLRUCache<UInt64, TableReader>
+    /// Point lookups that consulted a table's bloom filter, and those it answered "absent".
+    let bloomChecked = Atomic<Int>(0)
+    let bloomUseful = Atomic<Int>(0)
+
+    func bloomStatistics() -> (checked: Int, useful: Int) {
+        (bloomChecked.load(ordering: .relaxed), bloomUseful.load(ordering: .relaxed))
+    }
 
     init(directory: String, fs: any FileSystem, tableOptions: TableOptions, blockCacheBytes: Int, maxOpenFiles: Int) {
         self.directory = directory

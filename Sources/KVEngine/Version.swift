@@ -72,6 +72,11 @@ final class Version: Sendable {
 
     private func probe(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer, _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
         let reader = try tables.reader(f.number)
+        tables.bloomChecked.add(1, ordering: .relaxed)
+        if !reader.mayContain(userKey: userKey) {
+            tables.bloomUseful.add(1, ordering: .relaxed)
+            return .notFound
+        }
         guard let (key, value) = try reader.get(lookup) else { return .notFound }
         return key.withUnsafeBytes { k -> Lookup in
             guard k.count >= 8, compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }

@@ -209,3 +209,108 @@ struct CompactionTests {
         }
     }
 }
+
+@Suite("Caches")
+struct CacheTests {
+    @Test func rowCacheServesHotKeysAndIsInvalidatedByWrites() throws {
+        let fs = MemoryFileSystem()
+        var options = tinyTreeOptions(fs)
+        options.rowCacheCapacity = 1 << 20
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<300 { try db.put("k\(i)", "v\(i)") }
+        try db.flush()
+        for _ in 0..<3 { for i in 0..<300 { #expect(try db.get("k\(i)") == bytes("v\(i)")) } }
+        let s = db.stats
+        #expect(s.rowCacheHits >= 600, "\(s.rowCacheHits) hits")
+        // Every write invalidates: the new value (or absence) is what reads see, also after flush.
+        for i in 0..<300 where i % 3 == 0 { try db.put("k\(i)", "new\(i)") }
+        for i in 0..<300 where i % 3 == 1 { try db.delete("k\(i)") }
+        try db.flush()
+        for i in 0..<300 {
+            let expected: [UInt8]? = i % 3 == 0 ? bytes("new\(i)") : (i % 3 == 1 ? nil : bytes("v\(i)"))
+            #expect(try db.get("k\(i)") == expected)
+            #expect(try db.get("k\(i)") == expected)
+        }
+        try db.close()
+    }
+
+    @Test func rowCacheNeverServesStaleValuesUnderConcurrentWrites() async throws {
+        let fs = MemoryFileSystem()
+        var options = tinyTreeOptions(fs)
+        options.rowCacheCapacity = 1 << 20
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<50 { try db.put("k\(i)", "0") }
+        try db.flush()
+        // One writer bumps counters; readers check values never go backwards.
+        let writer = Task.detached {
+            for round in 1...200 {
+                for i in 0..<50 { try db.put("k\(i)", "\(round)") }
+            }
+        }
+        let reader = Task.detached { () -> Bool in
+            var last = [Int](repeating: 0, count: 50)
+            for _ in 0..<100 {
+                for i in 0..<50 {
+                    let v = Int(String(decoding: try db.get("k\(i)") ?? [], as: UTF8.self)) ?? -1
+                    if v < last[i] { return false }
+                    last[i] = v
+                }
+            }
+            return true
+        }
+        try await writer.value
+        #expect(try await reader.value)
+        for i in 0..<50 { #expect(try db.get("k\(i)") == bytes("200")) }
+        try db.close()
+    }
+
+    @Test func cacheWarmingPreloadsHotBlocksAfterCleanRestart() throws {
+        let fs = MemoryFileSystem()
+        var options = tinyTreeOptions(fs)
+        options.blockCacheCapacity = 4 << 20
+        let db = try Database.open(at: "/db", options: options)
+        for i in 0..<3000 { try db.put("key\(i)", String(repeating: "v", count: 50)) }
+        try db.compactRange(nil, nil)
+        for i in 0..<3000 { _ = try db.get("key\(i)") }
+        try db.close()
+        #expect(fs.fileExists("/db/WARM"))
+        let warm = try Database.open(at: "/db", options: options)
+        var warmed = -1
+        for _ in 0..<500 {
+            warmed = warm.stats.warmedBlocks
+            if warmed >= 0 { break }
+            usleep(10_000)
+        }
+        #expect(warmed > 0)
+        let before = warm.stats
+        for i in 0..<3000 { _ = try warm.get("key\(i)") }
+        let after = warm.stats
+        #expect(after.blockCacheMisses - before.blockCacheMisses < (after.blockCacheHits - before.blockCacheHits) / 10)
+        #expect(!fs.fileExists("/db/WARM"))
+        try warm.close()
+        // Without warming, the first reads all miss.
+        var cold = options
+        cold.cacheWarming = false
+        let c = try Database.open(at: "/db", options: cold)
+        for i in 0..<3000 { _ = try c.get("key\(i)") }
+        #expect(c.stats.blockCacheMisses > 0)
+        #expect(c.stats.warmedBlocks == -1)
+        try c.close()
+    }
+
+    @Test func bloomFiltersSkipDataBlocksForMissingKeys() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: tinyTreeOptions(fs))
+        for i in 0..<2000 { try db.put("key\(2 * i)", "v") }
+        try db.compactRange(nil, nil)
+        let before = db.stats
+        for i in 0..<2000 { #expect(try db.get("key\(2 * i + 1)") == nil) }
+        let after = db.stats
+        let useful = after.bloomUseful - before.bloomUseful
+        let checked = after.bloomChecked - before.bloomChecked
+        print("bloom: \(useful) of \(checked) missing-key probes skipped a data block")
+        #expect(checked >= 2000)
+        #expect(Double(useful) >= 0.95 * Double(checked))
+        try db.close()
+    }
+}

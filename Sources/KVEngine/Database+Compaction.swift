@@ -99,11 +99,11 @@ extension Database {
         }
         var children: [any InternalIterator] = []
         if c.level == 0 {
-            for f in c.inputs[0] { children.append(try tables.reader(f.number).makeIterator()) }
+            for f in c.inputs[0] { children.append(try tables.reader(f.number).makeIterator(fillCache: false)) }
         } else {
-            children.append(LevelIterator(files: c.inputs[0], tables: tables))
+            children.append(LevelIterator(files: c.inputs[0], tables: tables, fillCache: false))
         }
-        if !c.inputs[1].isEmpty { children.append(LevelIterator(files: c.inputs[1], tables: tables)) }
+        if !c.inputs[1].isEmpty { children.append(LevelIterator(files: c.inputs[1], tables: tables, fillCache: false)) }
         let input = MergingIterator(children)
         let output = CompactionOutput(db: self, compaction: c)
         do throws(KVError) {

@@ -117,12 +117,16 @@ final class Version: Sendable {
 final class LevelIterator: InternalIterator {
     private let files: [FileMetaData]
     private let tables: TableCache
+    private let fillCache: Bool
     private var index = -1
     private var current: (any InternalIterator)?
 
-    init(files: [FileMetaData], tables: TableCache) {
+    /// - Parameter fillCache: whether blocks read are added to the block cache (compaction
+    ///   passes false so one pass over the data does not evict the working set).
+    init(files: [FileMetaData], tables: TableCache, fillCache: Bool = true) {
         self.files = files
         self.tables = tables
+        self.fillCache = fillCache
     }
 
     var isValid: Bool { current?.isValid ?? false }
@@ -136,7 +140,7 @@ final class LevelIterator: InternalIterator {
             current = nil
             return
         }
-        current = try tables.reader(files[i].number).makeIterator()
+        current = try tables.reader(files[i].number).makeIterator(fillCache: fillCache)
     }
 
     func seekToFirst() throws(KVError) {

@@ -6,8 +6,7 @@ enum Runner {
         if config.server != nil {
             try BenchRun(config: config, target: try RESPTarget(config: config)).runAll()
         } else if config.shards > 1 {
-            // The sharded store becomes a third target here, driven by the same workloads.
-            throw BenchError("--shards=\(config.shards) requires ShardedStore, which this build of Shale does not include; use --shards=1")
+            try BenchRun(config: config, target: try StoreTarget(config: config, fresh: !config.useExistingDB)).runAll()
         } else {
             try BenchRun(config: config, target: try EngineTarget(config: config, fresh: !config.useExistingDB)).runAll()
         }

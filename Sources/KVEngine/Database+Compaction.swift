@@ -163,6 +163,9 @@ extension Database {
             }
             let written = outputs.reduce(0) { $0 + $1.size }
             let elapsed = monotonicNanos() - started
+            // From here on the manifest may name the outputs (a failed sync can still reach
+            // the disk), so a failure must leave them for the next open to judge.
+            defer { output.release() }
             try logAndApply(&edit) { s in
                 s.stats.compactions += 1
                 s.stats.compactionBytesRead += c.inputBytes
@@ -170,9 +173,8 @@ extension Database {
                 s.stats.compactionNanos += elapsed
                 s.stats.compactionEntriesDropped += dropped
             }
-            output.release()
         } catch {
-            output.abandon()
+            if !output.isReleased { output.abandon() }
             throw error
         }
     }
@@ -247,8 +249,12 @@ final class CompactionOutput {
         return done
     }
 
+    /// Whether ``release()`` ran (the outputs were handed to the manifest).
+    private(set) var isReleased = false
+
     /// After install: the outputs are live, stop protecting them.
     func release() {
+        isReleased = true
         let numbers = self.numbers
         db.state.withLock { s in for n in numbers { s.pendingOutputs.remove(n) } }
     }

@@ -163,7 +163,13 @@ extension Database {
     }
 
     /// Deletes files no live version, pending output or current WAL/manifest needs.
+    ///
+    /// Nothing is deleted once a background error is latched: after a failed manifest write
+    /// it is unknown whether the edit reached the disk, so a table it names may be live for
+    /// the next open (LevelDB makes the same choice). The next open cleans up.
     func deleteObsoleteFiles() {
+        let latched = state.withLock { $0.backgroundError != nil }
+        if latched { return }
         let (live, logNumber, manifestNumber, currentLog): (Set<UInt64>, UInt64, UInt64, UInt64) = state.withLock { s in
             var live = s.version.allFileNumbers.union(s.pendingOutputs)
             s.liveVersions.removeAll { $0.version == nil }

@@ -358,3 +358,24 @@ struct FlushTests {
         try again.close()
     }
 }
+
+@Suite("Regressions")
+struct RegressionTests {
+    /// A failed manifest sync may still leave the edit on disk; the table it names must not be
+    /// deleted by the failing process, or the next open finds the manifest naming a missing
+    /// table.
+    @Test func failedManifestSyncKeepsTheNewTable() throws {
+        let fs = MemoryFileSystem()
+        let db = try Database.open(at: "/db", options: memoryOptions(fs))
+        for i in 0..<100 { try db.put("k\(i)", "v\(i)") }
+        fs.inject(.init(.sync, pathContains: "MANIFEST", count: Int.max, errno: 5))
+        #expect(throws: (any Error).self) { try db.flush() }
+        db.haltForCrashTest()
+        fs.clearFaults()
+        fs.simulateProcessCrash()
+        let again = try Database.open(at: "/db", options: memoryOptions(fs))
+        for i in 0..<100 { #expect(try again.get("k\(i)") == bytes("v\(i)")) }
+        try again.verify()
+        try again.close()
+    }
+}

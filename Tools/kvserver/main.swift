@@ -6,8 +6,9 @@ import Glibc
 // the README's first command builds everything it will need and says so plainly.
 let message = """
     kvserver: the Redis-protocol server is not implemented in this version of Shale yet.
-    The storage engine is available as the Shale library (Database) and through kvbench.
+    The storage engine is available as the Shale library (Database, ShardedStore) and
+    through kvbench.
 
     """
-fputs(message, stderr)
+_ = message.withCString { write(2, $0, strlen($0)) }
 exit(2)

@@ -1,0 +1,62 @@
+import KVBase
+import KVEngine
+
+/// Runs `body` over the bytes of `array`, with typed throws.
+@inline(__always)
+func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
+    try array.withUnsafeBytes { p in Result { () throws(KVError) in try body(p) } }.get()
+}
+
+extension ShardedStore {
+    /// The value stored under `key`, or nil if there is none. Reads only the shard that owns
+    /// the key's slot.
+    ///
+    /// - Parameter snapshot: read as of this store snapshot instead of the latest state.
+    public func get(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> [UInt8]? {
+        try getTyped(key, snapshot: snapshot)
+    }
+
+    /// The value stored under a UTF-8 string key, or nil.
+    public func get(_ key: String, snapshot: StoreSnapshot? = nil) throws -> [UInt8]? {
+        try getTyped(Array(key.utf8), snapshot: snapshot)
+    }
+
+    /// Whether `key` has a value.
+    public func contains(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> Bool {
+        try getTyped(key, snapshot: snapshot) != nil
+    }
+
+    /// Point read. Without a snapshot, a read that overlaps an ownership switch (the routing
+    /// generation changed while it ran) is retried against the new owner: the old owner's copy
+    /// may already be deleted, or the shard closed.
+    package func getTyped(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> [UInt8]? {
+        let slot = HashSlot.slot(of: key)
+        if let snapshot {
+            let owner = Int(snapshot.routing.owners[slot])
+            return try withBytes(key) { (k) throws(KVError) in
+                try snapshot.routing.shards[owner].db.getTyped(k, snapshot: snapshot.snapshots[owner])
+            }
+        }
+        while true {
+            let routing = try currentRouting()
+            let result = Result { () throws(KVError) -> [UInt8]? in
+                try withBytes(key) { (k) throws(KVError) in try routing.shard(forSlot: slot).db.getTyped(k) }
+            }
+            if routingGeneration.load(ordering: .acquiring) == routing.generation { return try result.get() }
+        }
+    }
+
+    /// A per-shard consistent view of the store: each shard is pinned at one sequence number
+    /// and the slot table in force is remembered, so reads through the snapshot are unaffected
+    /// by later writes, compactions and reshards. The shards are pinned one after the other,
+    /// so this is not a global cut: a multi-shard batch committing meanwhile may be visible in
+    /// some shards only. Release it (or drop it) promptly: it keeps old versions alive, and a
+    /// shard removed by a reshard is deleted only when no snapshot reads it.
+    public func snapshot() -> StoreSnapshot {
+        // Under the store mutex so that the snapshot cannot straddle an ownership switch.
+        // Database.snapshot() takes only the engine mutex and does no I/O.
+        state.withLock { s in
+            StoreSnapshot(routing: s.routing, snapshots: s.routing.shards.map { $0.db.snapshot() })
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import KVBase
+import KVEngine
+
+extension ShardedStore {
+    /// Streams the entries with `from <= key < to` across all shards, merged into one
+    /// ascending sequence (descending with `reverse`). `nil` bounds are open.
+    ///
+    /// A k-way merge over one iterator per shard: entries are read lazily, one per shard is
+    /// held at a time. Each shard contributes only keys of slots it owns in the snapshot's
+    /// slot table, so data a shard holds for slots it does not own (a reshard's half-copied or
+    /// not-yet-deleted keys) is never returned, and no key appears twice.
+    ///
+    /// - Parameter snapshot: read as of this store snapshot; without one the scan takes its
+    ///   own, released when the scan ends or is freed.
+    /// - Returns: a ``StoreScan``; iteration errors end the `for` loop early and are kept in
+    ///   ``StoreScan/error`` (or use ``StoreScan/nextEntry()``, which throws).
+    public func scan(from: [UInt8]? = nil, to: [UInt8]? = nil, reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws -> StoreScan {
+        try scanTyped(from: from, to: to, reverse: reverse, snapshot: snapshot)
+    }
+
+    /// Streams the entries whose key starts with `prefix`, merged across shards, in order
+    /// (or reversed).
+    public func scan(prefix: [UInt8], reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws -> StoreScan {
+        try scanTyped(from: prefix, to: prefixSuccessor(prefix), reverse: reverse, snapshot: snapshot)
+    }
+
+    func scanTyped(from: [UInt8]?, to: [UInt8]?, reverse: Bool, snapshot: StoreSnapshot?) throws(KVError) -> StoreScan {
+        if state.withLock({ $0.closed }) { throw .closed }
+        let snap = snapshot ?? self.snapshot()
+        return try StoreScan(snapshot: snap, ownsSnapshot: snapshot == nil, lower: from, upper: to, reverse: reverse)
+    }
+
+    /// The number of keys in the store (as of `snapshot`, or now), counted by scanning every
+    /// shard's keys; O(keys). Keys a shard holds for slots it does not own are not counted.
+    public func count(snapshot: StoreSnapshot? = nil) throws -> Int {
+        if state.withLock({ $0.closed }) { throw KVError.closed }
+        let snap = snapshot ?? self.snapshot()
+        defer { if snapshot == nil { snap.release() } }
+        var total = 0
+        for shard in snap.routing.shards {
+            total += try ownedKeyCount(shard, owners: snap.routing.owners, snapshot: snap.snapshots[shard.id])
+        }
+        return total
+    }
+
+    /// Keys of `shard` in slots it owns in `owners`.
+    func ownedKeyCount(_ shard: Shard, owners: [UInt16], snapshot: Snapshot?) throws(KVError) -> Int {
+        let it = try shard.db.makeIteratorTyped(snapshot: snapshot)
+        try it.seekToFirstTyped()
+        var n = 0
+        while it.isValid {
+            if Int(owners[HashSlot.slot(of: it.keyView)]) == shard.id { n += 1 }
+            try it.nextTyped()
+        }
+        return n
+    }
+
+    /// Keys of `shard` (latest state) in slots it does not own in `owners`.
+    func foreignKeyCount(_ shard: Shard, owners: [UInt16]) throws(KVError) -> Int {
+        let it = try shard.db.makeIteratorTyped()
+        try it.seekToFirstTyped()
+        var n = 0
+        while it.isValid {
+            if Int(owners[HashSlot.slot(of: it.keyView)]) != shard.id { n += 1 }
+            try it.nextTyped()
+        }
+        return n
+    }
+}
+
+/// A lazily evaluated, merged range of a ``ShardedStore``; see
+/// ``ShardedStore/scan(from:to:reverse:snapshot:)``.
+///
+/// Not thread-safe: iterate from one thread at a time.
+public final class StoreScan: Sequence, IteratorProtocol {
+    private let snapshot: StoreSnapshot
+    private let ownsSnapshot: Bool
+    private let cursors: [ShardCursor]
+    /// Binary heap of indices into `cursors`, smallest key first (largest when reversed).
+    private var heap: [Int] = []
+    /// The cursor whose entry was returned last; it moves on at the next call.
+    private var pending: Int?
+    private let reverse: Bool
+    private var started = false
+    private var finished = false
+    /// The inclusive lower bound (nil: open).
+    public let lowerBound: [UInt8]?
+    /// The exclusive upper bound (nil: open).
+    public let upperBound: [UInt8]?
+    /// The error that ended iteration early, if any.
+    public private(set) var error: KVError?
+
+    init(snapshot: StoreSnapshot, ownsSnapshot: Bool, lower: [UInt8]?, upper: [UInt8]?, reverse: Bool) throws(KVError) {
+        self.snapshot = snapshot
+        self.ownsSnapshot = ownsSnapshot
+        self.reverse = reverse
+        self.lowerBound = lower
+        self.upperBound = upper
+        var cursors: [ShardCursor] = []
+        for shard in snapshot.routing.shards {
+            let it = try shard.db.makeIteratorTyped(snapshot: snapshot.snapshots[shard.id])
+            cursors.append(ShardCursor(it, shard: shard.id, owners: snapshot.routing.owners, lower: lower, upper: upper, reverse: reverse))
+        }
+        self.cursors = cursors
+    }
+
+    /// The next entry, or nil at the end of the range; throws what went wrong.
+    public func nextEntry() throws -> (key: [UInt8], value: [UInt8])? {
+        try advance()
+    }
+
+    func advance() throws(KVError) -> (key: [UInt8], value: [UInt8])? {
+        if finished { return nil }
+        if !started {
+            started = true
+            for i in cursors.indices {
+                try cursors[i].start()
+                if cursors[i].valid { push(i) }
+            }
+        } else if let p = pending {
+            pending = nil
+            try cursors[p].step()
+            if cursors[p].valid { push(p) }
+        }
+        guard let top = pop() else {
+            finish()
+            return nil
+        }
+        pending = top
+        return (cursors[top].key, Array(cursors[top].iterator.valueView))
+    }
+
+    /// `Sequence` conformance: ends early on error and records it in ``error``.
+    public func next() -> (key: [UInt8], value: [UInt8])? {
+        do {
+            return try advance()
+        } catch {
+            self.error = error
+            finish()
+            return nil
+        }
+    }
+
+    /// Throws the error that ended iteration early, if any.
+    public func check() throws {
+        if let error { throw error }
+    }
+
+    private func finish() {
+        finished = true
+        if ownsSnapshot { snapshot.release() }
+    }
+
+    deinit {
+        if ownsSnapshot { snapshot.release() }
+    }
+
+    // MARK: heap
+
+    /// Whether cursor `a`'s entry comes before cursor `b`'s in output order.
+    private func before(_ a: Int, _ b: Int) -> Bool {
+        let c = compareBytes(cursors[a].key, cursors[b].key)
+        return reverse ? c > 0 : c < 0
+    }
+
+    private func push(_ i: Int) {
+        heap.append(i)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            if !before(heap[child], heap[parent]) { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func pop() -> Int? {
+        guard let top = heap.first else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var parent = 0
+            while true {
+                let l = 2 * parent + 1
+                let r = l + 1
+                var best = parent
+                if l < heap.count && before(heap[l], heap[best]) { best = l }
+                if r < heap.count && before(heap[r], heap[best]) { best = r }
+                if best == parent { break }
+                heap.swapAt(parent, best)
+                parent = best
+            }
+        }
+        return top
+    }
+}
+
+/// One shard's side of a merged scan: a ``DBIterator`` restricted to the bounds and to keys
+/// of slots the shard owns.
+final class ShardCursor {
+    let iterator: DBIterator
+    let shard: Int
+    let owners: [UInt16]
+    let lower: [UInt8]?
+    let upper: [UInt8]?
+    let reverse: Bool
+    /// The current key (a copy); meaningful when `valid`.
+    private(set) var key: [UInt8] = []
+    private(set) var valid = false
+
+    init(_ iterator: DBIterator, shard: Int, owners: [UInt16], lower: [UInt8]?, upper: [UInt8]?, reverse: Bool) {
+        self.iterator = iterator
+        self.shard = shard
+        self.owners = owners
+        self.lower = lower
+        self.upper = upper
+        self.reverse = reverse
+    }
+
+    func start() throws(KVError) {
+        if reverse {
+            if let upper { try iterator.seekBeforeTyped(upper) } else { try iterator.seekToLastTyped() }
+        } else {
+            if let lower { try iterator.seekTyped(lower) } else { try iterator.seekToFirstTyped() }
+        }
+        try settle()
+    }
+
+    func step() throws(KVError) {
+        if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
+        try settle()
+    }
+
+    /// Moves on to the first owned key within bounds, or becomes invalid.
+    private func settle() throws(KVError) {
+        while iterator.isValid {
+            let k = iterator.keyView
+            if reverse, let lower, lower.withUnsafeBytes({ compareBytes(k, $0) }) < 0 { break }
+            if !reverse, let upper, upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
+            if Int(owners[HashSlot.slot(of: k)]) == shard {
+                key = Array(k)
+                valid = true
+                return
+            }
+            if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
+        }
+        valid = false
+    }
+}

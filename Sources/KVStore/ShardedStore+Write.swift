@@ -1,0 +1,132 @@
+import KVBase
+import KVEngine
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension ShardedStore {
+    /// Stores `value` under `key` in the shard owning the key's slot.
+    ///
+    /// - Parameter durability: overrides the options' durability for this write.
+    /// - Throws: ``KVError`` (limits, closed store, the shard's latched write error).
+    public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
+        var batch = WriteBatch()
+        batch.put(key, value)
+        try apply(batch, slots: [HashSlot.slot(of: key)], durability: durability)
+    }
+
+    /// Stores a UTF-8 string value under a UTF-8 string key.
+    public func put(_ key: String, _ value: String, durability: Durability? = nil) throws {
+        try put(Array(key.utf8), Array(value.utf8), durability: durability)
+    }
+
+    /// Removes `key`. Removing a missing key is not an error.
+    public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
+        var batch = WriteBatch()
+        batch.delete(key)
+        try apply(batch, slots: [HashSlot.slot(of: key)], durability: durability)
+    }
+
+    /// Removes a UTF-8 string key.
+    public func delete(_ key: String, durability: Durability? = nil) throws {
+        try delete(Array(key.utf8), durability: durability)
+    }
+
+    /// Applies `batch`. When all its keys fall in one shard (always the case for keys sharing
+    /// a `{hash tag}`) the batch is atomic: after a crash all or none of it is present.
+    /// Otherwise it is split by shard and each part is applied atomically, in shard order;
+    /// there is no atomicity across shards, and if a part fails the parts before it stay
+    /// applied. Within a batch, later operations on the same key win, as in
+    /// ``Database/write(_:durability:)``. An empty batch is a no-op.
+    public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
+        if batch.isEmpty { return }
+        var slots: [Int] = []
+        slots.reserveCapacity(batch.count)
+        try batch.forEach { _, key, _ in slots.append(HashSlot.slot(of: key)) }
+        try apply(batch, slots: slots, durability: durability)
+    }
+
+    /// The write path: register the write on its slots (waiting while a reshard's switch holds
+    /// them), apply it to the owners, then record its keys for a running copy phase and
+    /// unregister. `slots[i]` is the slot of the batch's i-th record.
+    func apply(_ batch: WriteBatch, slots: [Int], durability: Durability?) throws(KVError) {
+        let routing = try beginWrite(slots)
+        var failure: KVError?
+        do throws(KVError) {
+            try applyRouted(batch, slots: slots, routing: routing, durability: durability)
+        } catch {
+            failure = error
+        }
+        endWrite(batch, slots)
+        if let failure { throw failure }
+    }
+
+    /// Registers a write on its slots and returns the routing to use. While a switch holds
+    /// the gate on any of the slots, waits (polling; the gate is held for a few milliseconds).
+    /// The routing of a registered slot cannot change until ``endWrite(_:_:)``: the switch
+    /// waits for registered writes on moving slots to end.
+    func beginWrite(_ slots: [Int]) throws(KVError) -> Routing {
+        var pause: UInt32 = 20
+        while true {
+            let routing = try state.withLock { (s) throws(KVError) -> Routing? in
+                if s.closed { throw .closed }
+                if let m = s.migration, m.gateClosed, m.touches(slots) {
+                    if let f = m.failure {
+                        throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
+                    }
+                    return nil
+                }
+                for slot in slots { s.inflight[slot] += 1 }
+                return s.routing
+            }
+            if let routing { return routing }
+            usleep(pause)
+            pause = min(pause * 2, 1000)
+        }
+    }
+
+    /// Unregisters a write; during a copy phase records the keys it wrote in moving slots
+    /// (whether or not it succeeded), so the reshard copies them again.
+    func endWrite(_ batch: WriteBatch, _ slots: [Int]) {
+        state.withLock { s in
+            for slot in slots { s.inflight[slot] -= 1 }
+            guard s.migration != nil else { return }
+            // Only the bitmap is held apart, so the dirty set stays uniquely referenced and
+            // is updated in place.
+            let moving = s.migration!.moving
+            guard slots.contains(where: { moving[$0] }) else { return }
+            var i = 0
+            try? batch.forEach { _, key, _ in
+                if moving[slots[i]] { s.migration!.dirty.insert(Array(key)) }
+                i += 1
+            }
+        }
+    }
+
+    /// Applies a batch to the shards owning its slots: whole when one shard owns them all,
+    /// else split into per-shard batches applied in shard-id order.
+    func applyRouted(_ batch: WriteBatch, slots: [Int], routing: Routing, durability: Durability?) throws(KVError) {
+        let first = routing.owners[slots[0]]
+        if slots.allSatisfy({ routing.owners[$0] == first }) {
+            try routing.shards[Int(first)].db.commitTyped(batch, durability: durability)
+            return
+        }
+        var parts: [Int: WriteBatch] = [:]
+        var i = 0
+        try batch.forEach { kind, key, value in
+            let owner = Int(routing.owners[slots[i]])
+            i += 1
+            if kind == .value {
+                parts[owner, default: WriteBatch()].put(key, value)
+            } else {
+                parts[owner, default: WriteBatch()].delete(Array(key))
+            }
+        }
+        for owner in parts.keys.sorted() {
+            try routing.shards[owner].db.commitTyped(parts[owner]!, durability: durability)
+        }
+    }
+}

@@ -100,8 +100,8 @@ struct KVBench: ParsableCommand {
     @Option(name: .customLong("seed"), help: "Seed base; thread t of the run gets seed + t (LevelDB's db_bench uses 1000).")
     var seed = 1000
 
-    @Option(name: .customLong("shards"), help: "Number of shards (ShardedStore).")
-    var shards = 1
+    @Option(name: .customLong("shards"), help: "Run through a ShardedStore with this many shards (default: one plain Database).")
+    var shards: Int?
 
     @Option(name: .customLong("server"), help: "HOST:PORT of a RESP server to drive instead of the in-process engine.")
     var server: String?
@@ -121,13 +121,13 @@ struct KVBench: ParsableCommand {
         guard (0...(64 << 20)).contains(valueSize) else { throw ValidationError("--value_size must be between 0 and 64 MiB") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         guard compressionRatio > 0, compressionRatio <= 1 else { throw ValidationError("--compression_ratio must be in (0, 1]") }
-        guard shards >= 1 else { throw ValidationError("--shards must be at least 1") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         guard pipeline >= 1 else { throw ValidationError("--pipeline must be at least 1") }
         if let connections, connections < 1 { throw ValidationError("--connections must be at least 1") }
         if server == nil, connections != nil || pipeline != 1 {
             throw ValidationError("--connections and --pipeline apply only with --server")
         }
-        if server != nil, shards > 1 { throw ValidationError("--shards and --server cannot be combined") }
+        if server != nil, shards != nil { throw ValidationError("--shards and --server cannot be combined") }
         for name in benchmarkList where Benchmark(rawValue: name) == nil {
             throw ValidationError("unknown benchmark '\(name)'; known: \(Benchmark.allCases.map(\.rawValue).joined(separator: ","))")
         }
@@ -168,6 +168,8 @@ struct BenchConfig: Sendable {
     var jsonPath: String?
     var seed: Int
     var shards: Int
+    /// Whether `--shards` was given: the run goes through a ShardedStore (even with 1 shard).
+    var useStore: Bool
     var server: String?
     var connections: Int
     var pipeline: Int
@@ -201,7 +203,8 @@ struct BenchConfig: Sendable {
         histogram = flags.histogram.value
         jsonPath = flags.json
         seed = flags.seed
-        shards = flags.shards
+        shards = flags.shards ?? 1
+        useStore = flags.shards != nil
         server = flags.server
         connections = flags.connections ?? flags.threads
         pipeline = flags.pipeline

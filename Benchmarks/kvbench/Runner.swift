@@ -5,7 +5,7 @@ enum Runner {
     static func run(_ config: BenchConfig) throws {
         if config.server != nil {
             try BenchRun(config: config, target: try RESPTarget(config: config)).runAll()
-        } else if config.shards > 1 {
+        } else if config.useStore {
             try BenchRun(config: config, target: try StoreTarget(config: config, fresh: !config.useExistingDB)).runAll()
         } else {
             try BenchRun(config: config, target: try EngineTarget(config: config, fresh: !config.useExistingDB)).runAll()

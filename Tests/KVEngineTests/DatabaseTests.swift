@@ -215,7 +215,8 @@ struct DatabaseTests {
         // And the other way round: a process holding the lock makes open fail with .locked.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: flock)
-        holder.arguments = [dir + "/LOCK", "sleep", "5"]
+        // -o: flock closes the lock before running sleep, so killing flock frees the lock.
+        holder.arguments = ["-o", dir + "/LOCK", "sleep", "5"]
         try holder.run()
         defer {
             if holder.isRunning { kill(holder.processIdentifier, SIGKILL) }
@@ -236,7 +237,13 @@ struct DatabaseTests {
         #expect(sawLocked)
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
-        let d = try Database.open(at: dir, options: Options())
+        // The kernel releases the lock when the process is gone; allow it a moment.
+        var reopened: Database?
+        for _ in 0..<200 where reopened == nil {
+            reopened = try? Database.open(at: dir, options: Options())
+            if reopened == nil { usleep(10_000) }
+        }
+        let d = try #require(reopened)
         try d.close()
     }
 }

@@ -88,35 +88,24 @@ extension Database {
                 signalNextWriter(&s.pointee)
                 return nil
             }
-            // Build the group.
-            var rep = w.batch.rep
-            var count = w.batch.count
+            // Build the group: the leader's batch with the followers' appended.
+            var combined = w.batch
             var sync = w.sync
             var last = w
-            let maxSize = rep.count <= 128 << 10 ? rep.count + (128 << 10) : 1 << 20
-            var i = 1
+            let maxSize = combined.approximateSize <= 128 << 10 ? combined.approximateSize + (128 << 10) : 1 << 20
             let writers = s.pointee.writers
-            while i < writers.count {
-                let next = writers[i]
+            for next in writers.dropFirst() {
                 if next.batch.isEmpty { break }
                 if next.sync && !sync { break }
-                if rep.count + next.batch.rep.count - WriteBatch.headerSize > maxSize { break }
-                if i == 1 { rep.reserveCapacity(maxSize) }
-                rep.append(contentsOf: next.batch.rep[WriteBatch.headerSize...])
-                count += next.batch.count
+                if combined.approximateSize + next.batch.approximateSize - WriteBatch.headerSize > maxSize { break }
+                combined.append(next.batch)
                 sync = sync || next.sync
                 last = next
-                i += 1
-            }
-            if i > 1 {
-                let c = UInt32(count)
-                rep[8] = UInt8(truncatingIfNeeded: c)
-                rep[9] = UInt8(truncatingIfNeeded: c >> 8)
-                rep[10] = UInt8(truncatingIfNeeded: c >> 16)
-                rep[11] = UInt8(truncatingIfNeeded: c >> 24)
             }
             let first = s.pointee.lastSequence + 1
-            for b in 0..<8 { rep[b] = UInt8(truncatingIfNeeded: first >> (8 * UInt64(b))) }
+            combined.sequence = first
+            let rep = combined.rep
+            let count = combined.count
             return Group(rep: rep, count: count, first: first, mem: s.pointee.mem, log: s.pointee.log, sync: sync, last: last)
         }
         guard let group else { return }

@@ -63,6 +63,16 @@ public struct WriteBatch: Sendable {
         rep.appendLengthPrefixed(value)
     }
 
+    /// Adds a put whose value is `value` followed by `suffix`, without joining them first.
+    public mutating func put<S: Collection>(_ key: [UInt8], _ value: [UInt8], suffix: S) where S.Element == UInt8 {
+        setCount(count + 1)
+        rep.append(ValueKind.value.rawValue)
+        rep.appendLengthPrefixed(key)
+        rep.appendVarint(UInt64(value.count + suffix.count))
+        rep.append(contentsOf: value)
+        rep.append(contentsOf: suffix)
+    }
+
     /// Adds a put; the key and value are taken as UTF-8 bytes.
     public mutating func put(_ key: String, _ value: String) {
         put(Array(key.utf8), Array(value.utf8))

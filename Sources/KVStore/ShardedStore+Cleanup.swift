@@ -98,7 +98,7 @@ extension ShardedStore {
         var batches = 0
         while it.isValid {
             let k = it.keyView
-            if Int(owners[HashSlot.slot(of: k)]) != shard.id {
+            if let slot = EngineKey.slot(of: k), Int(owners[slot]) != shard.id {
                 batch.delete(Array(k))
                 deleted += 1
                 if batch.approximateSize >= Self.bulkBatchBytes {

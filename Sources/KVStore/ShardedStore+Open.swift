@@ -136,6 +136,11 @@ extension ShardedStore {
         var o = options
         o.createIfMissing = create
         o.errorIfExists = false
+        let user = options.compactionFilter
+        o.compactionFilter = { key, value in
+            if ShardedStore.expiryFilter(key, value) { return true }
+            return user?(key, value) ?? false
+        }
         let dir = joinPath(path, StoreDescriptor.directoryName(id))
         if !create && !o.fileSystem.fileExists(dir) {
             throw .notFound("shard \(id) directory \(dir) of store \(path)")

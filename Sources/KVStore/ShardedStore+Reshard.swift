@@ -335,8 +335,7 @@ extension ShardedStore {
         var copied = 0
         while it.isValid {
             let k = it.keyView
-            let slot = HashSlot.slot(of: k)
-            if moving[slot] && Int(oldOwners[slot]) == source.id {
+            if let slot = EngineKey.slot(of: k), moving[slot] && Int(oldOwners[slot]) == source.id {
                 let target = Int(newOwners[slot])
                 pending[target, default: WriteBatch()].put(k, it.valueView)
                 copied += 1
@@ -363,7 +362,7 @@ extension ShardedStore {
         var pending: [Int: WriteBatch] = [:]
         var delta = 0
         for key in keys {
-            let slot = HashSlot.slot(of: key)
+            guard let slot = EngineKey.slot(of: key) else { continue }
             let source = shards[Int(oldOwners[slot])]!
             let target = Int(newOwners[slot])
             let (value, present) = try withBytes(key) { (k) throws(KVError) in

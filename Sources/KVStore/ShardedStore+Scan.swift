@@ -27,7 +27,7 @@ extension ShardedStore {
     func scanTyped(from: [UInt8]?, to: [UInt8]?, reverse: Bool, snapshot: StoreSnapshot?) throws(KVError) -> StoreScan {
         if state.withLock({ $0.closed }) { throw .closed }
         let snap = snapshot ?? self.snapshot()
-        return try StoreScan(snapshot: snap, ownsSnapshot: snapshot == nil, lower: from, upper: to, reverse: reverse)
+        return try StoreScan(snapshot: snap, ownsSnapshot: snapshot == nil, lower: from, upper: to, reverse: reverse, now: now)
     }
 
     /// The number of keys in the store (as of `snapshot`, or now), counted by scanning every
@@ -43,25 +43,27 @@ extension ShardedStore {
         return total
     }
 
-    /// Keys of `shard` in slots it owns in `owners`.
+    /// Live rows of `shard` in slots it owns in `owners`.
     func ownedKeyCount(_ shard: Shard, owners: [UInt16], snapshot: Snapshot?) throws(KVError) -> Int {
         let it = try shard.db.makeIteratorTyped(snapshot: snapshot)
-        try it.seekToFirstTyped()
+        let cursor = ShardCursor(it, shard: shard.id, owners: owners, lower: nil, upper: nil, reverse: false, now: now)
+        try cursor.start()
         var n = 0
-        while it.isValid {
-            if Int(owners[HashSlot.slot(of: it.keyView)]) == shard.id { n += 1 }
-            try it.nextTyped()
+        while cursor.valid {
+            n += 1
+            try cursor.step()
         }
         return n
     }
 
-    /// Keys of `shard` (latest state) in slots it does not own in `owners`.
+    /// Records of `shard` (latest state: rows, index and expiry entries) in slots it does not
+    /// own in `owners`.
     func foreignKeyCount(_ shard: Shard, owners: [UInt16]) throws(KVError) -> Int {
         let it = try shard.db.makeIteratorTyped()
         try it.seekToFirstTyped()
         var n = 0
         while it.isValid {
-            if Int(owners[HashSlot.slot(of: it.keyView)]) != shard.id { n += 1 }
+            if let slot = EngineKey.slot(of: it.keyView), Int(owners[slot]) != shard.id { n += 1 }
             try it.nextTyped()
         }
         return n
@@ -90,7 +92,7 @@ public final class StoreScan: Sequence, IteratorProtocol {
     /// The error that ended iteration early, if any.
     public private(set) var error: KVError?
 
-    init(snapshot: StoreSnapshot, ownsSnapshot: Bool, lower: [UInt8]?, upper: [UInt8]?, reverse: Bool) throws(KVError) {
+    init(snapshot: StoreSnapshot, ownsSnapshot: Bool, lower: [UInt8]?, upper: [UInt8]?, reverse: Bool, now: Int64) throws(KVError) {
         self.snapshot = snapshot
         self.ownsSnapshot = ownsSnapshot
         self.reverse = reverse
@@ -99,7 +101,7 @@ public final class StoreScan: Sequence, IteratorProtocol {
         var cursors: [ShardCursor] = []
         for shard in snapshot.routing.shards {
             let it = try shard.db.makeIteratorTyped(snapshot: snapshot.snapshots[shard.id])
-            cursors.append(ShardCursor(it, shard: shard.id, owners: snapshot.routing.owners, lower: lower, upper: upper, reverse: reverse))
+            cursors.append(ShardCursor(it, shard: shard.id, owners: snapshot.routing.owners, lower: lower, upper: upper, reverse: reverse, now: now))
         }
         self.cursors = cursors
     }
@@ -109,7 +111,20 @@ public final class StoreScan: Sequence, IteratorProtocol {
         try advance()
     }
 
+    /// The next row with its expiry time, or nil at the end of the range.
+    public func nextRow() throws -> (key: [UInt8], entry: StoredEntry)? {
+        guard let top = try advanceCursor() else { return nil }
+        let c = cursors[top]
+        return (c.key, StoredEntry(value: c.value, expiresAt: c.expiresAt))
+    }
+
     func advance() throws(KVError) -> (key: [UInt8], value: [UInt8])? {
+        guard let top = try advanceCursor() else { return nil }
+        return (cursors[top].key, cursors[top].value)
+    }
+
+    /// Moves to the next entry in output order; returns its cursor.
+    private func advanceCursor() throws(KVError) -> Int? {
         if finished { return nil }
         if !started {
             started = true
@@ -127,7 +142,7 @@ public final class StoreScan: Sequence, IteratorProtocol {
             return nil
         }
         pending = top
-        return (cursors[top].key, Array(cursors[top].iterator.valueView))
+        return top
     }
 
     /// `Sequence` conformance: ends early on error and records it in ``error``.
@@ -195,8 +210,9 @@ public final class StoreScan: Sequence, IteratorProtocol {
     }
 }
 
-/// One shard's side of a merged scan: a ``DBIterator`` restricted to the bounds and to keys
-/// of slots the shard owns.
+/// One shard's side of a merged scan: a ``DBIterator`` restricted to the bounds, to rows (the
+/// store's reserved records are skipped), to live rows, and to keys of slots the shard owns.
+/// Bounds are user keys; the iterator runs over engine keys (see ``EngineKey``).
 final class ShardCursor {
     let iterator: DBIterator
     let shard: Int
@@ -204,17 +220,27 @@ final class ShardCursor {
     let lower: [UInt8]?
     let upper: [UInt8]?
     let reverse: Bool
-    /// The current key (a copy); meaningful when `valid`.
+    let now: Int64
+    /// The current user key (a copy); meaningful when `valid`.
     private(set) var key: [UInt8] = []
+    /// The current row's expiry time.
+    private(set) var expiresAt: Int64?
+    private var payloadLength = 0
     private(set) var valid = false
 
-    init(_ iterator: DBIterator, shard: Int, owners: [UInt16], lower: [UInt8]?, upper: [UInt8]?, reverse: Bool) {
+    init(_ iterator: DBIterator, shard: Int, owners: [UInt16], lower: [UInt8]?, upper: [UInt8]?, reverse: Bool, now: Int64) {
         self.iterator = iterator
         self.shard = shard
         self.owners = owners
-        self.lower = lower
-        self.upper = upper
+        self.lower = lower.map(EngineKey.encode)
+        self.upper = upper.map(EngineKey.encode)
         self.reverse = reverse
+        self.now = now
+    }
+
+    /// The current row's value (a copy).
+    var value: [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: iterator.valueView[..<payloadLength]))
     }
 
     func start() throws(KVError) {
@@ -231,16 +257,33 @@ final class ShardCursor {
         try settle()
     }
 
-    /// Moves on to the first owned key within bounds, or becomes invalid.
+    private static let reservedStart: [UInt8] = [EngineKey.reservedByte, 0x00]
+    private static let reservedEnd: [UInt8] = [EngineKey.reservedByte, EngineKey.reservedByte]
+
+    /// Moves on to the first live, owned row within bounds, or becomes invalid.
     private func settle() throws(KVError) {
         while iterator.isValid {
             let k = iterator.keyView
             if reverse, let lower, lower.withUnsafeBytes({ compareBytes(k, $0) }) < 0 { break }
             if !reverse, let upper, upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
-            if Int(owners[HashSlot.slot(of: k)]) == shard {
-                key = Array(k)
-                valid = true
-                return
+            if case .reserved = EngineKey.kind(k) {
+                // Jump over the whole reserved range.
+                if reverse { try iterator.seekBeforeTyped(Self.reservedStart) } else { try iterator.seekTyped(Self.reservedEnd) }
+                continue
+            }
+            let slot = k.first == EngineKey.reservedByte
+                ? HashSlot.slot(of: UnsafeRawBufferPointer(rebasing: k[1...])) : HashSlot.slot(of: k)
+            if Int(owners[slot]) == shard {
+                guard let (n, t) = RowValue.parse(iterator.valueView) else {
+                    throw RowValue.damaged(EngineKey.decodeRow(k))
+                }
+                if !RowValue.isExpired(t, now: now) {
+                    key = EngineKey.decodeRow(k)
+                    payloadLength = n
+                    expiresAt = t
+                    valid = true
+                    return
+                }
             }
             if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
         }

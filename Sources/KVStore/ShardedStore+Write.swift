@@ -13,9 +13,7 @@ extension ShardedStore {
     /// - Parameter durability: overrides the options' durability for this write.
     /// - Throws: ``KVError`` (limits, closed store, the shard's latched write error).
     public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
-        var batch = WriteBatch()
-        batch.put(key, value)
-        try apply(batch, slots: [HashSlot.slot(of: key)], durability: durability)
+        try putTyped(key, value, expiresAt: nil, durability: durability)
     }
 
     /// Stores a UTF-8 string value under a UTF-8 string key.
@@ -25,9 +23,7 @@ extension ShardedStore {
 
     /// Removes `key`. Removing a missing key is not an error.
     public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
-        var batch = WriteBatch()
-        batch.delete(key)
-        try apply(batch, slots: [HashSlot.slot(of: key)], durability: durability)
+        try deleteTyped(key, durability: durability)
     }
 
     /// Removes a UTF-8 string key.
@@ -43,13 +39,10 @@ extension ShardedStore {
     /// ``Database/write(_:durability:)``. An empty batch is a no-op.
     public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
         if batch.isEmpty { return }
-        var slots: [Int] = []
-        slots.reserveCapacity(batch.count)
-        try batch.forEach { _, key, _ in slots.append(HashSlot.slot(of: key)) }
-        try apply(batch, slots: slots, durability: durability)
+        try writeRowsTyped(batch, durability: durability)
     }
 
-    /// The write path: register the write on its slots (waiting while a reshard's switch holds
+    /// The engine write path: register the write on its slots (waiting while a reshard's switch holds
     /// them), apply it to the owners, then record its keys for a running copy phase and
     /// unregister. `slots[i]` is the slot of the batch's i-th record.
     func apply(_ batch: WriteBatch, slots: [Int], durability: Durability?) throws(KVError) {

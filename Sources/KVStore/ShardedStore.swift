@@ -53,6 +53,14 @@ public final class ShardedStore: Sendable {
     let state: Mutex<State>
     /// Mirror of `state.routing.generation`, read without the lock after a point read.
     let routingGeneration = Atomic<UInt64>(0)
+    /// Serialize writes to one key (see `KeyLocks`).
+    let keyLocks = KeyLocks()
+    /// The secondary indexes.
+    let indexCatalog = IndexCatalog()
+    /// Added to the wall clock (tests of expiry).
+    let clockOffset = Atomic<Int64>(0)
+    /// When not 0, the store's clock stands at this time (tests of expiry).
+    let frozenClock = Atomic<Int64>(0)
 
     /// Everything guarded by the store mutex.
     struct State {

@@ -1,11 +1,12 @@
 import KVBase
 import KVFileSystem
 
-// Store descriptor: the file STORE in the store directory, format version 1.
+// Store descriptor: the file STORE in the store directory, format version 2 (version 2: the
+// shards hold rows in the envelope of RowValue and reserved records of EngineKey).
 // It is rewritten whole and atomically: written to STORE.tmp, fsynced, renamed over STORE,
 // and the directory fsynced. All integers little-endian.
 //
-//   file      := magic "SHSD" | version fixed32 (= 1) | body_length fixed32 | body
+//   file      := magic "SHSD" | version fixed32 (= 2) | body_length fixed32 | body
 //              | checksum fixed32
 //   checksum  := masked CRC32C of every byte before it (magic through body)
 //   body      := generation fixed64          +1 on every rewrite
@@ -41,7 +42,7 @@ package struct StoreDescriptor: Equatable, Sendable {
 
     package static let fileName = "STORE"
     package static let magic: [UInt8] = Array("SHSD".utf8)
-    package static let formatVersion: UInt32 = 1
+    package static let formatVersion: UInt32 = 2
     static let headerSize = 12
 
     /// Incremented on every rewrite.

@@ -105,11 +105,11 @@ struct StoreDescriptorTests {
         let fs = MemoryFileSystem()
         try ShardedStore.open(at: "/s", shards: 2, options: storeOptions(fs)).close()
         var raw = try fs.readFile("/s/STORE")
-        raw[4] = 2
+        raw[4] = 1  // the layout before rows had an envelope
         let crc = CRC32C.mask(CRC32C.checksum(Array(raw.dropLast(4))))
         for i in 0..<4 { raw[raw.count - 4 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
         try fs.writeFileAtomically("/s/STORE", raw)
-        #expect(throws: KVError.unsupportedFormat(file: "/s/STORE", version: 2)) {
+        #expect(throws: KVError.unsupportedFormat(file: "/s/STORE", version: 1)) {
             _ = try ShardedStore.open(at: "/s", options: storeOptions(fs))
         }
     }

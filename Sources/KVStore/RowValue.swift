@@ -1,0 +1,111 @@
+import KVBase
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A row as the store keeps it: the value and its expiry time.
+public struct StoredEntry: Hashable, Sendable {
+    /// The user value.
+    public var value: [UInt8]
+    /// When the row expires, in milliseconds since the Unix epoch; nil for never.
+    public var expiresAt: Int64?
+
+    /// Creates an entry.
+    public init(value: [UInt8], expiresAt: Int64? = nil) {
+        self.value = value
+        self.expiresAt = expiresAt
+    }
+}
+
+/// The envelope around every value a store writes to its engines: a trailer, so that the
+/// user value is a prefix and stripping it needs no copy.
+///
+/// ```
+/// row value := payload  format:1                      (format 0x00: no expiry)
+///            | payload  expires-at-ms:8 LE  format:1  (format 0x01: expiring)
+/// ```
+/// Any other format byte is reported as corruption. Index and expiry entries use the same
+/// envelope with an empty payload, carrying the expiry of their row.
+public enum RowValue {
+    static let plain: UInt8 = 0x00
+    static let expiring: UInt8 = 0x01
+
+    /// The envelope of `payload` with `expiresAt`.
+    public static func encode(_ payload: [UInt8], expiresAt: Int64?) -> [UInt8] {
+        var v = payload
+        appendTrailer(expiresAt, to: &v)
+        return v
+    }
+
+    /// Appends the trailer for `expiresAt`.
+    public static func appendTrailer(_ expiresAt: Int64?, to v: inout [UInt8]) {
+        if let t = expiresAt {
+            var u = UInt64(bitPattern: t)
+            for _ in 0..<8 {
+                v.append(UInt8(truncatingIfNeeded: u))
+                u >>= 8
+            }
+            v.append(expiring)
+        } else {
+            v.append(plain)
+        }
+    }
+
+    /// The payload length and expiry of an encoded value; nil when the envelope is damaged.
+    @inline(__always)
+    public static func parse(_ v: UnsafeRawBufferPointer) -> (payload: Int, expiresAt: Int64?)? {
+        guard let format = v.last else { return nil }
+        switch format {
+        case plain:
+            return (v.count - 1, nil)
+        case expiring:
+            guard v.count >= 9 else { return nil }
+            var u: UInt64 = 0
+            for i in stride(from: v.count - 2, through: v.count - 9, by: -1) { u = u << 8 | UInt64(v[i]) }
+            return (v.count - 9, Int64(bitPattern: u))
+        default:
+            return nil
+        }
+    }
+
+    /// Decodes an engine value read for `key` into an entry (expired or not).
+    static func decode(_ raw: [UInt8], key: [UInt8]) throws(KVError) -> StoredEntry {
+        guard let (n, t) = raw.withUnsafeBytes({ parse($0) }) else { throw damaged(key) }
+        var v = raw
+        v.removeLast(v.count - n)
+        return StoredEntry(value: v, expiresAt: t)
+    }
+
+    static func damaged(_ key: [UInt8]) -> KVError {
+        .corruption(file: "", offset: 0, reason: "row value of key \(printable(key)) has an unknown envelope format")
+    }
+
+    /// Whether a row expiring at `expiresAt` is expired at `now`.
+    @inline(__always)
+    static func isExpired(_ expiresAt: Int64?, now: Int64) -> Bool {
+        if let t = expiresAt { return t <= now }
+        return false
+    }
+
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    public static func wallClockMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// A short printable form of a key for error messages.
+func printable(_ key: [UInt8]) -> String {
+    let shown = key.prefix(64).map { b -> String in
+        (b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\\")) ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16).leftPadded(2)
+    }.joined()
+    return "'" + shown + (key.count > 64 ? "…" : "") + "'"
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

@@ -1,0 +1,242 @@
+import KVBase
+import KVEngine
+
+/// One row change of a store write: the new state of a user key, and its old state when it
+/// was read under the key's lock (needed to remove old index entries and expiry entries).
+struct RowWrite {
+    var key: [UInt8]
+    var slot: Int
+    /// The new row; nil deletes it.
+    var new: StoredEntry?
+    /// The row as stored before (even if expired); nil when absent; not set when not read.
+    var old: StoredEntry?
+    var oldKnown: Bool
+}
+
+extension ShardedStore {
+    /// The store's clock: wall-clock milliseconds since the Unix epoch (plus a test offset).
+    /// Expiry times are compared with it.
+    public var now: Int64 {
+        let frozen = frozenClock.load(ordering: .relaxed)
+        return frozen != 0 ? frozen : RowValue.wallClockMillis() &+ clockOffset.load(ordering: .relaxed)
+    }
+
+    /// Moves the store's clock by `millis` (tests of expiry).
+    package func advanceClock(by millis: Int64) {
+        if frozenClock.load(ordering: .relaxed) != 0 {
+            frozenClock.add(millis, ordering: .relaxed)
+        } else {
+            clockOffset.add(millis, ordering: .relaxed)
+        }
+    }
+
+    /// Stops the store's clock at `millis` (tests of expiry); ``advanceClock(by:)`` moves it.
+    package func freezeClock(at millis: Int64) {
+        frozenClock.store(millis, ordering: .relaxed)
+    }
+
+    /// The live row under `key`: its value and expiry time; nil when there is none or it has
+    /// expired.
+    public func getEntry(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> StoredEntry? {
+        try entryTyped(key, snapshot: snapshot, now: now)
+    }
+
+    /// Stores `value` under `key`, expiring at `expiresAt` (milliseconds since the Unix epoch;
+    /// nil for never). An expiry time in the past stores a row that is already invisible.
+    public func put(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability? = nil) throws {
+        try putTyped(key, value, expiresAt: expiresAt, durability: durability)
+    }
+
+    /// Atomically reads and rewrites the rows of `keys`.
+    ///
+    /// Holds the write locks of the keys while `body` runs, so no other write to them can
+    /// come between the read and the write. `body` receives the live rows (nil for absent or
+    /// expired keys), in the order of `keys`, and may change any of them (nil deletes); the
+    /// rows it changed are then written in one batch (atomic when the keys share a shard,
+    /// as for ``write(_:durability:)``). What `body` returns is returned; if it throws, nothing
+    /// is written. Keep `body` short: it runs with the locks held.
+    ///
+    /// - Parameter keys: distinct keys.
+    /// - Throws: ``KVError/invalidArgument(_:)`` for repeated keys, storage errors, or what
+    ///   `body` throws.
+    public func modify<R>(_ keys: [[UInt8]], durability: Durability? = nil, _ body: (inout [StoredEntry?]) throws -> R) throws -> R {
+        if keys.count > 1 && Set(keys).count != keys.count {
+            throw KVError.invalidArgument("modify: the keys must be distinct")
+        }
+        let slots = keys.map { HashSlot.slot(of: $0) }
+        return try keyLocks.withLocks(slots: slots) { () throws -> R in
+            let now = self.now
+            var olds: [StoredEntry?] = []
+            olds.reserveCapacity(keys.count)
+            for key in keys { olds.append(try rawEntryTyped(key, snapshot: nil)) }
+            var rows = olds.map { e -> StoredEntry? in
+                guard let e, !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
+                return e
+            }
+            let before = rows
+            let result = try body(&rows)
+            var writes: [RowWrite] = []
+            for i in keys.indices where rows[i] != before[i] {
+                writes.append(RowWrite(key: keys[i], slot: slots[i], new: rows[i], old: olds[i], oldKnown: true))
+            }
+            if !writes.isEmpty { try commitRowsLocked(writes, durability: durability) }
+            return result
+        }
+    }
+
+    /// Deletes rows whose expiry time has passed, up to `limit` of them across all shards, by
+    /// walking each shard's expiry entries in time order. Returns the number of rows deleted.
+    /// Expired rows are invisible to reads anyway; this reclaims their space (as does the
+    /// compaction filter) and removes their index entries.
+    @discardableResult
+    public func removeExpired(limit: Int = 1000) throws -> Int {
+        try removeExpiredTyped(limit: limit)
+    }
+
+    // MARK: internals
+
+    func putTyped(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability?) throws(KVError) {
+        let slot = HashSlot.slot(of: key)
+        try keyLocks.withLock(slot: slot) { () throws(KVError) in
+            if expiresAt == nil && !indexCatalog.mayIndex(key) {
+                // The hot path: one record, no read.
+                var batch = WriteBatch()
+                batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain))
+                try apply(batch, slots: [slot], durability: durability)
+                return
+            }
+            let old = indexCatalog.mayIndex(key) ? try rawEntryTyped(key, snapshot: nil) : nil
+            let w = RowWrite(key: key, slot: slot, new: StoredEntry(value: value, expiresAt: expiresAt), old: old, oldKnown: indexCatalog.mayIndex(key))
+            try commitRowsLocked([w], durability: durability)
+        }
+    }
+
+    func deleteTyped(_ key: [UInt8], durability: Durability?) throws(KVError) {
+        let slot = HashSlot.slot(of: key)
+        try keyLocks.withLock(slot: slot) { () throws(KVError) in
+            let known = indexCatalog.mayIndex(key)
+            let old = known ? try rawEntryTyped(key, snapshot: nil) : nil
+            try commitRowsLocked([RowWrite(key: key, slot: slot, new: nil, old: old, oldKnown: known)], durability: durability)
+        }
+    }
+
+    /// Applies a user batch: puts store rows without expiry; the last operation on a key wins.
+    func writeRowsTyped(_ batch: WriteBatch, durability: Durability?) throws(KVError) {
+        var order: [[UInt8]] = []
+        var last: [[UInt8]: StoredEntry?] = [:]
+        try batch.forEach { kind, key, value in
+            let k = Array(key)
+            if last.updateValue(kind == .value ? StoredEntry(value: Array(value)) : nil, forKey: k) == nil {
+                order.append(k)
+            }
+        }
+        let slots = order.map { HashSlot.slot(of: $0) }
+        try keyLocks.withLocks(slots: slots) { () throws(KVError) in
+            var writes: [RowWrite] = []
+            writes.reserveCapacity(order.count)
+            for (i, key) in order.enumerated() {
+                let known = indexCatalog.mayIndex(key)
+                let old = known ? try rawEntryTyped(key, snapshot: nil) : nil
+                writes.append(RowWrite(key: key, slot: slots[i], new: last[key]!, old: old, oldKnown: known))
+            }
+            try commitRowsLocked(writes, durability: durability)
+        }
+    }
+
+    /// Builds the engine batch of `writes` (rows, expiry entries, index entries) and applies
+    /// it. The caller holds the key locks of every write.
+    func commitRowsLocked(_ writes: [RowWrite], durability: Durability?, extraDeletes: [(key: [UInt8], slot: Int)] = []) throws(KVError) {
+        var batch = WriteBatch()
+        var slots: [Int] = []
+        slots.reserveCapacity(writes.count * 2)
+        for w in writes {
+            let ek = EngineKey.encode(w.key)
+            if let new = w.new {
+                var trailer: [UInt8] = []
+                RowValue.appendTrailer(new.expiresAt, to: &trailer)
+                batch.put(ek, new.value, suffix: trailer)
+                slots.append(w.slot)
+                if let t = new.expiresAt {
+                    batch.put(EngineKey.expiryEntry(w.key, at: t), trailer)
+                    slots.append(w.slot)
+                }
+            } else {
+                batch.delete(ek)
+                slots.append(w.slot)
+            }
+            if w.oldKnown, let t = w.old?.expiresAt, t != w.new?.expiresAt {
+                batch.delete(EngineKey.expiryEntry(w.key, at: t))
+                slots.append(w.slot)
+            }
+            if w.oldKnown {
+                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, slots: &slots)
+            }
+        }
+        for d in extraDeletes {
+            batch.delete(d.key)
+            slots.append(d.slot)
+        }
+        if batch.isEmpty { return }
+        try apply(batch, slots: slots, durability: durability)
+    }
+
+    /// The stored row of `key` (expired or not), or nil.
+    func rawEntryTyped(_ key: [UInt8], snapshot: StoreSnapshot?) throws(KVError) -> StoredEntry? {
+        guard let raw = try rawGetTyped(key, snapshot: snapshot) else { return nil }
+        return try RowValue.decode(raw, key: key)
+    }
+
+    /// The live row of `key` at `now`, or nil.
+    func entryTyped(_ key: [UInt8], snapshot: StoreSnapshot?, now: Int64) throws(KVError) -> StoredEntry? {
+        guard let e = try rawEntryTyped(key, snapshot: snapshot), !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
+        return e
+    }
+
+    func removeExpiredTyped(limit: Int) throws(KVError) -> Int {
+        let routing = try currentRouting()
+        let now = self.now
+        var removed = 0
+        var budget = limit
+        for shard in routing.shards where budget > 0 {
+            // Collect due entries first, then apply them under the key locks.
+            var due: [(user: [UInt8], at: Int64, entry: [UInt8])] = []
+            let it = try shard.db.makeIteratorTyped()
+            let bound = EngineKey.expiryBound(now)
+            try it.seekTyped(EngineKey.expiryStart)
+            while it.isValid && due.count < budget {
+                let k = it.keyView
+                if bound.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
+                if let (user, t) = EngineKey.decodeExpiryEntry(k), Int(routing.owners[HashSlot.slot(of: user)]) == shard.id {
+                    due.append((user, t, Array(k)))
+                }
+                try it.nextTyped()
+            }
+            budget -= due.count
+            for d in due {
+                let slot = HashSlot.slot(of: d.user)
+                try keyLocks.withLock(slot: slot) { () throws(KVError) in
+                    let old = try rawEntryTyped(d.user, snapshot: nil)
+                    if let old, let t = old.expiresAt, t <= now {
+                        // Deleting the row also deletes its current expiry entry.
+                        var extra: [(key: [UInt8], slot: Int)] = []
+                        if t != d.at { extra.append((d.entry, slot)) }
+                        try commitRowsLocked([RowWrite(key: d.user, slot: slot, new: nil, old: old, oldKnown: true)], durability: nil, extraDeletes: extra)
+                        removed += 1
+                    } else if old?.expiresAt != d.at {
+                        // A stale entry: the row was rewritten or deleted since.
+                        try commitRowsLocked([], durability: nil, extraDeletes: [(d.entry, slot)])
+                    }
+                }
+            }
+        }
+        return removed
+    }
+
+    /// The compaction filter of a store's shards: drops rows, index entries and expiry entries
+    /// whose envelope says they expired (by the wall clock), never metadata.
+    static func expiryFilter(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool {
+        if EngineKey.kind(key) == .reserved(EngineKey.metaTag) { return false }
+        guard let (_, t) = RowValue.parse(value), let t else { return false }
+        return t <= RowValue.wallClockMillis()
+    }
+}

@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Modules are layers; each imports only the ones below it (see DESIGN.md):
-//   kvserver, kvbench → Shale → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
+//   kvserver → KVServer → {KVStore, KVProtocol}; kvbench → Shale → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
 let package = Package(
     name: "Shale",
     platforms: [.macOS(.v15)],
@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,7 +42,27 @@ let package = Package(
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
         .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
-        .executableTarget(name: "kvserver", dependencies: ["Shale"], path: "Tools/kvserver"),
+        .target(
+            name: "KVServer",
+            dependencies: [
+                "KVBase", "KVEngine", "KVStore", "KVProtocol", "KVFileSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "kvserver",
+            dependencies: [
+                "KVServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tools/kvserver"
+        ),
         .executableTarget(
             name: "kvbench",
             dependencies: [
@@ -58,6 +80,10 @@ let package = Package(
         .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(
+            name: "KVServerTests",
+            dependencies: ["KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

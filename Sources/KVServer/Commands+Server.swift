@@ -1,0 +1,328 @@
+import KVBase
+import KVEngine
+import KVProtocol
+import KVStore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The Redis version kvserver reports for compatibility (INFO `redis_version`, HELLO).
+let redisCompatibleVersion = "7.0.15"
+/// Shale's own version.
+public let shaleVersion = "0.3.0"
+
+extension Commands {
+    static let serverCommands: [CommandSpec] = [
+        CommandSpec("ping", -1, ["fast"]) { c in
+            if c.argc > 2 { throw CommandError.wrongArity("ping") }
+            return c.argc == 2 ? .bulk(c.args[1]) : .simpleString("PONG")
+        },
+        CommandSpec("echo", 2, ["fast"]) { c in .bulk(c.args[1]) },
+        CommandSpec("quit", -1, ["no_auth", "fast"]) { c in
+            c.action = .close
+            return .ok
+        },
+        CommandSpec("hello", -1, ["no_auth", "fast"]) { c in try hello(&c) },
+        CommandSpec("auth", -2, ["no_auth", "fast"]) { c in
+            if c.argc > 3 { throw CommandError.syntax }
+            let user: [UInt8] = c.argc == 3 ? c.args[1] : Array("default".utf8)
+            let pass = c.args[c.argc - 1]
+            guard let required = c.server.requirePass else {
+                if c.argc == 2 {
+                    throw CommandError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+                }
+                guard user == Array("default".utf8) else { throw CommandError.wrongPass }
+                return .ok
+            }
+            guard user == Array("default".utf8), constantTimeEqual(pass, Array(required.utf8)) else {
+                throw CommandError.wrongPass
+            }
+            c.session.authenticated = true
+            return .ok
+        },
+        CommandSpec("select", 2, ["fast"]) { c in
+            let n = try RedisText.int(c.args[1])
+            if n != 0 { throw CommandError.dbIndexOutOfRange }
+            return .ok
+        },
+        CommandSpec("client", -2, []) { c in try client(&c) },
+        CommandSpec("command", -1, []) { c in try command(c) },
+        CommandSpec("config", -2, ["admin"]) { c in try config(c) },
+        CommandSpec("info", -1, []) { c in
+            let text = try InfoReport.render(server: c.server, sections: c.args.dropFirst().map { RedisText.lower($0) })
+            return c.resp3 ? .verbatimString(format: "txt", .init(string: text)) : .bulk(text)
+        },
+        CommandSpec("time", 1, ["fast"]) { _ in
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            return .array([.bulk(String(ts.tv_sec)), .bulk(String(ts.tv_nsec / 1000))])
+        },
+        CommandSpec("save", 1, ["admin"]) { c in
+            try c.store.flush()
+            c.server.lastSave.store(RowValue.wallClockMillis() / 1000, ordering: .relaxed)
+            return .ok
+        },
+        CommandSpec("bgsave", -1, ["admin"]) { c in
+            if c.argc > 2 || (c.argc == 2 && !RedisText.eq(c.args[1], "schedule")) { throw CommandError.syntax }
+            try c.store.flush()
+            c.server.lastSave.store(RowValue.wallClockMillis() / 1000, ordering: .relaxed)
+            return .simpleString("Background saving started")
+        },
+        CommandSpec("lastsave", 1, ["fast"]) { c in .integer(c.server.lastSave.load(ordering: .relaxed)) },
+        CommandSpec("shutdown", -1, ["admin", "no_auth_if_nopass"]) { c in
+            for opt in c.args.dropFirst() {
+                guard RedisText.eq(opt, "nosave") || RedisText.eq(opt, "save") || RedisText.eq(opt, "now")
+                    || RedisText.eq(opt, "force") || RedisText.eq(opt, "abort")
+                else { throw CommandError.syntax }
+                if RedisText.eq(opt, "abort") { throw CommandError("ERR No shutdown in progress.") }
+            }
+            c.server.requestShutdown()
+            c.action = .shutdown
+            return .ok
+        },
+        CommandSpec("slowlog", -2, ["admin"]) { c in try slowlog(c) },
+        CommandSpec("role", 1, ["fast"]) { _ in .array([.bulk("master"), .integer(0), .array([])]) },
+        CommandSpec("replicaof", 3, ["admin"]) { c in try replicaOf(c) },
+        CommandSpec("slaveof", 3, ["admin"]) { c in try replicaOf(c) },
+        CommandSpec("wait", 3, []) { c in
+            let n = try RedisText.int(c.args[1])
+            let timeout = try RedisText.int(c.args[2])
+            if timeout < 0 { throw CommandError("ERR timeout is negative") }
+            // No follower is connected, so no follower can acknowledge: waiting for one or
+            // more lasts the timeout, as in Redis (a timeout of 0 does not block here).
+            if n > 0 && timeout > 0 {
+                usleep(UInt32(min(timeout, 60_000) * 1000))
+            }
+            return .integer(0)
+        },
+    ]
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        let n = max(a.count, b.count)
+        for i in 0..<n {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            diff |= x ^ y
+        }
+        return diff == 0
+    }
+
+    static func validateClientName(_ name: [UInt8]) throws {
+        for b in name where b < UInt8(ascii: "!") || b > UInt8(ascii: "~") {
+            throw CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+        }
+    }
+
+    static func hello(_ c: inout CommandCall) throws -> RESPValue {
+        var version = 0
+        var next = 1
+        if c.argc >= 2 {
+            guard let v = RedisText.parseInt(c.args[1]) else {
+                throw CommandError("ERR Protocol version is not an integer or out of range")
+            }
+            if v < 2 || v > 3 { throw CommandError("NOPROTO unsupported protocol version") }
+            version = Int(v)
+            next = 2
+        }
+        var user: [UInt8]?
+        var pass: [UInt8]?
+        var name: [UInt8]?
+        var j = next
+        while j < c.argc {
+            let more = c.argc - 1 - j
+            if RedisText.eq(c.args[j], "auth") && more >= 2 {
+                user = c.args[j + 1]
+                pass = c.args[j + 2]
+                j += 3
+            } else if RedisText.eq(c.args[j], "setname") && more >= 1 {
+                try validateClientName(c.args[j + 1])
+                name = c.args[j + 1]
+                j += 2
+            } else {
+                throw CommandError("ERR Syntax error in HELLO option '\(String(decoding: c.args[j], as: UTF8.self))'")
+            }
+        }
+        if let user, let pass {
+            if user != Array("default".utf8) { throw CommandError.wrongPass }
+            if let required = c.server.requirePass {
+                guard constantTimeEqual(pass, Array(required.utf8)) else { throw CommandError.wrongPass }
+            }
+            c.session.authenticated = true
+        }
+        if !c.session.authenticated {
+            throw CommandError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        }
+        if let name { c.session.info.withLock { $0.name = name.isEmpty ? nil : name } }
+        if version != 0 { c.session.protocolVersion = version }
+        return .map([
+            .init(key: .bulk("server"), value: .bulk("redis")),
+            .init(key: .bulk("version"), value: .bulk(redisCompatibleVersion)),
+            .init(key: .bulk("proto"), value: .integer(Int64(c.session.protocolVersion))),
+            .init(key: .bulk("id"), value: .integer(c.session.id)),
+            .init(key: .bulk("mode"), value: .bulk("standalone")),
+            .init(key: .bulk("role"), value: .bulk("master")),
+            .init(key: .bulk("modules"), value: .array([])),
+        ])
+    }
+
+    static func client(_ c: inout CommandCall) throws -> RESPValue {
+        let sub = RedisText.lower(c.args[1])
+        func arity(_ ok: Bool) throws {
+            if !ok { throw CommandError.wrongArity("client|\(sub)") }
+        }
+        switch sub {
+        case "id":
+            try arity(c.argc == 2)
+            return .integer(c.session.id)
+        case "getname":
+            try arity(c.argc == 2)
+            let name = c.session.info.withLock { $0.name }
+            return name.map { .bulk($0) } ?? .nullBulk
+        case "setname":
+            try arity(c.argc == 3)
+            try validateClientName(c.args[2])
+            let name = c.args[2]
+            c.session.info.withLock { $0.name = name.isEmpty ? nil : name }
+            return .ok
+        case "setinfo":
+            try arity(c.argc == 4)
+            let attr = c.args[2], value = c.args[3]
+            if RedisText.eq(attr, "lib-name") {
+                for b in value where b < UInt8(ascii: "!") || b > UInt8(ascii: "~") {
+                    throw CommandError("ERR lib-name cannot contain spaces, newlines or special characters.")
+                }
+                c.session.info.withLock { $0.libName = value }
+            } else if RedisText.eq(attr, "lib-ver") {
+                for b in value where b < UInt8(ascii: "!") || b > UInt8(ascii: "~") {
+                    throw CommandError("ERR lib-ver cannot contain spaces, newlines or special characters.")
+                }
+                c.session.info.withLock { $0.libVersion = value }
+            } else {
+                throw CommandError("ERR Unrecognized option '\(String(decoding: attr, as: UTF8.self))'")
+            }
+            return .ok
+        case "info":
+            try arity(c.argc == 2)
+            return .bulk(c.session.describe() + "\n")
+        case "list":
+            let sessions = c.server.clients.withLock { Array($0.values) }.sorted { $0.id < $1.id }
+            var ids: Set<Int64>?
+            var j = 2
+            while j < c.argc {
+                if RedisText.eq(c.args[j], "id") && j + 1 < c.argc {
+                    var set = Set<Int64>()
+                    for a in c.args[(j + 1)...] {
+                        guard let id = RedisText.parseInt(a), id > 0 else { throw CommandError("ERR Invalid client ID") }
+                        set.insert(id)
+                    }
+                    ids = set
+                    j = c.argc
+                } else if RedisText.eq(c.args[j], "type") && j + 1 < c.argc {
+                    let t = RedisText.lower(c.args[j + 1])
+                    guard ["normal", "master", "replica", "slave", "pubsub"].contains(t) else {
+                        throw CommandError("ERR Unknown client type '\(t)'")
+                    }
+                    if t != "normal" { return .bulk("") }
+                    j += 2
+                } else {
+                    throw CommandError.syntax
+                }
+            }
+            let lines = sessions.filter { ids?.contains($0.id) ?? true }.map { $0.describe() + "\n" }.joined()
+            return .bulk(lines)
+        case "help":
+            return .array(["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                           "ID", "    Return the ID of the current connection.",
+                           "GETNAME", "    Return the name of the current connection.",
+                           "SETNAME <name>", "    Assign the name <name> to the current connection.",
+                           "SETINFO <option> <value>", "    Set client meta attr (LIB-NAME, LIB-VER).",
+                           "INFO", "    Return information about the current client connection.",
+                           "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
+                           "HELP", "    Print this help."].map { .simpleString($0) })
+        default:
+            throw CommandError.unknownSubcommand(c.args[1], of: "client")
+        }
+    }
+
+    static func command(_ c: CommandCall) throws -> RESPValue {
+        if c.argc == 1 {
+            return .array(table.values.sorted { $0.name < $1.name }.map(\.info))
+        }
+        let sub = RedisText.lower(c.args[1])
+        switch sub {
+        case "count":
+            if c.argc != 2 { throw CommandError.wrongArity("command|count") }
+            return .integer(Int64(table.count))
+        case "info":
+            if c.argc == 2 { return .array(table.values.sorted { $0.name < $1.name }.map(\.info)) }
+            return .array(c.args.dropFirst(2).map { table[RedisText.lower($0)]?.info ?? .array(nil) })
+        case "list":
+            return .array(table.keys.sorted().map { .bulk($0) })
+        case "docs":
+            // Names only, with an empty documentation map each: enough for clients that
+            // build hints from it.
+            let names = c.argc == 2 ? table.keys.sorted() : c.args.dropFirst(2).map { RedisText.lower($0) }.filter { table[$0] != nil }
+            if c.resp3 {
+                return .map(names.map { .init(key: .bulk($0), value: .map([])) })
+            }
+            return .array(names.flatMap { [RESPValue.bulk($0), .array([])] })
+        case "help":
+            return .array(["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                           "(no subcommand)", "    Return details about all commands.",
+                           "COUNT", "    Return the total number of commands in this server.",
+                           "LIST", "    Return a list of all commands in this server.",
+                           "INFO [<command-name> ...]", "    Return details about the given commands.",
+                           "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
+                           "HELP", "    Print this help."].map { .simpleString($0) })
+        default:
+            throw CommandError.unknownSubcommand(c.args[1], of: "command")
+        }
+    }
+
+    static func slowlog(_ c: CommandCall) throws -> RESPValue {
+        let sub = RedisText.lower(c.args[1])
+        switch sub {
+        case "get":
+            if c.argc > 3 { throw CommandError.wrongArity("slowlog|get") }
+            var count = 10
+            if c.argc == 3 {
+                guard let n = RedisText.parseInt(c.args[2]), n >= -1 else {
+                    throw CommandError("ERR count should be greater than or equal to -1")
+                }
+                count = n == -1 ? Int.max : Int(n)
+            }
+            let entries = c.server.slowlog.withLock { Array($0.entries.prefix(count)) }
+            return .array(entries.map { e in
+                .array([.integer(e.id), .integer(e.time), .integer(e.micros), .array(e.arguments.map { .bulk($0) }),
+                        .bulk(e.client), .bulk(e.name)])
+            })
+        case "len":
+            if c.argc != 2 { throw CommandError.wrongArity("slowlog|len") }
+            return .integer(Int64(c.server.slowlog.withLock { $0.entries.count }))
+        case "reset":
+            if c.argc != 2 { throw CommandError.wrongArity("slowlog|reset") }
+            c.server.slowlog.withLock { $0.entries.removeAll() }
+            return .ok
+        case "help":
+            return .array(["SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                           "GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                           "LEN", "    Return the length of the slowlog.",
+                           "RESET", "    Reset the slowlog.",
+                           "HELP", "    Print this help."].map { .simpleString($0) })
+        default:
+            throw CommandError.unknownSubcommand(c.args[1], of: "slowlog")
+        }
+    }
+
+    static func replicaOf(_ c: CommandCall) throws -> RESPValue {
+        if RedisText.eq(c.args[1], "no") && RedisText.eq(c.args[2], "one") {
+            return .simpleString("OK")
+        }
+        _ = try RedisText.int(c.args[2])
+        throw CommandError("ERR replication to a leader is not available in this version of kvserver")
+    }
+}

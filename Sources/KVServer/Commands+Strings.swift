@@ -1,0 +1,313 @@
+import KVBase
+import KVProtocol
+import KVStore
+
+/// The largest string value (Redis's `proto-max-bulk-len` default).
+let maxStringLength = 512 * 1024 * 1024
+
+/// SET/GETEX option flags, as Redis's `parseExtendedStringArgumentsOrReply` has them.
+struct SetFlags: OptionSet {
+    let rawValue: Int
+    static let nx = SetFlags(rawValue: 1)
+    static let xx = SetFlags(rawValue: 2)
+    static let get = SetFlags(rawValue: 4)
+    static let keepTTL = SetFlags(rawValue: 8)
+    static let persist = SetFlags(rawValue: 16)
+    static let ex = SetFlags(rawValue: 32)
+    static let px = SetFlags(rawValue: 64)
+    static let exat = SetFlags(rawValue: 128)
+    static let pxat = SetFlags(rawValue: 256)
+    static let anyExpire: SetFlags = [.ex, .px, .exat, .pxat]
+}
+
+extension Commands {
+    static let stringCommands: [CommandSpec] = [
+        CommandSpec("get", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
+            try bulkOrNull(c.server, try c.store.getEntry(c.args[1])?.value)
+        },
+        CommandSpec("set", -3, ["write", "denyoom"], keys: (1, 1, 1)) { c in try set(&c) },
+        CommandSpec("setnx", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            let v = c.args[2]
+            return try c.store.modify([c.args[1]]) { rows in
+                if rows[0] != nil { return .zero }
+                rows[0] = StoredEntry(value: v)
+                return .one
+            }
+        },
+        CommandSpec("setex", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
+            let at = try expireMillis(c.args[2], unit: 1000, relative: true, now: c.store.now, command: "setex")
+            try c.store.put(c.args[1], c.args[3], expiresAt: at)
+            return .ok
+        },
+        CommandSpec("psetex", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
+            let at = try expireMillis(c.args[2], unit: 1, relative: true, now: c.store.now, command: "psetex")
+            try c.store.put(c.args[1], c.args[3], expiresAt: at)
+            return .ok
+        },
+        CommandSpec("getset", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            let v = c.args[2]
+            let old = try c.store.modify([c.args[1]]) { rows -> [UInt8]? in
+                let old = rows[0]?.value
+                rows[0] = StoredEntry(value: v)
+                return old
+            }
+            return try bulkOrNull(c.server, old)
+        },
+        CommandSpec("getdel", 2, ["write", "fast"], keys: (1, 1, 1)) { c in
+            let old = try c.store.modify([c.args[1]]) { rows -> [UInt8]? in
+                let old = rows[0]?.value
+                rows[0] = nil
+                return old
+            }
+            return try bulkOrNull(c.server, old)
+        },
+        CommandSpec("getex", -2, ["write", "fast"], keys: (1, 1, 1)) { c in try getex(&c) },
+        CommandSpec("mget", -2, ["readonly", "fast"], keys: (1, -1, 1)) { c in
+            var out: [RESPValue] = []
+            out.reserveCapacity(c.argc - 1)
+            for key in c.args.dropFirst() {
+                out.append(try bulkOrNull(c.server, try c.store.getEntry(key)?.value))
+            }
+            return .array(out)
+        },
+        CommandSpec("mset", -3, ["write", "denyoom"], keys: (1, -1, 2)) { c in
+            if c.argc % 2 == 0 { throw CommandError.wrongArity("mset") }
+            let (keys, values) = pairs(c.args)
+            try c.store.modify(keys) { rows in
+                for i in rows.indices { rows[i] = StoredEntry(value: values[i]) }
+            }
+            return .ok
+        },
+        CommandSpec("msetnx", -3, ["write", "denyoom"], keys: (1, -1, 2)) { c in
+            if c.argc % 2 == 0 { throw CommandError.wrongArity("msetnx") }
+            let (keys, values) = pairs(c.args)
+            return try c.store.modify(keys) { rows in
+                if rows.contains(where: { $0 != nil }) { return .zero }
+                for i in rows.indices { rows[i] = StoredEntry(value: values[i]) }
+                return .one
+            }
+        },
+        CommandSpec("incr", 2, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in try incrBy(&c, 1) },
+        CommandSpec("decr", 2, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in try incrBy(&c, -1) },
+        CommandSpec("incrby", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            try incrBy(&c, try RedisText.int(c.args[2]))
+        },
+        CommandSpec("decrby", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            let n = try RedisText.int(c.args[2])
+            if n == Int64.min { throw CommandError("ERR decrement would overflow") }
+            return try incrBy(&c, -n)
+        },
+        CommandSpec("incrbyfloat", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            guard let incr = RedisText.parseLongDouble(c.args[2]) else { throw CommandError.notFloat }
+            let text = try c.store.modify([c.args[1]]) { rows -> [UInt8] in
+                var value: RedisText.LongDouble = 0
+                if let row = rows[0] {
+                    guard let v = RedisText.parseLongDouble(row.value) else { throw CommandError.notFloat }
+                    value = v
+                }
+                value += incr
+                if value.isNaN || value.isInfinite { throw CommandError("ERR increment would produce NaN or Infinity") }
+                let text = Array(RedisText.formatHuman(value).utf8)
+                rows[0] = StoredEntry(value: text, expiresAt: rows[0]?.expiresAt)
+                return text
+            }
+            return .bulk(text)
+        },
+        CommandSpec("append", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
+            let suffix = c.args[2]
+            return try c.store.modify([c.args[1]]) { rows in
+                var row = rows[0] ?? StoredEntry(value: [])
+                if row.value.count + suffix.count > maxStringLength { throw CommandError.tooLarge }
+                row.value += suffix
+                rows[0] = row
+                return .integer(Int64(row.value.count))
+            }
+        },
+        CommandSpec("strlen", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
+            .integer(Int64(try c.store.getEntry(c.args[1])?.value.count ?? 0))
+        },
+        CommandSpec("getrange", 4, ["readonly"], keys: (1, 1, 1)) { c in
+            var start = try RedisText.int(c.args[2])
+            var end = try RedisText.int(c.args[3])
+            let value = try c.store.getEntry(c.args[1])?.value ?? []
+            let n = Int64(value.count)
+            if start < 0 && end < 0 && start > end { return .bulk([]) }
+            if start < 0 { start = n + start }
+            if end < 0 { end = n + end }
+            if start < 0 { start = 0 }
+            if end < 0 { end = 0 }
+            if end >= n { end = n - 1 }
+            if start > end || n == 0 { return .bulk([]) }
+            return .bulk(Array(value[Int(start)...Int(end)]))
+        },
+        CommandSpec("substr", 4, ["readonly"], keys: (1, 1, 1)) { c in
+            var call = c
+            return try table["getrange"]!.handler(&call)
+        },
+        CommandSpec("setrange", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
+            let offset = try RedisText.int(c.args[2])
+            if offset < 0 { throw CommandError.offsetOutOfRange }
+            let patch = c.args[3]
+            return try c.store.modify([c.args[1]]) { rows in
+                var row = rows[0] ?? StoredEntry(value: [])
+                if patch.isEmpty { return .integer(Int64(row.value.count)) }
+                if offset + Int64(patch.count) > Int64(maxStringLength) { throw CommandError.tooLarge }
+                let o = Int(offset)
+                if row.value.count < o + patch.count {
+                    row.value.append(contentsOf: repeatElement(0, count: o + patch.count - row.value.count))
+                }
+                row.value.replaceSubrange(o..<(o + patch.count), with: patch)
+                rows[0] = row
+                return .integer(Int64(row.value.count))
+            }
+        },
+    ]
+
+    /// A bulk reply of a read value, counting keyspace hits and misses.
+    static func bulkOrNull(_ server: ServerState, _ value: [UInt8]?) throws -> RESPValue {
+        if let value {
+            server.counters.keyspaceHits.wrappingAdd(1, ordering: .relaxed)
+            return .bulk(value)
+        }
+        server.counters.keyspaceMisses.wrappingAdd(1, ordering: .relaxed)
+        return .nullBulk
+    }
+
+    /// The distinct keys of `k1 v1 k2 v2 ...` (from index 1) with their last values.
+    static func pairs(_ args: [[UInt8]]) -> ([[UInt8]], [[UInt8]]) {
+        var keys: [[UInt8]] = []
+        var values: [[UInt8]] = []
+        var index: [[UInt8]: Int] = [:]
+        var i = 1
+        while i + 1 < args.count {
+            if let j = index[args[i]] {
+                values[j] = args[i + 1]
+            } else {
+                index[args[i]] = keys.count
+                keys.append(args[i])
+                values.append(args[i + 1])
+            }
+            i += 2
+        }
+        return (keys, values)
+    }
+
+    /// Redis's `getExpireMillisecondsOrReply`: the absolute expiry time in ms.
+    static func expireMillis(_ arg: [UInt8], unit: Int64, relative: Bool, now: Int64, command: String) throws -> Int64 {
+        var ms = try RedisText.int(arg)
+        if ms <= 0 || (unit == 1000 && ms > Int64.max / 1000) { throw CommandError.invalidExpire(command) }
+        ms *= unit
+        if relative { ms = ms &+ now }
+        if ms <= 0 { throw CommandError.invalidExpire(command) }
+        return ms
+    }
+
+    /// Parses SET/GETEX options from index 3 (SET) or 2 (GETEX).
+    static func parseSetFlags(_ args: [[UInt8]], from start: Int, isSet: Bool) throws -> (SetFlags, [UInt8]?) {
+        var flags: SetFlags = []
+        var expire: [UInt8]?
+        var j = start
+        while j < args.count {
+            let opt = args[j]
+            let hasNext = j + 1 < args.count
+            if isSet && RedisText.eq(opt, "nx") && !flags.contains(.xx) {
+                flags.insert(.nx)
+            } else if isSet && RedisText.eq(opt, "xx") && !flags.contains(.nx) {
+                flags.insert(.xx)
+            } else if isSet && RedisText.eq(opt, "get") {
+                flags.insert(.get)
+            } else if isSet && RedisText.eq(opt, "keepttl") && flags.isDisjoint(with: [.persist, .ex, .exat, .px, .pxat]) {
+                flags.insert(.keepTTL)
+            } else if !isSet && RedisText.eq(opt, "persist") && flags.isDisjoint(with: [.ex, .exat, .px, .pxat, .keepTTL]) {
+                flags.insert(.persist)
+            } else if RedisText.eq(opt, "ex") && flags.isDisjoint(with: [.keepTTL, .persist, .exat, .px, .pxat]) && hasNext {
+                flags.insert(.ex)
+                expire = args[j + 1]
+                j += 1
+            } else if RedisText.eq(opt, "px") && flags.isDisjoint(with: [.keepTTL, .persist, .ex, .exat, .pxat]) && hasNext {
+                flags.insert(.px)
+                expire = args[j + 1]
+                j += 1
+            } else if RedisText.eq(opt, "exat") && flags.isDisjoint(with: [.keepTTL, .persist, .ex, .px, .pxat]) && hasNext {
+                flags.insert(.exat)
+                expire = args[j + 1]
+                j += 1
+            } else if RedisText.eq(opt, "pxat") && flags.isDisjoint(with: [.keepTTL, .persist, .ex, .exat, .px]) && hasNext {
+                flags.insert(.pxat)
+                expire = args[j + 1]
+                j += 1
+            } else {
+                throw CommandError.syntax
+            }
+            j += 1
+        }
+        return (flags, expire)
+    }
+
+    /// The absolute expiry time of parsed SET/GETEX flags.
+    static func expireTime(_ flags: SetFlags, _ arg: [UInt8]?, now: Int64, command: String) throws -> Int64? {
+        guard let arg else { return nil }
+        let unit: Int64 = flags.contains(.ex) || flags.contains(.exat) ? 1000 : 1
+        let relative = flags.contains(.ex) || flags.contains(.px)
+        return try expireMillis(arg, unit: unit, relative: relative, now: now, command: command)
+    }
+
+    static func set(_ c: inout CommandCall) throws -> RESPValue {
+        let (flags, expireArg) = try parseSetFlags(c.args, from: 3, isSet: true)
+        let at = try expireTime(flags, expireArg, now: c.store.now, command: "set")
+        let value = c.args[2]
+        if flags.isDisjoint(with: [.nx, .xx, .get, .keepTTL]) {
+            try c.store.put(c.args[1], value, expiresAt: at)
+            return .ok
+        }
+        let server = c.server
+        return try c.store.modify([c.args[1]]) { rows -> RESPValue in
+            let old = rows[0]
+            var reply = RESPValue.ok
+            if flags.contains(.get) { reply = try bulkOrNull(server, old?.value) }
+            if (flags.contains(.nx) && old != nil) || (flags.contains(.xx) && old == nil) {
+                return flags.contains(.get) ? reply : .nullBulk
+            }
+            rows[0] = StoredEntry(value: value, expiresAt: flags.contains(.keepTTL) ? old?.expiresAt : at)
+            return reply
+        }
+    }
+
+    static func getex(_ c: inout CommandCall) throws -> RESPValue {
+        let (flags, expireArg) = try parseSetFlags(c.args, from: 2, isSet: false)
+        let now = c.store.now
+        let server = c.server
+        let args = c.args
+        return try c.store.modify([c.args[1]]) { rows -> RESPValue in
+            guard let row = rows[0] else { return try bulkOrNull(server, nil) }
+            let at = try expireTime(flags, expireArg, now: now, command: "getex")
+            if let at {
+                if at <= now {
+                    rows[0] = nil
+                } else {
+                    rows[0]!.expiresAt = at
+                }
+            } else if flags.contains(.persist) {
+                rows[0]!.expiresAt = nil
+            }
+            _ = args
+            return try bulkOrNull(server, row.value)
+        }
+    }
+
+    static func incrBy(_ c: inout CommandCall, _ incr: Int64) throws -> RESPValue {
+        try c.store.modify([c.args[1]]) { rows -> RESPValue in
+            var value: Int64 = 0
+            if let row = rows[0] {
+                guard let v = RedisText.parseInt(row.value) else { throw CommandError.notInteger }
+                value = v
+            }
+            if (incr < 0 && value < 0 && incr < Int64.min - value) || (incr > 0 && value > 0 && incr > Int64.max - value) {
+                throw CommandError.overflow
+            }
+            value += incr
+            rows[0] = StoredEntry(value: RedisText.bytes(value), expiresAt: rows[0]?.expiresAt)
+            return .integer(value)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import Dispatch
+import KVBase
+import KVEngine
+import KVFileSystem
+import KVStore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The `kvserver` daemon: a sharded store behind a Redis-protocol listener.
+///
+/// ```swift
+/// let server = try KVServer(config: config, logger: logger)   // opens the store, binds
+/// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+/// Threads: `ioThreads` event loops do network I/O and RESP decoding only; every command
+/// runs on one of `workerThreads` pool threads, so a slow command or an fsync never holds up
+/// other connections. A timer on the event loops samples the op rate and starts the active
+/// expiry cycle on the pool.
+///
+/// Shutdown (SIGTERM, SIGINT or SHUTDOWN): stop accepting, let running batches finish,
+/// close connections, flush the memtables, record the cache-warm list and close the store.
+public final class KVServer: Service, Sendable {
+    /// Shared state (the store, counters, clients).
+    public let state: ServerState
+    private let group: MultiThreadedEventLoopGroup
+    private let pool: NIOThreadPool
+    private let listener: Channel
+    private let logger: Logger
+    private let stopSignal: AsyncStream<Void>
+    private let stopContinuation: AsyncStream<Void>.Continuation
+    private let stopped = Mutex(false)
+    private let expiryRunning = Atomic<Bool>(false)
+
+    /// The port the server listens on.
+    public var port: Int { state.boundPort.load(ordering: .relaxed) }
+
+    /// Opens the store in `config.dir` and starts listening.
+    ///
+    /// - Throws: store errors (naming the file), or the bind error.
+    public init(config: ServerConfig, logger: Logger) throws {
+        self.logger = logger
+        // An existing store keeps its shard count (SHARDS SET changes it); a new one gets --shards.
+        let exists = POSIXFileSystem().fileExists(joinPath(config.dir, "STORE"))
+        let store = try ShardedStore.open(at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions())
+        state = ServerState(store: store, config: config, logger: logger)
+        (stopSignal, stopContinuation) = AsyncStream<Void>.makeStream()
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.ioThreads))
+        pool = NIOThreadPool(numberOfThreads: max(1, config.workerThreads))
+        pool.start()
+        let state = self.state
+        let pool = self.pool
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 511)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: state, pool: pool))
+                }
+            }
+        do {
+            listener = try bootstrap.bind(host: config.bind, port: config.port).wait()
+        } catch {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+            try? store.close()
+            throw ServerError("cannot listen on \(config.bind):\(config.port): \(error)")
+        }
+        state.boundPort.store(listener.localAddress?.port ?? config.port, ordering: .relaxed)
+        let continuation = stopContinuation
+        state.shutdownRequest.withLock { $0 = { continuation.finish() } }
+        startTimers()
+        logger.info("kvserver ready", metadata: [
+            "bind": "\(config.bind)", "port": "\(port)", "dir": "\(config.dir)",
+            "shards": "\(store.shardCount)", "fsync": "\(ServerConfig.name(of: config.fsync))",
+        ])
+    }
+
+    private func startTimers() {
+        let state = self.state
+        let pool = self.pool
+        let logger = self.logger
+        _ = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
+            state.counters.sampleOps()
+            guard expiryRunning.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+            pool.submit { [self] work in
+                defer { expiryRunning.store(false, ordering: .releasing) }
+                guard work == .active else { return }
+                // The active expiry cycle: delete due rows in slices of 200, for at most 25 ms.
+                let started = monotonicMillis()
+                do {
+                    while monotonicMillis() - started < 25 {
+                        let n = try state.store.removeExpired(limit: 200)
+                        state.counters.expiredKeys.wrappingAdd(Int64(n), ordering: .relaxed)
+                        if n < 200 { break }
+                    }
+                } catch {
+                    logger.warning("active expiry failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Runs until a graceful shutdown (signal) or SHUTDOWN, then shuts down.
+    public func run() async throws {
+        let signal = stopSignal
+        await withGracefulShutdownHandler {
+            for await _ in signal {}
+        } onGracefulShutdown: { [stopContinuation] in
+            stopContinuation.finish()
+        }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.shutdown()
+                done.resume()
+            }
+        }
+    }
+
+    /// Stops the server (idempotent; blocking).
+    public func shutdown() {
+        let first = stopped.withLock { s -> Bool in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        logger.info("kvserver shutting down")
+        stopContinuation.finish()
+        try? listener.close().wait()
+        // Running batches finish (their replies are written); queued ones are cancelled.
+        try? pool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+        do {
+            try state.store.flush()
+            try state.store.close()
+            logger.info("kvserver stopped; data flushed")
+        } catch {
+            logger.error("closing the store failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A failure starting the server.
+public struct ServerError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+
+    init(_ description: String) { self.description = description }
+}

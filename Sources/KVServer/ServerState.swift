@@ -1,0 +1,294 @@
+import KVBase
+import KVEngine
+import KVStore
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One connected client, as commands and `CLIENT LIST` see it. The connection's commands run
+/// one batch at a time, so the fields only its own commands change need no lock; what other
+/// connections read (name, last command, address) sits behind `info`.
+public final class ClientSession: Sendable {
+    /// The client id (`CLIENT ID`), unique for the server's life.
+    public let id: Int64
+    let remoteAddress: String
+    let localAddress: String
+    let createdAt: Int64
+
+    struct Info {
+        var name: [UInt8]?
+        var libName: [UInt8]?
+        var libVersion: [UInt8]?
+        var lastCommand = "NULL"
+        var lastInteraction: Int64 = 0
+        var protocolVersion = 2
+        var authenticated: Bool
+        var pendingRequests = 0
+    }
+    let info: Mutex<Info>
+
+    init(id: Int64, remoteAddress: String, localAddress: String, authenticated: Bool) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.createdAt = monotonicMillis()
+        self.info = Mutex(Info(lastInteraction: monotonicMillis(), authenticated: authenticated))
+    }
+
+    var protocolVersion: Int {
+        get { info.withLock { $0.protocolVersion } }
+        set { info.withLock { $0.protocolVersion = newValue } }
+    }
+
+    var authenticated: Bool {
+        get { info.withLock { $0.authenticated } }
+        set { info.withLock { $0.authenticated = newValue } }
+    }
+
+    /// The `CLIENT LIST` / `CLIENT INFO` line of this client.
+    func describe() -> String {
+        let now = monotonicMillis()
+        return info.withLock { i in
+            let name = i.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let lib = i.libName.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let ver = i.libVersion.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
+                + "age=\((now - createdAt) / 1000) idle=\((now - i.lastInteraction) / 1000) flags=N db=0 sub=0 psub=0 ssub=0 "
+                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+                + "events=r cmd=\(i.lastCommand) user=default redir=-1 resp=\(i.protocolVersion) lib-name=\(lib) lib-ver=\(ver)"
+        }
+    }
+}
+
+/// What the server counts; read by INFO (and the metrics endpoint).
+final class ServerCounters: Sendable {
+    let commandsProcessed = Atomic<Int64>(0)
+    let connectionsReceived = Atomic<Int64>(0)
+    let rejectedConnections = Atomic<Int64>(0)
+    let keyspaceHits = Atomic<Int64>(0)
+    let keyspaceMisses = Atomic<Int64>(0)
+    let expiredKeys = Atomic<Int64>(0)
+    let errorReplies = Atomic<Int64>(0)
+    let protocolErrors = Atomic<Int64>(0)
+    let netInputBytes = Atomic<Int64>(0)
+    let netOutputBytes = Atomic<Int64>(0)
+
+    /// Per-command call counts, time and errors (`INFO commandstats`).
+    struct CommandStat {
+        var calls: Int64 = 0
+        var micros: Int64 = 0
+        var failed: Int64 = 0
+    }
+    let commands = Mutex<[String: CommandStat]>([:])
+    /// Errors by their code (`INFO errorstats`).
+    let errors = Mutex<[String: Int64]>([:])
+
+    /// Samples of the command counter for `instantaneous_ops_per_sec`: (ms, count).
+    let opsSamples = Mutex<[(Int64, Int64)]>([])
+
+    func record(command: String, micros: Int64, error: String?) {
+        commands.withLock { c in
+            c[command, default: CommandStat()].calls += 1
+            c[command, default: CommandStat()].micros += micros
+            if error != nil { c[command, default: CommandStat()].failed += 1 }
+        }
+        if let error {
+            errorReplies.wrappingAdd(1, ordering: .relaxed)
+            let code = String(error.prefix { $0 != " " })
+            errors.withLock { $0[code, default: 0] += 1 }
+        }
+    }
+
+    /// Zeroes the counters (CONFIG RESETSTAT).
+    func reset() {
+        commandsProcessed.store(0, ordering: .relaxed)
+        connectionsReceived.store(0, ordering: .relaxed)
+        rejectedConnections.store(0, ordering: .relaxed)
+        keyspaceHits.store(0, ordering: .relaxed)
+        keyspaceMisses.store(0, ordering: .relaxed)
+        expiredKeys.store(0, ordering: .relaxed)
+        errorReplies.store(0, ordering: .relaxed)
+        protocolErrors.store(0, ordering: .relaxed)
+        netInputBytes.store(0, ordering: .relaxed)
+        netOutputBytes.store(0, ordering: .relaxed)
+        commands.withLock { $0.removeAll() }
+        errors.withLock { $0.removeAll() }
+    }
+
+    /// Takes a sample (every 100 ms) and returns the rate over the last samples.
+    func sampleOps() {
+        let now = monotonicMillis()
+        let n = commandsProcessed.load(ordering: .relaxed)
+        opsSamples.withLock { s in
+            s.append((now, n))
+            if s.count > 16 { s.removeFirst(s.count - 16) }
+        }
+    }
+
+    var instantaneousOpsPerSec: Int64 {
+        opsSamples.withLock { s in
+            guard let first = s.first, let last = s.last, last.0 > first.0 else { return 0 }
+            return (last.1 - first.1) * 1000 / (last.0 - first.0)
+        }
+    }
+}
+
+/// One slow log entry.
+struct SlowlogEntry {
+    let id: Int64
+    let time: Int64
+    let micros: Int64
+    let arguments: [[UInt8]]
+    let client: String
+    let name: String
+}
+
+/// Server-wide state shared by every connection and command.
+public final class ServerState: Sendable {
+    /// The data.
+    public let store: ShardedStore
+    let config: ServerConfig
+    let logger: Logger
+    let counters = ServerCounters()
+    let startedAt = monotonicMillis()
+    let startedWall = RowValue.wallClockMillis()
+    let runID: String
+    let nextClientID = Atomic<Int64>(1)
+    let clients = Mutex<[Int64: ClientSession]>([:])
+    /// Settings `CONFIG SET` may change.
+    struct Live {
+        var requirePass: String?
+        var maxClients: Int
+        var slowlogThreshold: Int64
+        var slowlogMaxLength: Int
+    }
+    let live: Mutex<Live>
+    let slowlog = Mutex<(nextID: Int64, entries: [SlowlogEntry])>((0, []))
+    let cursors = ScanCursors()
+    /// Called by SHUTDOWN.
+    let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
+    /// The port actually bound.
+    let boundPort = Atomic<Int>(0)
+    /// Unix time of the last SAVE/BGSAVE (or of the start).
+    let lastSave = Atomic<Int64>(RowValue.wallClockMillis() / 1000)
+
+    init(store: ShardedStore, config: ServerConfig, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.logger = logger
+        var bytes = [UInt8](repeating: 0, count: 20)
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<20 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        runID = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        live = Mutex(Live(requirePass: config.requirePass, maxClients: config.maxClients,
+                          slowlogThreshold: config.slowlogThresholdMicros, slowlogMaxLength: config.slowlogMaxLength))
+    }
+
+    var requirePass: String? { live.withLock { $0.requirePass } }
+
+    /// Registers a new connection; nil when `maxclients` is reached.
+    func register(remote: String, local: String) -> ClientSession? {
+        let needsAuth = requirePass != nil
+        let id = nextClientID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let session = ClientSession(id: id, remoteAddress: remote, localAddress: local, authenticated: !needsAuth)
+        let max = live.withLock { $0.maxClients }
+        let ok = clients.withLock { c -> Bool in
+            if c.count >= max { return false }
+            c[id] = session
+            return true
+        }
+        counters.connectionsReceived.wrappingAdd(1, ordering: .relaxed)
+        if !ok {
+            counters.rejectedConnections.wrappingAdd(1, ordering: .relaxed)
+            return nil
+        }
+        return session
+    }
+
+    func unregister(_ session: ClientSession) {
+        _ = clients.withLock { $0.removeValue(forKey: session.id) }
+    }
+
+    var connectedClients: Int { clients.withLock { $0.count } }
+
+    func logSlow(_ args: [[UInt8]], micros: Int64, session: ClientSession) {
+        let (threshold, maxLen) = live.withLock { ($0.slowlogThreshold, $0.slowlogMaxLength) }
+        guard threshold >= 0, micros >= threshold else { return }
+        // Redis keeps at most 32 arguments and 128 bytes of each.
+        var kept = args.prefix(32).map { a -> [UInt8] in
+            a.count > 128 ? Array(a.prefix(128)) + Array("... (\(a.count - 128) more bytes)".utf8) : a
+        }
+        if args.count > 32 { kept[31] = Array("... (\(args.count - 31) more arguments)".utf8) }
+        let name = session.info.withLock { $0.name.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        slowlog.withLock { s in
+            s.entries.insert(SlowlogEntry(id: s.nextID, time: RowValue.wallClockMillis() / 1000, micros: micros,
+                                          arguments: kept, client: session.remoteAddress, name: name), at: 0)
+            s.nextID += 1
+            if s.entries.count > maxLen { s.entries.removeLast(s.entries.count - maxLen) }
+        }
+    }
+
+    /// Asks the server to shut down (SHUTDOWN).
+    func requestShutdown() {
+        let hook = shutdownRequest.withLock { $0 }
+        hook?()
+    }
+}
+
+/// Remembered SCAN positions. The store is ordered, so a position is the last key returned;
+/// the cursor a client sees is a number naming it. See DESIGN.md "SCAN cursors".
+final class ScanCursors: Sendable {
+    static let capacity = 100_000
+    private struct State {
+        var next: UInt64 = 1
+        var positions: [UInt64: [UInt8]] = [:]
+        var order: [UInt64] = []
+        var head = 0
+    }
+    private let state = Mutex(State())
+
+    /// A new cursor for the position after `key`.
+    func remember(_ key: [UInt8]) -> UInt64 {
+        state.withLock { s in
+            // Cursor numbers mix a counter with random high bits so that stale numbers from a
+            // previous server run are unlikely to name a live position.
+            let id = (s.next << 20) | UInt64.random(in: 0..<(1 << 20))
+            s.next += 1
+            s.positions[id] = key
+            s.order.append(id)
+            if s.order.count - s.head > Self.capacity {
+                s.positions[s.order[s.head]] = nil
+                s.head += 1
+                if s.head > Self.capacity {
+                    s.order.removeFirst(s.head)
+                    s.head = 0
+                }
+            }
+            return id
+        }
+    }
+
+    /// The position a cursor names, or nil when unknown.
+    func position(_ id: UInt64) -> [UInt8]? {
+        state.withLock { $0.positions[id] }
+    }
+}
+
+/// Milliseconds of a monotonic clock.
+func monotonicMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Microseconds of a monotonic clock.
+func monotonicMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}

@@ -66,10 +66,9 @@ enum InfoReport {
                          ("total_error_replies", String(c.errorReplies.load(ordering: .relaxed))),
                          ("unexpected_error_replies", "0"),
                          ("protocol_errors", String(c.protocolErrors.load(ordering: .relaxed))),
-                         ("sync_full", "0"), ("sync_partial_ok", "0"), ("sync_partial_err", "0")]
+                        ] + replicationStats(server)
             case "replication":
-                lines = [("role", "master"), ("connected_slaves", "0"),
-                         ("master_replid", server.runID), ("master_repl_offset", "0")]
+                lines = replicationInfo(server)
             case "cpu":
                 var usage = rusage()
                 getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)

@@ -120,6 +120,8 @@ extension Database {
             failure = error
         }
         if failure == nil {
+            // Still the leader: no later group can commit before this call returns.
+            options.commitObserver?(group.rep)
             group.rep.withUnsafeBytes { p in
                 var seq = group.first
                 let rowCache = self.rowCache

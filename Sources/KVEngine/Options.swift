@@ -86,6 +86,11 @@ public struct Options: Sendable {
     /// snapshot needs; returning true deletes the key. Nil: keep everything. Must be fast and
     /// must not call back into the database.
     public var compactionFilter: (@Sendable (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool)?
+    /// Called with every committed group of writes, in commit order, once its WAL record is
+    /// written and before any later group commits: the encoded write batch (its header holds
+    /// the first sequence number and the count). For a replication log. Must be quick and must
+    /// not call back into the database.
+    public var commitObserver: (@Sendable (_ batch: [UInt8]) -> Void)?
     /// Test hook: called at the start of each background compaction (may sleep to slow
     /// compaction down).
     package var compactionHook: (@Sendable () -> Void)?

@@ -14,7 +14,7 @@ import KVBase
 /// Later operations on the same key in one batch win. Cheap to build: operations are
 /// appended to one growing byte buffer.
 public struct WriteBatch: Sendable {
-    static let headerSize = 12
+    package static let headerSize = 12
 
     /// The encoded batch (header + records).
     package private(set) var rep: [UInt8]

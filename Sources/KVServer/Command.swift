@@ -86,7 +86,7 @@ extension RESPValue {
 enum Commands {
     static let table: [String: CommandSpec] = {
         var t: [String: CommandSpec] = [:]
-        for spec in stringCommands + keyCommands + serverCommands + clusterCommands {
+        for spec in stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands {
             t[spec.name] = spec
         }
         return t
@@ -96,7 +96,7 @@ enum Commands {
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let name = RedisText.lower(first)
-        let started = monotonicMicros()
+        let started = monotonicNanos()
         server.counters.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.info.withLock { i in
             i.lastCommand = name
@@ -123,6 +123,12 @@ enum Commands {
             server.counters.record(command: name, micros: 0, error: CommandError.noAuth.message)
             return (.simpleError(CommandError.noAuth.message), .none)
         }
+        let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
+        if writes && server.replication.isReplica {
+            let e = CommandError("READONLY You can't write against a read only replica.")
+            server.counters.record(command: name, micros: 0, error: e.message)
+            return (.simpleError(e.message), .none)
+        }
         var call = CommandCall(server: server, session: session, args: arguments, name: name)
         let reply: RESPValue
         var failure: String?
@@ -140,9 +146,9 @@ enum Commands {
             failure = text
             reply = .simpleError(CommandError(text).message)
         }
-        let micros = monotonicMicros() - started
-        server.counters.record(command: name, micros: micros, error: failure)
-        server.logSlow(arguments, micros: micros, session: session)
+        let nanos = monotonicNanos() - started
+        server.counters.record(command: name, nanos: nanos, error: failure)
+        server.logSlow(arguments, micros: nanos / 1000, session: session)
         if case .shutdown = call.action { return (nil, .shutdown) }
         return (reply, call.action)
     }

@@ -84,19 +84,25 @@ extension Commands {
             return .ok
         },
         CommandSpec("slowlog", -2, ["admin"]) { c in try slowlog(c) },
-        CommandSpec("role", 1, ["fast"]) { _ in .array([.bulk("master"), .integer(0), .array([])]) },
+        CommandSpec("role", 1, ["fast"]) { c in role(c) },
         CommandSpec("replicaof", 3, ["admin"]) { c in try replicaOf(c) },
         CommandSpec("slaveof", 3, ["admin"]) { c in try replicaOf(c) },
         CommandSpec("wait", 3, []) { c in
             let n = try RedisText.int(c.args[1])
             let timeout = try RedisText.int(c.args[2])
             if timeout < 0 { throw CommandError("ERR timeout is negative") }
-            // No follower is connected, so no follower can acknowledge: waiting for one or
-            // more lasts the timeout, as in Redis (a timeout of 0 does not block here).
-            if n > 0 && timeout > 0 {
-                usleep(UInt32(min(timeout, 60_000) * 1000))
+            if c.server.replication.isReplica {
+                throw CommandError("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")
             }
-            return .integer(0)
+            // The caller's writes are committed, so every shard's current sequence covers
+            // them: count the followers that acknowledged at least that much.
+            let target = c.store.shardSequences
+            let deadline = timeout == 0 ? Int64.max : monotonicMillis() + timeout
+            while true {
+                let acked = acknowledgedFollowers(c.server, target: target)
+                if acked >= n || monotonicMillis() >= deadline { return .integer(Int64(acked)) }
+                usleep(2_000)
+            }
         },
     ]
 
@@ -319,10 +325,43 @@ extension Commands {
     }
 
     static func replicaOf(_ c: CommandCall) throws -> RESPValue {
+        let state = c.server.replication
         if RedisText.eq(c.args[1], "no") && RedisText.eq(c.args[2], "one") {
-            return .simpleString("OK")
+            let old = state.client.withLock { cl -> ReplicationClient? in
+                defer { cl = nil }
+                return cl
+            }
+            if old != nil || state.isReplica {
+                old?.stop()
+                state.link.withLock { $0 = nil }
+                // A new history: followers of the promoted server resynchronize.
+                state.replid.withLock { $0 = ReplicationState.newID() }
+                c.server.logger.info("promoted to leader (REPLICAOF NO ONE)")
+            }
+            return .ok
         }
-        _ = try RedisText.int(c.args[2])
-        throw CommandError("ERR replication to a leader is not available in this version of kvserver")
+        guard let port = RedisText.parseInt(c.args[2]), port >= 0, port <= 65535 else {
+            throw CommandError("ERR Invalid master port")
+        }
+        let host = String(decoding: c.args[1], as: UTF8.self)
+        if let link = state.link.withLock({ $0 }), link.host == host, link.port == Int(port) {
+            return .simpleString("OK Already connected to specified master")
+        }
+        c.server.startReplication(host: host, port: Int(port))
+        return .ok
+    }
+
+    static func role(_ c: CommandCall) -> RESPValue {
+        let state = c.server.replication
+        if let link = state.link.withLock({ $0 }) {
+            let status = link.syncInProgress ? "sync" : (link.up ? "connected" : "connect")
+            return .array([.bulk("slave"), .bulk(link.host), .integer(Int64(link.port)), .bulk(status),
+                           .integer(Int64(link.applied.reduce(0, +)))])
+        }
+        let followers = state.followers.withLock { Array($0.values) }.filter(\.online).sorted { $0.id < $1.id }
+        return .array([
+            .bulk("master"), .integer(Int64(c.store.shardSequences.reduce(0, +))),
+            .array(followers.map { .array([.bulk($0.address), .bulk(String($0.port)), .bulk(String($0.acked.reduce(0, +)))]) }),
+        ])
     }
 }

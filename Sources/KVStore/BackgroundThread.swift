@@ -6,7 +6,7 @@ import Darwin
 
 /// Starts a detached pthread running `body` (a store's background cleanup). Blocking file
 /// I/O runs there rather than on the Swift concurrency pool.
-func startBackgroundThread(_ body: @escaping @Sendable () -> Void) {
+package func startBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     final class Box: Sendable {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }

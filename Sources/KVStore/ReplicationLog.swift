@@ -1,0 +1,148 @@
+import KVBase
+import KVEngine
+import Synchronization
+
+/// The leader side of replication: every shard's recently committed write groups, in commit
+/// order, kept in memory up to a byte budget.
+///
+/// Each shard engine reports every committed group (its encoded write batch, whose header
+/// holds the first sequence number and the record count) through
+/// ``Options/commitObserver``; the group's records are exactly what the shard applied (rows
+/// with their envelopes, index entries, expiry entries, metadata), so a follower that applies
+/// the groups in order ends with the same records. The backlog lives in memory rather than in
+/// the WAL: WAL files are deleted as soon as their memtable is flushed, so they cannot promise
+/// a retention, while a bounded ring can; after a leader restart the backlog is empty and
+/// followers resynchronize from a snapshot.
+public final class ReplicationLog: Sendable {
+    /// One entry of a shard's backlog.
+    public struct Group: Sendable {
+        /// The sequence number of the group's first record.
+        public let first: UInt64
+        /// The sequence number of its last record.
+        public let last: UInt64
+        /// The encoded write batch.
+        public let batch: [UInt8]
+    }
+
+    /// What a follower gets for a read.
+    public enum ReadResult: Sendable {
+        /// Groups starting at the requested sequence (possibly none yet).
+        case groups([Group])
+        /// The requested sequence is older than the backlog: a snapshot is needed.
+        case tooOld
+    }
+
+    private struct ShardLog {
+        var groups: [Group] = []
+        var head = 0
+        var bytes = 0
+        /// The last sequence number seen (0: nothing seen since start).
+        var last: UInt64 = 0
+        /// The oldest sequence number still readable: groups from here on are all held.
+        var oldest: UInt64 = 0
+        var started = false
+    }
+
+    private let logs = Mutex<[Int: ShardLog]>([:])
+    private let capacity = Atomic<Int>(256 << 20)
+    /// Bumped whenever groups are appended (followers poll it).
+    public let appended = Atomic<UInt64>(0)
+
+    /// Creates an empty log.
+    public init() {}
+
+    /// The byte budget for all shards together.
+    public var capacityBytes: Int {
+        get { capacity.load(ordering: .relaxed) }
+    }
+
+    /// Sets the byte budget (split evenly over the shards seen).
+    public func setCapacity(bytes: Int) {
+        capacity.store(max(1, bytes), ordering: .relaxed)
+    }
+
+    /// The observer to install on shard `id`'s engine.
+    func observer(shard id: Int) -> @Sendable ([UInt8]) -> Void {
+        { [self] batch in append(shard: id, batch: batch) }
+    }
+
+    /// Records the starting point of shard `id` (its engine's last sequence at open).
+    func start(shard id: Int, at sequence: UInt64) {
+        logs.withLock { l in
+            if l[id]?.started == true { return }
+            var s = l[id] ?? ShardLog()
+            s.last = sequence
+            s.oldest = sequence + 1
+            s.started = true
+            l[id] = s
+        }
+    }
+
+    func append(shard id: Int, batch: [UInt8]) {
+        guard batch.count >= WriteBatch.headerSize else { return }
+        let first = batch.withUnsafeBytes { $0.fixed64(at: 0) }
+        let count = UInt64(batch.withUnsafeBytes { $0.fixed32(at: 8) })
+        let group = Group(first: first, last: first + count - 1, batch: batch)
+        let budget = capacity.load(ordering: .relaxed)
+        logs.withLock { l in
+            var s = l[id] ?? ShardLog()
+            if !s.started {
+                s.started = true
+                s.oldest = first
+            }
+            s.groups.append(group)
+            s.bytes += batch.count
+            s.last = group.last
+            let perShard = max(1, budget / max(1, l.count + (l[id] == nil ? 1 : 0)))
+            while s.bytes > perShard && s.groups.count - s.head > 1 {
+                let dropped = s.groups[s.head]
+                s.bytes -= dropped.batch.count
+                s.oldest = dropped.last + 1
+                s.head += 1
+            }
+            if s.head > 1024 && s.head * 2 > s.groups.count {
+                s.groups.removeFirst(s.head)
+                s.head = 0
+            }
+            l[id] = s
+        }
+        appended.wrappingAdd(1, ordering: .releasing)
+    }
+
+    /// The groups of shard `id` starting at sequence `from` (the follower has applied
+    /// everything before it), up to about `maxBytes`; `.tooOld` when the backlog no longer
+    /// holds `from`.
+    public func read(shard id: Int, from: UInt64, maxBytes: Int) -> ReadResult {
+        logs.withLock { l in
+            guard let s = l[id] else { return .tooOld }
+            if from == s.last + 1 { return .groups([]) }
+            if from < s.oldest || from > s.last + 1 { return .tooOld }
+            var out: [Group] = []
+            var bytes = 0
+            // Binary search for the group starting at `from`.
+            var lo = s.head, hi = s.groups.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if s.groups[mid].first < from { lo = mid + 1 } else { hi = mid }
+            }
+            guard lo < s.groups.count, s.groups[lo].first == from else { return .tooOld }
+            var i = lo
+            while i < s.groups.count && (out.isEmpty || bytes + s.groups[i].batch.count <= maxBytes) {
+                out.append(s.groups[i])
+                bytes += s.groups[i].batch.count
+                i += 1
+            }
+            return .groups(out)
+        }
+    }
+
+    /// The oldest readable and the newest sequence of shard `id`.
+    public func range(shard id: Int) -> (oldest: UInt64, newest: UInt64)? {
+        logs.withLock { l in l[id].map { ($0.oldest, $0.last) } }
+    }
+
+    /// Bytes held, all shards.
+    public var bytesHeld: Int {
+        logs.withLock { $0.values.reduce(0) { $0 + $1.bytes } }
+    }
+}

@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -48,9 +51,13 @@ let package = Package(
                 "KVBase", "KVEngine", "KVStore", "KVProtocol", "KVFileSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .executableTarget(
@@ -82,7 +89,12 @@ let package = Package(
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
         .testTarget(
             name: "KVServerTests",
-            dependencies: ["KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
     ],

@@ -86,7 +86,7 @@ extension RESPValue {
 enum Commands {
     static let table: [String: CommandSpec] = {
         var t: [String: CommandSpec] = [:]
-        for spec in stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands {
+        for spec in stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands {
             t[spec.name] = spec
         }
         return t

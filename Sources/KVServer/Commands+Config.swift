@@ -4,34 +4,25 @@ import KVProtocol
 import KVStore
 
 extension Commands {
-    /// The settings CONFIG GET knows, with Redis's names where Redis has the setting.
+    /// Read-only parameters `CONFIG GET` answers for tools written for Redis.
+    static let redisCompatibilityValues: [(String, String)] = [
+        ("appendonly", "yes"), ("save", ""), ("databases", "1"), ("maxmemory", "0"),
+        ("maxmemory-policy", "noeviction"), ("cluster-enabled", "no"),
+    ]
+
+    /// Every parameter `CONFIG GET` knows, under every name it answers to (each setting's
+    /// flag name and Redis's names), with its live value.
     static func configValues(_ server: ServerState) -> [(String, String)] {
-        let live = server.live.withLock { $0 }
-        let cfg = server.config
-        return [
-            ("bind", cfg.bind),
-            ("port", String(server.boundPort.load(ordering: .relaxed))),
-            ("dir", cfg.dir),
-            ("shards", String(server.store.shardCount)),
-            ("appendfsync", ServerConfig.name(of: cfg.fsync)),
-            ("fsync", ServerConfig.name(of: cfg.fsync)),
-            ("appendonly", "yes"),
-            ("save", ""),
-            ("databases", "1"),
-            ("maxclients", String(live.maxClients)),
-            ("requirepass", live.requirePass == nil ? "" : "********"),
-            ("masterauth", cfg.masterAuth == nil ? "" : "********"),
-            ("replicaof", cfg.replicaOf ?? ""),
-            ("protected-mode", "yes"),
-            ("timeout", "0"),
-            ("maxmemory", "0"),
-            ("proto-max-bulk-len", String(cfg.limits.maxBulkLength)),
-            ("slowlog-log-slower-than", String(live.slowlogThreshold)),
-            ("slowlog-max-len", String(live.slowlogMaxLength)),
-            ("block-cache-mb", String(cfg.blockCacheMB)),
-            ("metrics-port", String(cfg.metricsPort)),
-            ("loglevel", cfg.logLevel.rawValue),
-        ]
+        var live = server.live.withLock { $0 }
+        live.port = server.boundPort.load(ordering: .relaxed)
+        live.shards = server.store.shardCount
+        var out: [(String, String)] = []
+        for setting in ServerSetting.all {
+            let value = setting.shown(live)
+            out.append((setting.name, value))
+            for alias in setting.aliases { out.append((alias, value)) }
+        }
+        return out + redisCompatibilityValues
     }
 
     static func config(_ c: CommandCall) throws -> RESPValue {
@@ -54,40 +45,33 @@ extension Commands {
             return .array(out.flatMap { [RESPValue.bulk($0.0), .bulk($0.1)] })
         case "set":
             if c.argc < 4 || c.argc % 2 != 0 { throw CommandError.wrongArity("config|set") }
-            // Validate everything first, then apply: all or nothing, as Redis does.
-            var changes: [(inout ServerState.Live) -> Void] = []
+            // Validate everything on a copy first, then install it: all or nothing, as Redis does.
+            var changed = c.server.live.withLock { $0 }
+            var seen = Set<String>()
             var j = 2
             while j < c.argc {
                 let key = RedisText.lower(c.args[j])
-                let raw = c.args[j + 1]
-                let text = String(decoding: raw, as: UTF8.self)
-                switch key {
-                case "maxclients":
-                    guard let n = RedisText.parseInt(raw), n >= 1, n <= 1_000_000 else {
-                        throw CommandError("ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument must be between 1 and 1000000 inclusive")
+                let text = String(decoding: c.args[j + 1], as: UTF8.self)
+                guard let setting = ServerSetting.named(key) else {
+                    if redisCompatibilityValues.contains(where: { $0.0 == key }) {
+                        throw CommandError("ERR CONFIG SET failed (possibly related to argument '\(key)') - can't set immutable config")
                     }
-                    changes.append { $0.maxClients = Int(n) }
-                case "slowlog-log-slower-than":
-                    guard let n = RedisText.parseInt(raw) else {
-                        throw CommandError("ERR CONFIG SET failed (possibly related to argument 'slowlog-log-slower-than') - argument couldn't be parsed into an integer")
-                    }
-                    changes.append { $0.slowlogThreshold = n }
-                case "slowlog-max-len":
-                    guard let n = RedisText.parseInt(raw), n >= 0 else {
-                        throw CommandError("ERR CONFIG SET failed (possibly related to argument 'slowlog-max-len') - argument must be between 0 and 9223372036854775807 inclusive")
-                    }
-                    changes.append { $0.slowlogMaxLength = Int(n) }
-                case "requirepass":
-                    changes.append { $0.requirePass = text.isEmpty ? nil : text }
-                default:
-                    let known = configValues(c.server).contains { $0.0 == key }
-                    throw CommandError(known
-                        ? "ERR CONFIG SET failed (possibly related to argument '\(key)') - can't set immutable config"
-                        : "ERR Unknown option or number of arguments for CONFIG SET - '\(key)'")
+                    throw CommandError("ERR Unknown option or number of arguments for CONFIG SET - '\(key)'")
+                }
+                guard seen.insert(setting.name).inserted else {
+                    throw CommandError("ERR CONFIG SET failed (possibly related to argument '\(key)') - duplicate parameter")
+                }
+                guard setting.runtime else {
+                    throw CommandError("ERR CONFIG SET failed (possibly related to argument '\(key)') - can't set immutable config")
+                }
+                do throws(SettingError) {
+                    try setting.parse(text, &changed)
+                } catch {
+                    throw CommandError("ERR CONFIG SET failed (possibly related to argument '\(key)') - \(error.reason)")
                 }
                 j += 2
             }
-            c.server.live.withLock { live in for apply in changes { apply(&live) } }
+            c.server.apply(changed)
             return .ok
         case "resetstat":
             if c.argc != 2 { throw CommandError.wrongArity("config|resetstat") }
@@ -95,7 +79,8 @@ extension Commands {
             c.server.slowlog.withLock { $0.entries.removeAll() }
             return .ok
         case "rewrite":
-            throw CommandError("ERR The server is running without a config file")
+            if c.server.config.configFile == nil { throw CommandError("ERR The server is running without a config file") }
+            throw CommandError("ERR CONFIG REWRITE is not supported; edit the configuration file")
         case "help":
             return .array(["CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",

@@ -4,8 +4,22 @@ import NIOPosix
 
 /// One client connection: decodes requests on the event loop, runs them in order on the
 /// worker pool in batches (engine work never runs on an event loop), and writes the replies
-/// of a batch with one flush. While a batch runs, newly decoded requests queue up; reading
-/// pauses when the queue is long, so a client cannot make the server buffer without bound.
+/// of a batch with one flush.
+///
+/// Memory a client can make the server hold is bounded on both sides:
+/// - Requests: while a batch runs, newly decoded requests queue up; reading pauses at
+///   ``queueLimit`` queued requests and resumes below a quarter of it. Protocol limits
+///   (``RESPLimits``, live from `CONFIG SET`) bound each request.
+/// - Replies: `pendingOutput` counts reply bytes handed to the channel whose write has not
+///   completed (the socket has not taken them). No new batch starts while it is at least
+///   ``OutputBufferLimit/pauseBytes``, and a batch stops early once its own output passes
+///   ``batchOutputLimit`` or half the pause threshold (the rest goes back to the front of
+///   the queue), so a client that
+///   does not read costs about the pause threshold plus one reply. The client is closed when
+///   the waiting bytes reach the hard limit, or stay at or above the soft limit for the soft
+///   seconds (Redis's `client-output-buffer-limit` semantics).
+///
+/// All fields are touched on the channel's event loop only.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -18,45 +32,77 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Requests run per pool job, at most.
     static let batchLimit = 256
+    /// A batch stops taking requests once its replies reach this many bytes.
+    static let batchOutputLimit = 1 << 20
     /// Reading pauses above this many queued requests and resumes below a quarter of it.
     static let queueLimit = 4096
+
+    /// Redis's reply to a client refused by protected mode (then the connection closes).
+    static let protectedModeError = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n"
 
     private let server: ServerState
     private let pool: NIOThreadPool
     private var session: ClientSession?
     private var decoder: RESPRequestDecoder
+    private var limitsGeneration: Int
     private var inbound: ByteBuffer?
     private var queue = CircularBuffer<Item>()
     private var running = false
     private var closing = false
     private var readPaused = false
     private var failed = false
+    /// Reply bytes written to the channel whose write has not completed.
+    private var pendingOutput = 0
+    /// When `pendingOutput` last reached the soft limit (monotonic ms); nil while below it.
+    private var softLimitSince: Int64?
+    private var softLimitCheck: Scheduled<Void>?
 
     init(server: ServerState, pool: NIOThreadPool) {
         self.server = server
         self.pool = pool
-        self.decoder = RESPRequestDecoder(limits: server.config.limits)
+        self.limitsGeneration = server.limitsGeneration.load(ordering: .relaxed)
+        self.decoder = RESPRequestDecoder(limits: server.live.withLock { $0.limits })
     }
 
     func channelActive(context: ChannelHandlerContext) {
         let remote = context.channel.remoteAddress.map(Self.describe) ?? "?"
         let local = context.channel.localAddress.map(Self.describe) ?? "?"
-        guard let session = server.register(remote: remote, local: local) else {
-            var out = context.channel.allocator.buffer(capacity: 64)
-            out.writeString("-ERR max number of clients reached\r\n")
-            closing = true
-            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in ctx.value.close(promise: nil) }
+        // Redis's order: the client limit at accept, then protected mode.
+        guard let session = server.register(remote: remote, local: local, channel: context.channel) else {
+            refuse(context: context, with: "-ERR max number of clients reached\r\n")
             return
         }
         self.session = session
+        if server.protectedModeRefuses(ip: Self.ipForProtectedMode(context.channel.remoteAddress)) {
+            server.counters.protectedModeDenials.wrappingAdd(1, ordering: .relaxed)
+            refuse(context: context, with: Self.protectedModeError)
+            return
+        }
         decoder.authenticationRequired = !session.authenticated
         context.fireChannelActive()
+    }
+
+    /// Sends `reply` and closes the connection.
+    private func refuse(context: ChannelHandlerContext, with reply: String) {
+        var out = context.channel.allocator.buffer(capacity: reply.utf8.count)
+        out.writeString(reply)
+        closing = true
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in ctx.value.close(promise: nil) }
+    }
+
+    /// The address protected mode judges: the IP of a TCP peer, nil for a Unix socket.
+    static func ipForProtectedMode(_ address: SocketAddress?) -> String? {
+        guard let address else { return "?" }
+        if case .unixDomainSocket = address { return nil }
+        return address.ipAddress ?? "?"
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
         queue.removeAll()
+        softLimitCheck?.cancel()
+        softLimitCheck = nil
         if let session { server.unregister(session) }
         context.fireChannelInactive()
     }
@@ -64,7 +110,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         server.counters.netInputBytes.wrappingAdd(Int64(buffer.readableBytes), ordering: .relaxed)
-        if closing || failed || session == nil { return }
+        guard !closing, !failed, let session else { return }
+        session.info.withLock { $0.lastInteraction = monotonicMillis() }
+        let generation = server.limitsGeneration.load(ordering: .relaxed)
+        if generation != limitsGeneration {
+            limitsGeneration = generation
+            decoder.limits = server.live.withLock { $0.limits }
+        }
         if inbound == nil {
             inbound = buffer
         } else {
@@ -100,7 +152,11 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func schedule(context: ChannelHandlerContext) {
         guard !running, !closing, !queue.isEmpty, let session else { return }
+        let limit = server.live.withLock { $0.outputBufferLimit }
+        // Backpressure: replies the client has not taken hold up its next requests.
+        guard pendingOutput < limit.pauseBytes else { return }
         running = true
+        session.info.withLock { $0.executing = true }
         var batch: [Item] = []
         batch.reserveCapacity(min(queue.count, Self.batchLimit))
         while batch.count < Self.batchLimit, let item = queue.popFirst() { batch.append(item) }
@@ -110,14 +166,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         let ctx = NIOLoopBound(context, eventLoop: loop)
         let allocator = context.channel.allocator
         let items = batch
+        let outputLimit = min(Self.batchOutputLimit, max(1, limit.pauseBytes / 2))
         pool.submit { state in
             guard state == .active else {
-                loop.execute { handler.value.finish(context: ctx.value, output: nil, action: .close) }
+                loop.execute { handler.value.finish(context: ctx.value, output: nil, action: .close, unrun: []) }
                 return
             }
             var out = allocator.buffer(capacity: 512)
             var action = ConnectionAction.none
+            var done = 0
             for item in items {
+                done += 1
                 switch item {
                 case .request(let args):
                     let (reply, next) = Commands.execute(args, server: server, session: session)
@@ -129,24 +188,47 @@ final class ConnectionHandler: ChannelInboundHandler {
                     RESPEncoder().writeError(message, into: &out)
                     action = .close
                 }
-                if case .none = action { continue }
+                if case .none = action {
+                    if out.readableBytes >= outputLimit { break }
+                    continue
+                }
                 break
             }
             let output = out
             let next = action
-            loop.execute { handler.value.finish(context: ctx.value, output: output, action: next) }
+            let unrun = Array(items[done...])
+            loop.execute { handler.value.finish(context: ctx.value, output: output, action: next, unrun: unrun) }
         }
     }
 
-    private func finish(context: ChannelHandlerContext, output: ByteBuffer?, action: ConnectionAction) {
+    private func finish(context: ChannelHandlerContext, output: ByteBuffer?, action: ConnectionAction, unrun: [Item]) {
         running = false
-        if let session { decoder.authenticationRequired = !session.authenticated }
-        if let output, output.readableBytes > 0, context.channel.isActive {
-            server.counters.netOutputBytes.wrappingAdd(Int64(output.readableBytes), ordering: .relaxed)
+        if let session {
+            decoder.authenticationRequired = !session.authenticated
+            session.info.withLock { i in
+                i.executing = false
+                i.lastInteraction = monotonicMillis()
+            }
+        }
+        if case .none = action {
+            // Requests the batch left for later go back in front, in order.
+            for item in unrun.reversed() { queue.prepend(item) }
+        }
+        if let output, output.readableBytes > 0, context.channel.isActive, !closing {
+            let size = output.readableBytes
+            let limit = server.live.withLock { $0.outputBufferLimit }
+            if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
+                closeForOutputLimit(context: context, reason: "hard")
+                return
+            }
+            server.counters.netOutputBytes.wrappingAdd(Int64(size), ordering: .relaxed)
+            addPendingOutput(size, context: context)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             let flushed = context.writeAndFlush(wrapOutboundOut(output))
+            flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
             if case .none = action {} else {
                 closing = true
-                let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
                 flushed.whenComplete { _ in ctx.value.close(promise: nil) }
                 return
             }
@@ -160,6 +242,81 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         }
         schedule(context: context)
+    }
+
+    /// A write of `size` reply bytes completed (or failed because the channel closed).
+    private func written(_ size: Int, context: ChannelHandlerContext) {
+        pendingOutput -= size
+        if let session {
+            let now = monotonicMillis()
+            let waiting = pendingOutput
+            session.info.withLock { i in
+                i.outputBytes = waiting
+                i.lastInteraction = now
+            }
+        }
+        let limit = server.live.withLock { $0.outputBufferLimit }
+        if softLimitSince != nil && (limit.softBytes == 0 || pendingOutput < limit.softBytes) {
+            softLimitSince = nil
+            softLimitCheck?.cancel()
+            softLimitCheck = nil
+        }
+        if !closing {
+            if readPaused && queue.count < Self.queueLimit / 4 {
+                readPaused = false
+                context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            }
+            schedule(context: context)
+        }
+    }
+
+    private func addPendingOutput(_ size: Int, context: ChannelHandlerContext) {
+        pendingOutput += size
+        let waiting = pendingOutput
+        session?.info.withLock { $0.outputBytes = waiting }
+        let limit = server.live.withLock { $0.outputBufferLimit }
+        guard limit.softBytes > 0, pendingOutput >= limit.softBytes, softLimitSince == nil else { return }
+        softLimitSince = monotonicMillis()
+        scheduleSoftLimitCheck(after: Int64(limit.softSeconds) * 1000, context: context)
+    }
+
+    /// Closes the client if its output is still at or above the soft limit once it has been
+    /// there for the soft seconds (read when the check runs, so CONFIG SET applies).
+    private func scheduleSoftLimitCheck(after millis: Int64, context: ChannelHandlerContext) {
+        softLimitCheck?.cancel()
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        softLimitCheck = context.eventLoop.scheduleTask(in: .milliseconds(max(0, millis) + 10)) {
+            handler.value.checkSoftLimit(context: ctx.value)
+        }
+    }
+
+    private func checkSoftLimit(context: ChannelHandlerContext) {
+        softLimitCheck = nil
+        guard let since = softLimitSince, !closing else { return }
+        let limit = server.live.withLock { $0.outputBufferLimit }
+        guard limit.softBytes > 0, pendingOutput >= limit.softBytes else {
+            softLimitSince = nil
+            return
+        }
+        let remaining = Int64(limit.softSeconds) * 1000 - (monotonicMillis() - since)
+        if remaining <= 0 {
+            closeForOutputLimit(context: context, reason: "soft")
+        } else {
+            scheduleSoftLimitCheck(after: remaining, context: context)
+        }
+    }
+
+    /// Closes the connection at once, dropping what is queued and waiting (Redis frees such
+    /// a client asynchronously without a reply).
+    private func closeForOutputLimit(context: ChannelHandlerContext, reason: String) {
+        closing = true
+        queue.removeAll()
+        server.counters.outputBufferDisconnections.wrappingAdd(1, ordering: .relaxed)
+        server.logger.warning("client closed for overcoming of output buffer limits", metadata: [
+            "client": "\(session?.remoteAddress ?? "?")", "limit": "\(reason)", "waiting": "\(pendingOutput)",
+        ])
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -12,7 +12,7 @@ import Darwin
 /// Redis has the figure.
 enum InfoReport {
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-                                  "errorstats", "keyspace", "shards", "cache", "compaction"]
+                                  "errorstats", "keyspace", "shards", "cache", "compaction", "latencystats"]
     static let allSections = defaultSections + ["commandstats"]
 
     static func render(server: ServerState, sections requested: [String]) throws -> String {
@@ -35,6 +35,8 @@ enum InfoReport {
             case "clients":
                 lines = [("connected_clients", String(server.connectedClients)),
                          ("maxclients", String(server.live.withLock { $0.maxClients })),
+                         ("client_recent_max_input_buffer", "0"),
+                         ("client_recent_max_output_buffer", String(server.largestClientOutput)),
                          ("blocked_clients", "0")]
             case "memory":
                 let rss = residentBytes()
@@ -66,6 +68,9 @@ enum InfoReport {
                          ("total_error_replies", String(c.errorReplies.load(ordering: .relaxed))),
                          ("unexpected_error_replies", "0"),
                          ("protocol_errors", String(c.protocolErrors.load(ordering: .relaxed))),
+                         ("client_output_buffer_limit_disconnections", String(c.outputBufferDisconnections.load(ordering: .relaxed))),
+                         ("client_idle_timeout_disconnections", String(c.idleDisconnections.load(ordering: .relaxed))),
+                         ("protected_mode_denied_connections", String(c.protectedModeDenials.load(ordering: .relaxed))),
                         ] + replicationStats(server)
             case "replication":
                 lines = replicationInfo(server)
@@ -78,12 +83,15 @@ enum InfoReport {
                 }
                 lines = [("used_cpu_sys", secs(usage.ru_stime)), ("used_cpu_user", secs(usage.ru_utime))]
             case "commandstats":
-                let cmds = server.counters.commands.withLock { $0 }
+                let cmds = server.counters.commands.snapshot()
                 lines = cmds.keys.sorted().map { name in
                     let s = cmds[name]!
                     let per = s.calls > 0 ? Double(s.micros) / Double(s.calls) : 0
-                    return ("cmdstat_\(name)", "calls=\(s.calls),usec=\(s.micros),usec_per_call=\(format2(per)),rejected_calls=0,failed_calls=\(s.failed)")
+                    return ("cmdstat_\(name)", "calls=\(s.calls),usec=\(s.micros),usec_per_call=\(format2(per)),rejected_calls=\(s.rejected),failed_calls=\(s.failed)")
                 }
+            case "latencystats":
+                let percentiles = server.live.withLock { $0.latencyPercentiles }
+                lines = latencyStatsLines(server.counters.commands.snapshot(), percentiles: percentiles)
             case "errorstats":
                 let errs = server.counters.errors.withLock { $0 }
                 lines = errs.keys.sorted().map { ("errorstat_\($0)", "count=\(errs[$0]!)") }
@@ -138,7 +146,7 @@ enum InfoReport {
                 ("process_id", String(getpid())), ("run_id", server.runID),
                 ("tcp_port", String(server.boundPort.load(ordering: .relaxed))),
                 ("uptime_in_seconds", String(uptime)), ("uptime_in_days", String(uptime / 86400)),
-                ("executable", "kvserver"), ("config_file", "")]
+                ("executable", "kvserver"), ("config_file", server.config.configFile ?? "")]
     }
 
     /// Resident set size of this process, from /proc/self/statm.

@@ -1,8 +1,11 @@
 import KVEngine
 import KVProtocol
 import Logging
+import Synchronization
 
-/// Everything `kvserver` is configured with. Defaults are SPEC §4's.
+/// Everything `kvserver` is configured with. Defaults are SPEC §4's; every field is also a
+/// flag and a configuration-file key (see ``ServerSetting/all`` for the names, defaults and
+/// the values each accepts).
 public struct ServerConfig: Sendable {
     /// Data directory (the sharded store lives here).
     public var dir = "./data"
@@ -14,10 +17,12 @@ public struct ServerConfig: Sendable {
     public var shards = 4
     /// WAL durability: `always`, `everysec` or `no`.
     public var fsync: Durability = .everysec
-    /// Port of the Prometheus endpoint; 0 disables it.
+    /// Port of the Prometheus endpoint on 127.0.0.1; 0 disables it.
     public var metricsPort = 9180
     /// Leader to follow (`HOST:PORT`), if any.
     public var replicaOf: String?
+    /// Replication backlog kept in memory for followers, in MiB (all shards together).
+    public var replBacklogMB = 256
     /// Password clients must give with AUTH; nil for none.
     public var requirePass: String?
     /// Password to give the leader.
@@ -30,7 +35,7 @@ public struct ServerConfig: Sendable {
     public var logLevel: Logger.Level = .info
     /// Protocol limits (bulk length, multibulk count, inline length).
     public var limits = RESPLimits.default
-    /// Slow log threshold in microseconds (negative disables, 0 logs everything).
+    /// Slow log threshold in microseconds (-1 disables, 0 logs everything).
     public var slowlogThresholdMicros: Int64 = 10_000
     /// Slow log length.
     public var slowlogMaxLength = 128
@@ -38,6 +43,22 @@ public struct ServerConfig: Sendable {
     public var workerThreads = 8
     /// Network threads.
     public var ioThreads = 2
+    /// Protected mode: with no password set, only clients connecting from 127.0.0.1 or
+    /// ::1 are served; others get `-DENIED ...` and are closed (Redis's rule).
+    public var protectedMode = true
+    /// Seconds a client may stay idle before it is closed; 0 never closes idle clients.
+    public var idleTimeoutSeconds = 0
+    /// The per-client output-buffer limit (Redis's `client-output-buffer-limit normal ...`).
+    public var outputBufferLimit = OutputBufferLimit()
+    /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).
+    public var latencyTracking = true
+    /// The percentiles `INFO latencystats` reports.
+    public var latencyPercentiles: [Double] = [50, 95, 99, 99.9]
+    /// The configuration file the server was started with, if any (INFO `config_file`).
+    public var configFile: String?
+    /// Where the log level is read at each log call, so that `CONFIG SET loglevel` takes
+    /// effect; nil when the logger's own level is fixed.
+    public var logLevelControl: LogLevelControl?
 
     /// The defaults.
     public init() {}
@@ -67,5 +88,98 @@ public struct ServerConfig: Sendable {
         case "no": return .no
         default: return nil
         }
+    }
+}
+
+/// How much reply data one client may have waiting to be sent, in Redis's terms
+/// (`client-output-buffer-limit normal <hard> <soft> <soft-seconds>`).
+///
+/// "Waiting" means replies handed to the connection that the socket has not yet taken.
+/// - Execution of the client's further requests pauses while at least ``pauseBytes`` are
+///   waiting, so a client that does not read makes the server hold at most about that much
+///   (plus one reply) for it.
+/// - The client is closed at once when ``hardBytes`` or more are waiting (a single reply
+///   larger than the limit does that), and when at least ``softBytes`` have been waiting
+///   continuously for ``softSeconds`` (a client that stopped reading).
+/// A limit of 0 is no limit.
+public struct OutputBufferLimit: Sendable, Hashable, CustomStringConvertible {
+    /// Close at once at this many waiting bytes; 0 for none. Default 1 GiB: above any reply
+    /// the default `proto-max-bulk-len` (512 MB) allows to be stored.
+    public var hardBytes: Int
+    /// Close when this many bytes stay waiting for ``softSeconds``; 0 for none. Default 16 MiB.
+    public var softBytes: Int
+    /// See ``softBytes``. Default 60.
+    public var softSeconds: Int
+
+    /// Creates a limit; the defaults are the documented ones.
+    public init(hardBytes: Int = 1 << 30, softBytes: Int = 16 << 20, softSeconds: Int = 60) {
+        self.hardBytes = hardBytes
+        self.softBytes = softBytes
+        self.softSeconds = softSeconds
+    }
+
+    /// Execution pauses while this many bytes are waiting: the soft limit; else half the
+    /// hard limit (so that replies in flight from a client that reads do not reach it, and
+    /// only a single reply larger than the rest can); else 4 MiB, so memory stays bounded
+    /// even with no limit set. Without a soft limit, a client that stops reading is held
+    /// at this size, not closed, until the idle timeout (if set) closes it.
+    public var pauseBytes: Int {
+        softBytes > 0 ? softBytes : hardBytes > 0 ? max(1, hardBytes / 2) : 4 << 20
+    }
+
+    /// Redis's `CONFIG GET client-output-buffer-limit` form: `normal <hard> <soft> <seconds>`.
+    public var description: String { "normal \(hardBytes) \(softBytes) \(softSeconds)" }
+}
+
+/// The log level of a running server, read at every log call, so that `CONFIG SET loglevel`
+/// takes effect at once. Hand it to ``ControlledLogHandler`` when bootstrapping logging.
+public final class LogLevelControl: Sendable {
+    private let raw: Atomic<Int>
+
+    /// A control starting at `level`.
+    public init(_ level: Logger.Level) {
+        raw = Atomic(Self.index(of: level))
+    }
+
+    /// The current level.
+    public var level: Logger.Level {
+        get { Logger.Level.allCases[raw.load(ordering: .relaxed)] }
+        set { raw.store(Self.index(of: newValue), ordering: .relaxed) }
+    }
+
+    private static func index(of level: Logger.Level) -> Int {
+        Logger.Level.allCases.firstIndex(of: level) ?? 2
+    }
+}
+
+/// A log handler whose level is a ``LogLevelControl``'s; everything else goes to the
+/// wrapped handler.
+public struct ControlledLogHandler: LogHandler {
+    private var inner: any LogHandler
+    private let control: LogLevelControl
+
+    /// Wraps `inner`, taking the level from `control`.
+    public init(_ inner: any LogHandler, control: LogLevelControl) {
+        self.inner = inner
+        self.control = control
+    }
+
+    public var logLevel: Logger.Level {
+        get { control.level }
+        set { control.level = newValue }
+    }
+
+    public var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        inner.log(event: event)
     }
 }

@@ -2,6 +2,7 @@ import KVBase
 import KVEngine
 import KVStore
 import Logging
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -19,6 +20,8 @@ public final class ClientSession: Sendable {
     let remoteAddress: String
     let localAddress: String
     let createdAt: Int64
+    /// The connection, for closing it from outside its handler (idle timeout).
+    let channel: (any Channel)?
 
     struct Info {
         var name: [UInt8]?
@@ -29,13 +32,18 @@ public final class ClientSession: Sendable {
         var protocolVersion = 2
         var authenticated: Bool
         var pendingRequests = 0
+        /// A batch of its requests is running (the idle timeout does not apply meanwhile).
+        var executing = false
+        /// Reply bytes handed to the connection and not yet taken by the socket.
+        var outputBytes = 0
     }
     let info: Mutex<Info>
 
-    init(id: Int64, remoteAddress: String, localAddress: String, authenticated: Bool) {
+    init(id: Int64, remoteAddress: String, localAddress: String, authenticated: Bool, channel: (any Channel)? = nil) {
         self.id = id
         self.remoteAddress = remoteAddress
         self.localAddress = localAddress
+        self.channel = channel
         self.createdAt = monotonicMillis()
         self.info = Mutex(Info(lastInteraction: monotonicMillis(), authenticated: authenticated))
     }
@@ -59,7 +67,7 @@ public final class ClientSession: Sendable {
             let ver = i.libVersion.map { String(decoding: $0, as: UTF8.self) } ?? ""
             return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
                 + "age=\((now - createdAt) / 1000) idle=\((now - i.lastInteraction) / 1000) flags=N db=0 sub=0 psub=0 ssub=0 "
-                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(i.outputBytes) tot-mem=\(i.outputBytes) "
                 + "events=r cmd=\(i.lastCommand) user=default redir=-1 resp=\(i.protocolVersion) lib-name=\(lib) lib-ver=\(ver)"
         }
     }
@@ -77,31 +85,45 @@ final class ServerCounters: Sendable {
     let protocolErrors = Atomic<Int64>(0)
     let netInputBytes = Atomic<Int64>(0)
     let netOutputBytes = Atomic<Int64>(0)
+    /// Clients closed for their output buffer (Redis's `client_output_buffer_limit_disconnections`).
+    let outputBufferDisconnections = Atomic<Int64>(0)
+    /// Clients closed by the idle timeout.
+    let idleDisconnections = Atomic<Int64>(0)
+    /// Connections refused by protected mode.
+    let protectedModeDenials = Atomic<Int64>(0)
+    /// Whether latency histograms are recorded (`latency-tracking`).
+    let latencyTracking = Atomic<Bool>(true)
 
-    /// Per-command call counts, time and errors (`INFO commandstats`).
-    struct CommandStat {
-        var calls: Int64 = 0
-        var micros: Int64 = 0
-        var failed: Int64 = 0
-    }
-    let commands = Mutex<[String: CommandStat]>([:])
+    /// Per-command calls, time, failures and latency (`INFO commandstats`, `latencystats`).
+    let commands = CommandStatistics()
     /// Errors by their code (`INFO errorstats`).
     let errors = Mutex<[String: Int64]>([:])
 
     /// Samples of the command counter for `instantaneous_ops_per_sec`: (ms, count).
     let opsSamples = Mutex<[(Int64, Int64)]>([])
 
-    func record(command: String, micros: Int64, error: String?) {
-        commands.withLock { c in
-            c[command, default: CommandStat()].calls += 1
-            c[command, default: CommandStat()].micros += micros
-            if error != nil { c[command, default: CommandStat()].failed += 1 }
-        }
+    /// Records one command call that took `nanos` and failed with `error` (nil for success).
+    func record(command: String, nanos: Int64, error: String?) {
+        commands.record(command, nanos: nanos, failed: error != nil, histogram: latencyTracking.load(ordering: .relaxed))
         if let error {
             errorReplies.wrappingAdd(1, ordering: .relaxed)
             let code = String(error.prefix { $0 != " " })
             errors.withLock { $0[code, default: 0] += 1 }
         }
+    }
+
+    /// Same as ``record(command:nanos:error:)`` with microseconds; a call of 0 µs that
+    /// failed was rejected before it ran (unknown, arity, authentication, read-only), and
+    /// counts as Redis's `rejected_calls`, not as a call.
+    func record(command: String, micros: Int64, error: String?) {
+        if micros == 0, let error {
+            commands.recordRejected(command)
+            errorReplies.wrappingAdd(1, ordering: .relaxed)
+            let code = String(error.prefix { $0 != " " })
+            errors.withLock { $0[code, default: 0] += 1 }
+            return
+        }
+        record(command: command, nanos: micros * 1000, error: error)
     }
 
     /// Zeroes the counters (CONFIG RESETSTAT).
@@ -116,7 +138,10 @@ final class ServerCounters: Sendable {
         protocolErrors.store(0, ordering: .relaxed)
         netInputBytes.store(0, ordering: .relaxed)
         netOutputBytes.store(0, ordering: .relaxed)
-        commands.withLock { $0.removeAll() }
+        outputBufferDisconnections.store(0, ordering: .relaxed)
+        idleDisconnections.store(0, ordering: .relaxed)
+        protectedModeDenials.store(0, ordering: .relaxed)
+        commands.reset()
         errors.withLock { $0.removeAll() }
     }
 
@@ -160,16 +185,17 @@ public final class ServerState: Sendable {
     let runID: String
     let nextClientID = Atomic<Int64>(1)
     let clients = Mutex<[Int64: ClientSession]>([:])
-    /// Settings `CONFIG SET` may change.
-    struct Live {
-        var requirePass: String?
-        var maxClients: Int
-        var slowlogThreshold: Int64
-        var slowlogMaxLength: Int
-    }
-    let live: Mutex<Live>
+    /// The configuration as it is now: `CONFIG SET` changes the settings that may change
+    /// at run time (``ServerSetting/runtime``) here; everything else keeps its start value.
+    let live: Mutex<ServerConfig>
+    /// Bumped by every change of the protocol limits, so connections pick them up.
+    let limitsGeneration = Atomic<Int>(0)
+    /// The log level, shared with the log handler when the server was given one.
+    let logLevelControl: LogLevelControl
     let slowlog = Mutex<(nextID: Int64, entries: [SlowlogEntry])>((0, []))
     let cursors = ScanCursors()
+    /// Role, followers, link to the leader.
+    let replication = ReplicationState()
     /// Called by SHUTDOWN.
     let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
     /// The port actually bound.
@@ -185,17 +211,52 @@ public final class ServerState: Sendable {
         var rng = SystemRandomNumberGenerator()
         for i in 0..<20 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
         runID = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-        live = Mutex(Live(requirePass: config.requirePass, maxClients: config.maxClients,
-                          slowlogThreshold: config.slowlogThresholdMicros, slowlogMaxLength: config.slowlogMaxLength))
+        live = Mutex(config)
+        logLevelControl = config.logLevelControl ?? LogLevelControl(config.logLevel)
+        counters.latencyTracking.store(config.latencyTracking, ordering: .relaxed)
     }
 
     var requirePass: String? { live.withLock { $0.requirePass } }
 
+    /// Installs a changed configuration (CONFIG SET) and applies its side effects: the log
+    /// level, latency tracking, protocol limits of every connection, the slow log length.
+    func apply(_ changed: ServerConfig) {
+        let old = live.withLock { c -> ServerConfig in
+            defer { c = changed }
+            return c
+        }
+        logLevelControl.level = changed.logLevel
+        counters.latencyTracking.store(changed.latencyTracking, ordering: .relaxed)
+        if old.limits != changed.limits { limitsGeneration.wrappingAdd(1, ordering: .relaxed) }
+        if changed.slowlogMaxLength < old.slowlogMaxLength {
+            slowlog.withLock { s in
+                if s.entries.count > changed.slowlogMaxLength { s.entries.removeLast(s.entries.count - changed.slowlogMaxLength) }
+            }
+        }
+    }
+
+    /// Whether protected mode refuses a client connecting from `ip` (nil for a Unix
+    /// socket): Redis 7.0's rule, which does not look at the bind address. With
+    /// `protected-mode yes` and no password, only 127.0.0.1 and ::1 (and 127.0.0.1 seen
+    /// through an IPv4-mapped IPv6 socket) are local; everything else, 127.0.0.2 included,
+    /// is refused.
+    static func protectedModeRefuses(protectedMode: Bool, passwordSet: Bool, ip: String?) -> Bool {
+        guard protectedMode, !passwordSet, let ip else { return false }
+        return !(ip == "127.0.0.1" || ip == "::1" || ip == "::ffff:127.0.0.1")
+    }
+
+    /// Whether protected mode refuses a client connecting from `ip` now.
+    func protectedModeRefuses(ip: String?) -> Bool {
+        let (mode, pass) = live.withLock { ($0.protectedMode, $0.requirePass != nil) }
+        return Self.protectedModeRefuses(protectedMode: mode, passwordSet: pass, ip: ip)
+    }
+
     /// Registers a new connection; nil when `maxclients` is reached.
-    func register(remote: String, local: String) -> ClientSession? {
+    func register(remote: String, local: String, channel: (any Channel)? = nil) -> ClientSession? {
         let needsAuth = requirePass != nil
         let id = nextClientID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let session = ClientSession(id: id, remoteAddress: remote, localAddress: local, authenticated: !needsAuth)
+        let session = ClientSession(id: id, remoteAddress: remote, localAddress: local, authenticated: !needsAuth,
+                                    channel: channel)
         let max = live.withLock { $0.maxClients }
         let ok = clients.withLock { c -> Bool in
             if c.count >= max { return false }
@@ -216,8 +277,33 @@ public final class ServerState: Sendable {
 
     var connectedClients: Int { clients.withLock { $0.count } }
 
+    /// Closes the clients idle for longer than `timeout` (Redis's `clientsCronHandleTimeout`):
+    /// no request read and no reply written for that long, and no command running.
+    /// Returns how many were closed.
+    @discardableResult
+    func closeIdleClients(now: Int64 = monotonicMillis()) -> Int {
+        let timeout = live.withLock { $0.idleTimeoutSeconds }
+        guard timeout > 0 else { return 0 }
+        let sessions = clients.withLock { Array($0.values) }
+        var closed = 0
+        for session in sessions {
+            let idle = session.info.withLock { i in !i.executing && now - i.lastInteraction > Int64(timeout) * 1000 }
+            guard idle, let channel = session.channel else { continue }
+            channel.close(promise: nil)
+            counters.idleDisconnections.wrappingAdd(1, ordering: .relaxed)
+            closed += 1
+        }
+        return closed
+    }
+
+    /// The largest output a client has waiting (`client_recent_max_output_buffer`).
+    var largestClientOutput: Int {
+        let sessions = clients.withLock { Array($0.values) }
+        return sessions.reduce(0) { m, s in max(m, s.info.withLock { $0.outputBytes }) }
+    }
+
     func logSlow(_ args: [[UInt8]], micros: Int64, session: ClientSession) {
-        let (threshold, maxLen) = live.withLock { ($0.slowlogThreshold, $0.slowlogMaxLength) }
+        let (threshold, maxLen) = live.withLock { ($0.slowlogThresholdMicros, $0.slowlogMaxLength) }
         guard threshold >= 0, micros >= threshold else { return }
         // Redis keeps at most 32 arguments and 128 bytes of each.
         var kept = args.prefix(32).map { a -> [UInt8] in
@@ -231,6 +317,21 @@ public final class ServerState: Sendable {
             s.nextID += 1
             if s.entries.count > maxLen { s.entries.removeLast(s.entries.count - maxLen) }
         }
+    }
+
+    /// Follows the leader at `host:port` (REPLICAOF, `--replicaof`): writes are refused from
+    /// now on and a background link keeps the data equal to the leader's.
+    func startReplication(host: String, port: Int) {
+        let old = replication.client.withLock { cl -> ReplicationClient? in
+            defer { cl = nil }
+            return cl
+        }
+        old?.stop()
+        replication.link.withLock { $0 = ReplicationState.Link(host: host, port: port) }
+        let client = ReplicationClient(server: self, host: host, port: port)
+        replication.client.withLock { $0 = client }
+        client.start()
+        logger.info("following leader", metadata: ["leader": "\(host):\(port)"])
     }
 
     /// Asks the server to shut down (SHUTDOWN).
@@ -284,6 +385,13 @@ func monotonicMillis() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Nanoseconds of a monotonic clock.
+func monotonicNanos() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
 
 /// Microseconds of a monotonic clock.

@@ -4,6 +4,9 @@ import Logging
 import ServiceLifecycle
 
 /// `kvserver`: Shale's Redis-protocol daemon.
+///
+/// Every setting is a flag named as in ``ServerSetting/all`` and, with the same name, a key
+/// of the TOML file given with `--config`; flags override the file.
 @main
 struct KVServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,89 +17,169 @@ struct KVServerCommand: AsyncParsableCommand {
             unchanged. SIGTERM, SIGINT or the SHUTDOWN command stop it cleanly: it stops accepting, \
             finishes running commands, flushes the memtables, records the cache-warm list and \
             closes its files.
+
+            Every option can also be set in the TOML file given with --config, under the same \
+            name (port = 6380, protected-mode = "no", proto-max-bulk-len = "512mb"); options on \
+            the command line override the file. Memory values take Redis's units (1k = 1000, \
+            1kb = 1024, mb, gb). CONFIG GET shows the live values; CONFIG SET changes maxclients, \
+            timeout, requirepass, protected-mode, log-level (loglevel), slowlog-*, latency-tracking*, \
+            client-output-buffer-limit and the proto-* limits while the server runs.
             """
     )
 
-    @Option(help: "Data directory; created when missing.")
-    var dir = "./data"
+    static func setting(_ name: String) -> ArgumentHelp {
+        guard let s = ServerSetting.named(name) else { return ArgumentHelp("(unknown setting \(name))") }
+        return ArgumentHelp(s.help, valueName: s.valueName.trimmingQuotes)
+    }
 
-    @Option(help: "Address to listen on. Use 127.0.0.1 unless clients on other hosts must connect.")
-    var bind = "127.0.0.1"
-
-    @Option(help: "TCP port to listen on (0 picks a free port).")
-    var port = 6380
-
-    @Option(help: "Shard count of a new store, 1-1024; an existing store keeps its count (change it with SHARDS SET n).")
-    var shards = 4
-
-    @Option(help: "WAL durability: always (fsync before acknowledging, shared by group commit), everysec, or no.")
-    var fsync = "everysec"
-
-    @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus metrics endpoint on 127.0.0.1 (0 disables).")
-    var metricsPort = 9180
-
-    @Option(name: .customLong("replicaof"), help: "Follow the leader at HOST:PORT as a read-only replica.")
-    var replicaOf: String?
-
-    @Option(name: .customLong("requirepass"), help: "Password clients must give with AUTH (none by default).")
-    var requirePass: String?
-
-    @Option(name: .customLong("masterauth"), help: "Password to authenticate to the leader with.")
-    var masterAuth: String?
-
-    @Option(help: "Most simultaneous client connections.")
-    var maxclients = 10_000
-
-    @Option(name: .customLong("block-cache-mb"), help: "Block cache budget in MiB, shared by the shards.")
-    var blockCacheMB = 256
-
-    @Option(help: "Path of a configuration file (not read by this version; flags only).")
+    @Option(name: .customLong("config"), help: ArgumentHelp("TOML configuration file; every option below can be set there under its own name (default: none)", valueName: "file"))
     var config: String?
 
-    @Option(name: .customLong("log-level"), help: "Log level: trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("dir"), help: setting("dir"))
+    var dir: String?
+
+    @Option(name: .customLong("bind"), help: setting("bind"))
+    var bind: String?
+
+    @Option(name: .customLong("port"), help: setting("port"))
+    var port: String?
+
+    @Option(name: .customLong("shards"), help: setting("shards"))
+    var shards: String?
+
+    @Option(name: .customLong("fsync"), help: setting("fsync"))
+    var fsync: String?
+
+    @Option(name: .customLong("metrics-port"), help: setting("metrics-port"))
+    var metricsPort: String?
+
+    @Option(name: .customLong("replicaof"), help: setting("replicaof"))
+    var replicaof: String?
+
+    @Option(name: .customLong("repl-backlog-mb"), help: setting("repl-backlog-mb"))
+    var replBacklogMb: String?
+
+    @Option(name: .customLong("requirepass"), help: setting("requirepass"))
+    var requirepass: String?
+
+    @Option(name: .customLong("masterauth"), help: setting("masterauth"))
+    var masterauth: String?
+
+    @Option(name: .customLong("maxclients"), help: setting("maxclients"))
+    var maxclients: String?
+
+    @Option(name: .customLong("block-cache-mb"), help: setting("block-cache-mb"))
+    var blockCacheMb: String?
+
+    @Option(name: .customLong("log-level"), help: setting("log-level"))
+    var logLevel: String?
+
+    @Option(name: .customLong("protected-mode"), help: setting("protected-mode"))
+    var protectedMode: String?
+
+    @Option(name: .customLong("timeout"), help: setting("timeout"))
+    var timeout: String?
+
+    @Option(name: .customLong("proto-max-bulk-len"), help: setting("proto-max-bulk-len"))
+    var protoMaxBulkLen: String?
+
+    @Option(name: .customLong("proto-max-multibulk-len"), help: setting("proto-max-multibulk-len"))
+    var protoMaxMultibulkLen: String?
+
+    @Option(name: .customLong("proto-inline-max-size"), help: setting("proto-inline-max-size"))
+    var protoInlineMaxSize: String?
+
+    @Option(name: .customLong("client-output-buffer-limit"), help: setting("client-output-buffer-limit"))
+    var clientOutputBufferLimit: String?
+
+    @Option(name: .customLong("slowlog-log-slower-than"), help: setting("slowlog-log-slower-than"))
+    var slowlogLogSlowerThan: String?
+
+    @Option(name: .customLong("slowlog-max-len"), help: setting("slowlog-max-len"))
+    var slowlogMaxLen: String?
+
+    @Option(name: .customLong("latency-tracking"), help: setting("latency-tracking"))
+    var latencyTracking: String?
+
+    @Option(name: .customLong("latency-tracking-info-percentiles"), help: setting("latency-tracking-info-percentiles"))
+    var latencyTrackingInfoPercentiles: String?
+
+    @Option(name: .customLong("worker-threads"), help: setting("worker-threads"))
+    var workerThreads: String?
+
+    @Option(name: .customLong("io-threads"), help: setting("io-threads"))
+    var ioThreads: String?
+
+    /// The flags given on the command line, by setting name (nil when not given).
+    var given: [(String, String?)] {
+        [
+            ("dir", dir),
+            ("bind", bind),
+            ("port", port),
+            ("shards", shards),
+            ("fsync", fsync),
+            ("metrics-port", metricsPort),
+            ("replicaof", replicaof),
+            ("repl-backlog-mb", replBacklogMb),
+            ("requirepass", requirepass),
+            ("masterauth", masterauth),
+            ("maxclients", maxclients),
+            ("block-cache-mb", blockCacheMb),
+            ("log-level", logLevel),
+            ("protected-mode", protectedMode),
+            ("timeout", timeout),
+            ("proto-max-bulk-len", protoMaxBulkLen),
+            ("proto-max-multibulk-len", protoMaxMultibulkLen),
+            ("proto-inline-max-size", protoInlineMaxSize),
+            ("client-output-buffer-limit", clientOutputBufferLimit),
+            ("slowlog-log-slower-than", slowlogLogSlowerThan),
+            ("slowlog-max-len", slowlogMaxLen),
+            ("latency-tracking", latencyTracking),
+            ("latency-tracking-info-percentiles", latencyTrackingInfoPercentiles),
+            ("worker-threads", workerThreads),
+            ("io-threads", ioThreads)
+        ]
+    }
+
+    /// The configuration: defaults, then the file, then the flags.
+    func resolve() throws(ValidationError) -> ServerConfig {
+        var cfg = ServerConfig()
+        if let config {
+            do throws(ConfigFileError) {
+                try ConfigFile.load(path: config, into: &cfg)
+            } catch {
+                throw ValidationError("--config \(error)")
+            }
+        }
+        for (name, value) in given {
+            guard let value else { continue }
+            do throws(SettingError) {
+                try ServerSetting.apply(name, value, to: &cfg)
+            } catch {
+                throw ValidationError("--\(name): \(error.reason) (got '\(value)')")
+            }
+        }
+        return cfg
+    }
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
-        guard (1...1024).contains(shards) else { throw ValidationError("--shards must be between 1 and 1024, got \(shards)") }
-        guard ServerConfig.durability(named: fsync) != nil else {
-            throw ValidationError("--fsync must be always, everysec or no, got '\(fsync)'")
-        }
-        guard (0...65535).contains(metricsPort) else { throw ValidationError("--metrics-port must be between 0 and 65535, got \(metricsPort)") }
-        guard maxclients >= 1 else { throw ValidationError("--maxclients must be at least 1, got \(maxclients)") }
-        guard blockCacheMB >= 1 else { throw ValidationError("--block-cache-mb must be at least 1, got \(blockCacheMB)") }
-        guard Logger.Level(rawValue: logLevel.lowercased()) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'")
-        }
-        if replicaOf != nil {
-            throw ValidationError("--replicaof: replication is not available in this version of kvserver")
-        }
-        if let config {
-            throw ValidationError("--config \(config): configuration files are not read by this version of kvserver; use flags")
-        }
+        let names = Set(given.map(\.0))
+        let missing = ServerSetting.all.map(\.name).filter { !names.contains($0) }
+        precondition(missing.isEmpty, "settings without a flag: \(missing)")
+        _ = try resolve()
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
+        var cfg = try resolve()
+        let control = LogLevelControl(cfg.logLevel)
+        cfg.logLevelControl = control
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            ControlledLogHandler(StreamLogHandler.standardError(label: label), control: control)
         }
-        var logger = Logger(label: "kvserver")
-        logger.logLevel = level
-        var cfg = ServerConfig()
-        cfg.dir = dir
-        cfg.bind = bind
-        cfg.port = port
-        cfg.shards = shards
-        cfg.fsync = ServerConfig.durability(named: fsync)!
-        cfg.metricsPort = metricsPort
-        cfg.requirePass = requirePass
-        cfg.masterAuth = masterAuth
-        cfg.maxClients = maxclients
-        cfg.blockCacheMB = blockCacheMB
-        cfg.logLevel = level
+        let logger = Logger(label: "kvserver")
+        if let file = cfg.configFile {
+            logger.info("configuration read", metadata: ["file": "\(file)"])
+        }
         let server = try KVServer(config: cfg, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -105,4 +188,9 @@ struct KVServerCommand: AsyncParsableCommand {
                 logger: logger))
         try await group.run()
     }
+}
+
+extension String {
+    /// The value name without the quotes the README shows around multi-word values.
+    var trimmingQuotes: String { filter { $0 != "\"" && $0 != "<" && $0 != ">" } }
 }

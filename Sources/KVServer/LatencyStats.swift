@@ -1,0 +1,122 @@
+import Histogram
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Per-command call counts, time, failures and latency histograms (`INFO commandstats`,
+/// `INFO latencystats`, the metrics endpoint).
+///
+/// Recording is cheap and scales with the worker threads: the figures are split over
+/// ``stripeCount`` stripes, each a `Mutex` around a dictionary keyed by command name, and a
+/// thread always records into the stripe its thread id hashes to, so two workers rarely
+/// contend. A record is one dictionary lookup and, when tracking is on, one HdrHistogram
+/// increment (an index computation and an add). Readers merge the stripes.
+///
+/// Histograms hold nanoseconds from 1 ns to 100 s with two significant digits (values
+/// above are counted at 100 s), like Redis's latency tracking (Redis stops at 1 s).
+final class CommandStatistics: Sendable {
+    /// One command's figures.
+    struct Entry {
+        var calls: Int64 = 0
+        var micros: Int64 = 0
+        var failed: Int64 = 0
+        var rejected: Int64 = 0
+        var histogram: Histogram<UInt64>?
+
+        mutating func merge(_ other: Entry) {
+            calls += other.calls
+            micros += other.micros
+            failed += other.failed
+            rejected += other.rejected
+            if let h = other.histogram {
+                if histogram == nil { histogram = h } else { histogram!.add(h) }
+            }
+        }
+    }
+
+    static let stripeCount = 8
+    static let highestNanos: UInt64 = 100_000_000_000
+
+    private final class Stripe: Sendable {
+        let entries = Mutex<[String: Entry]>([:])
+    }
+    private let stripes: [Stripe] = (0..<CommandStatistics.stripeCount).map { _ in Stripe() }
+
+    static func newHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: highestNanos, numberOfSignificantValueDigits: .two)
+    }
+
+    private var stripe: Stripe {
+        #if canImport(Glibc)
+        let id = UInt64(pthread_self())
+        #else
+        let id = UInt64(UInt(bitPattern: pthread_self()))
+        #endif
+        return stripes[Int((id &* 0x9E37_79B9_7F4A_7C15) >> 61) % Self.stripeCount]
+    }
+
+    /// Records one call of `command` that took `nanos`; `histogram` says whether latency
+    /// tracking is on.
+    @inline(__always)
+    func record(_ command: String, nanos: Int64, failed: Bool, histogram: Bool) {
+        stripe.entries.withLock { entries in
+            entries[command, default: Entry()].update(nanos: nanos, failed: failed, histogram: histogram)
+        }
+    }
+
+    /// Counts a call of `command` refused before it ran.
+    func recordRejected(_ command: String) {
+        stripe.entries.withLock { $0[command, default: Entry()].rejected += 1 }
+    }
+
+    /// Every command's merged figures.
+    func snapshot() -> [String: Entry] {
+        var out: [String: Entry] = [:]
+        for s in stripes {
+            let part = s.entries.withLock { $0 }
+            for (name, e) in part { out[name, default: Entry()].merge(e) }
+        }
+        return out
+    }
+
+    /// Forgets everything (CONFIG RESETSTAT).
+    func reset() {
+        for s in stripes { s.entries.withLock { $0.removeAll() } }
+    }
+}
+
+extension CommandStatistics.Entry {
+    @inline(__always)
+    mutating func update(nanos: Int64, failed isFailure: Bool, histogram record: Bool) {
+        calls += 1
+        micros += nanos / 1000
+        if isFailure { failed += 1 }
+        if record {
+            if histogram == nil { histogram = CommandStatistics.newHistogram() }
+            histogram!.record(UInt64(max(1, min(nanos, Int64(CommandStatistics.highestNanos)))))
+        }
+    }
+}
+
+/// The `INFO latencystats` lines: Redis 7's
+/// `latency_percentiles_usec_<command>:p50=1.003,p99=2.007,p99.9=3.007`, values in
+/// microseconds with three decimals, for every command with recorded latencies.
+func latencyStatsLines(_ entries: [String: CommandStatistics.Entry], percentiles: [Double]) -> [(String, String)] {
+    entries.keys.sorted().compactMap { name in
+        guard let h = entries[name]?.histogram, h.totalCount > 0 else { return nil }
+        let fields = percentiles.map { p -> String in
+            let nanos = h.valueAtPercentile(p)
+            return "p\(ServerSetting.formatPercentile(p))=\(formatMicros(nanos))"
+        }
+        return ("latency_percentiles_usec_\(name)", fields.joined(separator: ","))
+    }
+}
+
+/// Nanoseconds as microseconds with three decimals (`%.3f` of ns / 1000).
+func formatMicros(_ nanos: UInt64) -> String {
+    "\(nanos / 1000).\(String(nanos % 1000).leftPad(3))"
+}

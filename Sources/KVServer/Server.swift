@@ -28,6 +28,8 @@ public final class KVServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
     private let listener: Channel
+    /// The Prometheus endpoint's listener, when `metricsPort` is not 0.
+    private let metricsListener: (any Channel)?
     private let logger: Logger
     private let stopSignal: AsyncStream<Void>
     private let stopContinuation: AsyncStream<Void>.Continuation
@@ -36,6 +38,9 @@ public final class KVServer: Service, Sendable {
 
     /// The port the server listens on.
     public var port: Int { state.boundPort.load(ordering: .relaxed) }
+
+    /// The port of the Prometheus endpoint on 127.0.0.1; nil when it is disabled.
+    public var metricsPort: Int? { metricsListener?.localAddress?.port }
 
     /// Opens the store in `config.dir` and starts listening.
     ///
@@ -71,8 +76,29 @@ public final class KVServer: Service, Sendable {
             throw ServerError("cannot listen on \(config.bind):\(config.port): \(error)")
         }
         state.boundPort.store(listener.localAddress?.port ?? config.port, ordering: .relaxed)
+        if config.metricsPort > 0 {
+            do {
+                metricsListener = try MetricsServer.start(host: "127.0.0.1", port: config.metricsPort, group: group, pool: pool,
+                                                          server: state, exporter: MetricsExporter())
+            } catch {
+                try? listener.close().wait()
+                try? pool.syncShutdownGracefully()
+                try? group.syncShutdownGracefully()
+                try? store.close()
+                throw ServerError("cannot listen for metrics on 127.0.0.1:\(config.metricsPort) (--metrics-port): \(error)")
+            }
+        } else {
+            metricsListener = nil
+        }
+        if config.protectedMode && config.requirePass == nil && !["127.0.0.1", "::1", "localhost"].contains(config.bind) {
+            logger.warning("protected mode is on and no password is set: only clients connecting from 127.0.0.1 or ::1 are served (set requirepass, or --protected-mode no)")
+        }
         let continuation = stopContinuation
         state.shutdownRequest.withLock { $0 = { continuation.finish() } }
+        store.replicationLog.setCapacity(bytes: config.replBacklogMB << 20)
+        if let leader = config.replicaOf, let colon = leader.lastIndex(of: ":"), let p = Int(leader[leader.index(after: colon)...]) {
+            state.startReplication(host: String(leader[..<colon]), port: p)
+        }
         startTimers()
         logger.info("kvserver ready", metadata: [
             "bind": "\(config.bind)", "port": "\(port)", "dir": "\(config.dir)",
@@ -84,8 +110,15 @@ public final class KVServer: Service, Sendable {
         let state = self.state
         let pool = self.pool
         let logger = self.logger
+        // Idle clients (`timeout`) are looked for once a second, as Redis's clientsCron does.
+        _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            state.closeIdleClients()
+        }
         _ = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             state.counters.sampleOps()
+            // Followers delete nothing themselves: the leader's deletions of expired rows arrive
+            // through replication (reads hide expired rows meanwhile).
+            if state.replication.isReplica { return }
             guard expiryRunning.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
             pool.submit { [self] work in
                 defer { expiryRunning.store(false, ordering: .releasing) }
@@ -130,7 +163,9 @@ public final class KVServer: Service, Sendable {
         guard first else { return }
         logger.info("kvserver shutting down")
         stopContinuation.finish()
+        state.replication.client.withLock { $0 }?.stop()
         try? listener.close().wait()
+        try? metricsListener?.close().wait()
         // Running batches finish (their replies are written); queued ones are cancelled.
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()

@@ -43,7 +43,8 @@ final class ReplicationState: Sendable {
     let followers = Mutex<[String: Follower]>([:])
     let link = Mutex<Link?>(nil)
     let client = Mutex<ReplicationClient?>(nil)
-    let snapshots = Mutex<[String: ShardSnapshotReader]>([:])
+    /// Snapshots being streamed for full syncs, by follower and shard, with their last use.
+    let snapshots = Mutex<[String: (reader: ShardSnapshotReader, used: Int64)]>([:])
     let syncFull = Atomic<Int64>(0)
     let syncPartialOK = Atomic<Int64>(0)
     let syncPartialErr = Atomic<Int64>(0)
@@ -136,12 +137,22 @@ extension Commands {
         let restart = try RedisText.int(c.args[4]) != 0
         let key = "\(id)#\(shard)"
         let state = c.server.replication
-        var reader = state.snapshots.withLock { $0[key] }
+        let now = monotonicMillis()
+        // A snapshot pins old versions: drop those of followers that went away (idle 60 s).
+        let stale = state.snapshots.withLock { m -> [ShardSnapshotReader] in
+            let old = m.filter { now - $0.value.used > 60_000 }
+            for k in old.keys { m[k] = nil }
+            return old.values.map(\.reader)
+        }
+        for r in stale { r.release() }
+        var reader = state.snapshots.withLock { $0[key]?.reader }
         if restart || reader == nil {
             reader?.release()
             let r = try c.store.replicationSnapshot(shard: shard)
-            state.snapshots.withLock { $0[key] = r }
+            state.snapshots.withLock { $0[key] = (r, now) }
             reader = r
+        } else {
+            state.snapshots.withLock { $0[key]?.used = now }
         }
         let records = try reader!.next(maxBytes: 1 << 20)
         var out: [UInt8] = []

@@ -52,11 +52,23 @@ extension Commands {
         CommandSpec("rename", 3, ["write"], keys: (1, 2, 1)) { c in try rename(&c, nx: false) },
         CommandSpec("renamenx", 3, ["write", "fast"], keys: (1, 2, 1)) { c in try rename(&c, nx: true) },
         CommandSpec("randomkey", 1, ["readonly"]) { c in
-            var probe = [UInt8](repeating: 0, count: 8)
-            for i in probe.indices { probe[i] = UInt8.random(in: 0...255) }
+            // The store is ordered, not hashed: probe a random point between the first and
+            // the last key and take the key at or after it.
+            guard let (first, _) = try c.store.scan().nextEntry(), let (last, _) = try c.store.scan(reverse: true).nextEntry() else {
+                return .nullBulk
+            }
+            var probe: [UInt8] = []
+            var i = 0
+            while i < first.count && i < last.count && first[i] == last[i] {
+                probe.append(first[i])
+                i += 1
+            }
+            let lo = i < first.count ? first[i] : 0
+            let hi = i < last.count ? last[i] : 255
+            probe.append(UInt8.random(in: lo...max(lo, hi)))
+            for _ in 0..<8 { probe.append(UInt8.random(in: 0...255)) }
             if let (k, _) = try c.store.scan(from: probe).nextEntry() { return .bulk(k) }
-            if let (k, _) = try c.store.scan().nextEntry() { return .bulk(k) }
-            return .nullBulk
+            return .bulk(first)
         },
         CommandSpec("dbsize", 1, ["readonly", "fast"]) { c in .integer(Int64(try c.store.count())) },
         CommandSpec("flushdb", -1, ["write"]) { c in try flush(c) },

@@ -265,7 +265,7 @@ extension Commands {
             return .integer(Int64(table.count))
         case "info":
             if c.argc == 2 { return .array(table.values.sorted { $0.name < $1.name }.map(\.info)) }
-            return .array(c.args.dropFirst(2).map { table[RedisText.lower($0)]?.info ?? .array(nil) })
+            return .array(c.args.dropFirst(2).map { table[RedisText.lower($0)]?.info ?? .nullBulk })
         case "list":
             return .array(table.keys.sorted().map { .bulk($0) })
         case "docs":

@@ -8,9 +8,8 @@ extension Commands {
         CommandSpec("del", -2, ["write"], keys: (1, -1, 1)) { c in try deleteKeys(&c) },
         CommandSpec("unlink", -2, ["write", "fast"], keys: (1, -1, 1)) { c in try deleteKeys(&c) },
         CommandSpec("exists", -2, ["readonly", "fast"], keys: (1, -1, 1)) { c in
-            var n: Int64 = 0
-            for key in c.args.dropFirst() where try c.store.getEntry(key) != nil { n += 1 }
-            return .integer(n)
+            let rows = try readConsistently(c.store, Array(c.args.dropFirst()))
+            return .integer(Int64(rows.filter { $0 != nil }.count))
         },
         CommandSpec("type", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
             .simpleString(try c.store.getEntry(c.args[1]) != nil ? "string" : "none")
@@ -78,14 +77,14 @@ extension Commands {
     static func deleteKeys(_ c: inout CommandCall) throws -> RESPValue {
         var seen = Set<[UInt8]>()
         let keys = c.args.dropFirst().filter { seen.insert($0).inserted }
-        // One modify per key: deletes of keys in different shards need no common lock.
-        var n: Int64 = 0
-        for key in keys {
-            n += try c.store.modify([key]) { rows -> Int64 in
-                guard rows[0] != nil else { return 0 }
-                rows[0] = nil
-                return 1
+        // One modify for all keys: readers holding the locks see all or none deleted.
+        let n = try c.store.modify(keys) { rows -> Int64 in
+            var n: Int64 = 0
+            for i in rows.indices where rows[i] != nil {
+                rows[i] = nil
+                n += 1
             }
+            return n
         }
         return .integer(n)
     }

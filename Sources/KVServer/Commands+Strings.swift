@@ -63,11 +63,10 @@ extension Commands {
         },
         CommandSpec("getex", -2, ["write", "fast"], keys: (1, 1, 1)) { c in try getex(&c) },
         CommandSpec("mget", -2, ["readonly", "fast"], keys: (1, -1, 1)) { c in
+            let rows = try readConsistently(c.store, Array(c.args.dropFirst()))
             var out: [RESPValue] = []
-            out.reserveCapacity(c.argc - 1)
-            for key in c.args.dropFirst() {
-                out.append(try bulkOrNull(c.server, try c.store.getEntry(key)?.value))
-            }
+            out.reserveCapacity(rows.count)
+            for row in rows { out.append(try bulkOrNull(c.server, row?.value)) }
             return .array(out)
         },
         CommandSpec("mset", -3, ["write", "denyoom"], keys: (1, -1, 2)) { c in
@@ -162,6 +161,20 @@ extension Commands {
             }
         },
     ]
+
+    /// The live rows of `keys` (repeats allowed), read while holding their write locks, so a
+    /// multi-key write (MSET, RENAME) is seen whole or not at all, as in Redis.
+    static func readConsistently(_ store: ShardedStore, _ keys: [[UInt8]]) throws -> [StoredEntry?] {
+        if keys.count == 1 { return [try store.getEntry(keys[0])] }
+        var index: [[UInt8]: Int] = [:]
+        var distinct: [[UInt8]] = []
+        for k in keys where index[k] == nil {
+            index[k] = distinct.count
+            distinct.append(k)
+        }
+        let rows = try store.modify(distinct) { rows in rows }
+        return keys.map { rows[index[$0]!] }
+    }
 
     /// A bulk reply of a read value, counting keyspace hits and misses.
     static func bulkOrNull(_ server: ServerState, _ value: [UInt8]?) throws -> RESPValue {

@@ -116,7 +116,7 @@ class ReplicationTest(harness.E2ETestCase):
 
     def test_leader_and_two_followers_converge(self):
         rng = harness.rng("leader-two-followers")
-        n = 100000 if harness.soak() else 20000
+        n = 100000 if harness.soak() else 10000
         leader = self.start_server()
         f1 = self.follower(leader)
         f2 = self.follower(leader)

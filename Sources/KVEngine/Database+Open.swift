@@ -35,20 +35,41 @@ extension Database {
     static func recover(path: String, options: Options, tables: TableCache) throws(KVError) -> State {
         let fs = options.fileSystem
         var manifest: ManifestState
+        var isNew = false
         if let number = try Manifest.readCurrent(fs: fs, directory: path) {
             if options.errorIfExists {
                 throw .invalidArgument("database \(path) already exists and errorIfExists is set")
             }
             manifest = try Manifest.load(fs: fs, directory: path, number: number)
+            // The WAL the manifest names holds every write not yet in a table; it is created
+            // (and its directory entry synced) before any manifest names it and deleted only
+            // after a later edit has moved past it. Missing, it took acknowledged writes with it
+            // (or the manifest lost its last edit, reverting to an older WAL).
+            let wal = FileNames.log(path, manifest.logNumber)
+            if !fs.fileExists(wal) && options.walRecovery != .skipCorrupt {
+                throw .corruption(
+                    file: wal, offset: 0,
+                    reason: "the write-ahead log named by \(baseName(FileNames.manifest(path, number))) is missing; writes it held are lost (open with walRecovery = .skipCorrupt to salvage the rest)")
+            }
         } else {
             manifest = ManifestState()
+            isNew = true
         }
         var logs: [UInt64] = []
         var maxNumber = manifest.nextFileNumber
-        for name in try fs.listDirectory(path) {
+        let names = try fs.listDirectory(path)
+        for name in names {
             guard let (kind, number) = FileNames.parse(name) else { continue }
             maxNumber = max(maxNumber, number + 1)
             if kind == .log && number >= manifest.logNumber { logs.append(number) }
+        }
+        // Without CURRENT the directory is a new database, unless it holds tables: only an
+        // existing database writes them (after its first CURRENT), and starting over would
+        // delete them as obsolete.
+        if isNew, let table = names.first(where: { FileNames.parse($0)?.0 == .table }) {
+            throw .corruption(
+                file: FileNames.current(path), offset: 0,
+                reason: "CURRENT is missing but the directory holds tables (\(table), ...) of an existing database; restore CURRENT or move the files away")
         }
         logs.sort()
         var nextFile = maxNumber

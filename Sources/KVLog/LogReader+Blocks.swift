@@ -110,6 +110,51 @@ extension LogReader {
         return nil
     }
 
+    /// Whether the physical record at file `offset` (in the current buffer) was written whole
+    /// and then damaged in its length field, with valid records after it: its checksum matches
+    /// its type byte and a payload of another length, and a valid record begins right after
+    /// that payload. A torn write keeps a prefix of what was written, length field included,
+    /// and is the last thing in the file, so it cannot look like this (but for two 2^-32
+    /// checksum coincidences).
+    ///
+    /// - Returns: The file offset of the valid record that follows, or nil.
+    func recordHiddenByDamagedLength(at offset: UInt64) -> UInt64? {
+        let headerSize = LogFormat.headerSize
+        guard offset >= bufferStart, offset - bufferStart <= UInt64(bufferLength) else { return nil }
+        let p = Int(offset - bufferStart)
+        guard bufferLength - p >= headerSize else { return nil }
+        let (masked, stored) = buffer.withUnsafeBytes { b in (b.fixed32(at: p), Int(b[p + 4]) | Int(b[p + 5]) << 8) }
+        let want = CRC32C.unmask(masked)
+        let typeAt = p + headerSize - 1
+        // Payload lengths after which a whole record header still fits in the buffer.
+        let longest = bufferLength - typeAt - 1 - headerSize
+        guard longest >= 0 else { return nil }
+        var crc = buffer.withUnsafeBytes { b in CRC32C.update(0, UnsafeRawBufferPointer(rebasing: b[typeAt..<(typeAt + 1)])) }
+        var length = 0
+        while true {
+            if crc == want && length != stored && isValidRecord(at: typeAt + 1 + length) {
+                return bufferStart + UInt64(typeAt + 1 + length)
+            }
+            if length == longest { return nil }
+            let at = typeAt + 1 + length
+            crc = buffer.withUnsafeBytes { b in CRC32C.update(crc, UnsafeRawBufferPointer(rebasing: b[at..<(at + 1)])) }
+            length += 1
+        }
+    }
+
+    /// Whether a physical record of a known type with a matching checksum begins at buffer
+    /// position `p`.
+    func isValidRecord(at p: Int) -> Bool {
+        let headerSize = LogFormat.headerSize
+        guard bufferLength - p >= headerSize else { return false }
+        let (masked, length, typeByte) = buffer.withUnsafeBytes { b in
+            (b.fixed32(at: p), Int(b[p + 4]) | Int(b[p + 5]) << 8, b[p + 6])
+        }
+        if masked == 0 && length == 0 && typeByte == 0 { return false }
+        return p + headerSize + length <= bufferLength && LogRecordType(rawValue: typeByte) != nil
+            && checksumMatches(at: p, masked: masked, length: length)
+    }
+
     /// The torn-tail test: after a bad physical record at `offset` (in the current buffer),
     /// looks for any valid physical record later in the file. It follows the bad record's own
     /// length to `successor` when that is trustworthy (a checksum mismatch), and then tries

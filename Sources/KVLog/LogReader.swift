@@ -13,9 +13,10 @@ import KVFileSystem
 /// empty file, or one whose header was itself torn, holds no records: an error in
 /// ``RecoveryMode/strict``, an empty log otherwise.
 ///
-/// Known limit: a damaged *length* field in the last block of the file hides the records that
-/// follow it in that block (there is no trustworthy way to find where they start), so
-/// ``RecoveryMode/tolerateTornTail`` drops them as part of a torn tail.
+/// A damaged *length* field is recognised when the record's checksum matches its payload at
+/// another length and a valid record follows that payload (damage before valid records, not a
+/// torn tail). A damaged length in the last record of the file is treated as a torn tail. In
+/// ``RecoveryMode/skipCorrupt`` the rest of the block after a bad length is skipped.
 ///
 /// Thread safety: a value type; one reader is used by one thread at a time. Reading does not
 /// change the file, so several readers may read the same file at once.
@@ -217,6 +218,12 @@ public struct LogReader: Sendable {
             throw corruption(offset, reason)
         case .tolerateTornTail:
             if case .unknownType = kind { throw corruption(offset, reason) }
+            // A record written whole whose length field was damaged hides the records after
+            // it; a torn write cannot look like that (see recordHiddenByDamagedLength).
+            if let valid = recordHiddenByDamagedLength(at: offset) {
+                throw corruption(
+                    offset, "\(reason); its checksum matches a payload of another length, after which a valid record follows at offset \(valid), so this is not a torn tail")
+            }
             var successor: UInt64?
             if case .checksum(let next) = kind { successor = next }
             if let valid = try findValidRecord(after: offset, successor: successor) {

@@ -32,7 +32,9 @@ public final class ReplicationLog: Sendable {
         case tooOld
     }
 
-    private struct ShardLog {
+    /// A reference type, so appends mutate the ring in place under the mutex (a struct taken
+    /// out of the dictionary would copy its array on every append).
+    private final class ShardLog {
         var groups: [Group] = []
         var head = 0
         var bytes = 0
@@ -70,7 +72,7 @@ public final class ReplicationLog: Sendable {
     func start(shard id: Int, at sequence: UInt64) {
         logs.withLock { l in
             if l[id]?.started == true { return }
-            var s = l[id] ?? ShardLog()
+            let s = l[id] ?? ShardLog()
             s.last = sequence
             s.oldest = sequence + 1
             s.started = true
@@ -85,7 +87,9 @@ public final class ReplicationLog: Sendable {
         let group = Group(first: first, last: first + count - 1, batch: batch)
         let budget = capacity.load(ordering: .relaxed)
         logs.withLock { l in
-            var s = l[id] ?? ShardLog()
+            let known = l[id] != nil
+            let s = l[id] ?? ShardLog()
+            if !known { l[id] = s }
             if !s.started {
                 s.started = true
                 s.oldest = first
@@ -93,7 +97,7 @@ public final class ReplicationLog: Sendable {
             s.groups.append(group)
             s.bytes += batch.count
             s.last = group.last
-            let perShard = max(1, budget / max(1, l.count + (l[id] == nil ? 1 : 0)))
+            let perShard = max(1, budget / max(1, l.count))
             while s.bytes > perShard && s.groups.count - s.head > 1 {
                 let dropped = s.groups[s.head]
                 s.bytes -= dropped.batch.count
@@ -104,7 +108,6 @@ public final class ReplicationLog: Sendable {
                 s.groups.removeFirst(s.head)
                 s.head = 0
             }
-            l[id] = s
         }
         appended.wrappingAdd(1, ordering: .releasing)
     }

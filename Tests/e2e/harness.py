@@ -285,14 +285,17 @@ class Server:
         return self.start()
 
     def cleanup(self):
-        """Stops the server; removes its data unless the run keeps it."""
+        """Stops the server. Its data stays for diagnosis; see remove_data()."""
         try:
             if self.running():
                 self.stop()
         finally:
             _live.discard(self)
-            if not keep():
-                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def remove_data(self):
+        """Deletes the data directory (the log stays) unless the run keeps it."""
+        if not keep() and not self.running():
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- clients --
 
@@ -402,6 +405,11 @@ class E2ETestCase(unittest.TestCase):
             for s in list(getattr(self, "servers", [])) + list(type(self).class_servers):
                 print("\n----- %s: log tail (%s)\n%s\n-----" % (
                     s.describe(), s.log_path, s.log_tail()), file=sys.stderr, flush=True)
+        else:
+            # Passed: its own servers' data is not needed (class servers' data goes
+            # with the run's directory).
+            for s in getattr(self, "servers", []):
+                s.remove_data()
         return ret
 
     def assertReply(self, got, want, what=""):

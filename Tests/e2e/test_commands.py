@@ -199,7 +199,29 @@ class ConnectionCommands(CommandTestCase):
         self.assertEqual(v[1][1][0], bulk("set"))
         self.assertEqual(v[1][1][1], integer(-3))
         t, v = self.r("COMMAND", "INFO", "no-such-command")
-        self.assertEqual((t, v), ('*', [NIL]))
+        self.assertReply((t, v), ('*', [NIL]), "COMMAND INFO no-such-command (a null bulk per "
+                         "unknown name)")
+
+    def test_info(self):
+        self.expect(["MSET", "i1", "a", "i2", "b"], ok())
+        self.expect(["SET", "i3", "c", "EX", "1000"], ok())
+        t, v = self.r("INFO")
+        self.assertEqual(t, '$', "INFO replies with a bulk string in RESP2")
+        lines = v.decode().split("\r\n")
+        self.assertIn("# Server", lines)
+        self.assertIn("# Keyspace", lines)
+        for line in lines:
+            self.assertTrue(line == "" or line.startswith("# ") or ":" in line,
+                            "INFO line %r is neither '# Section' nor 'field:value'" % line)
+        t, v = self.r("INFO", "keyspace")
+        self.assertEqual(t, '$')
+        lines = v.decode().split("\r\n")
+        self.assertEqual(lines[0], "# Keyspace")
+        self.assertNotIn("# Server", lines, "INFO keyspace gives only that section")
+        db0 = [l for l in lines if l.startswith("db0:")]
+        self.assertEqual(len(db0), 1, lines)
+        fields = dict(kv.split("=", 1) for kv in db0[0][4:].split(","))
+        self.assertEqual((fields.get("keys"), fields.get("expires")), ("3", "1"), db0[0])
 
     def test_inline_commands(self):
         c = self.c

@@ -30,6 +30,7 @@ MODULES = [
     "test_redis_cli",
     "test_concurrency",
     "test_restart",
+    "test_crashloop",
     "test_replication",
     "test_benchmark",
 ]

@@ -64,6 +64,9 @@ public struct RESPRequestDecoder: Sendable {
     private var remaining = 0
     /// Elements of the multibulk request being decoded, complete so far.
     private var arguments: [ByteBuffer] = []
+    /// Bytes of ``arguments`` (the request in progress) that the decoder holds; a server adds
+    /// the unconsumed input to bound what one client's unfinished request costs.
+    public private(set) var heldArgumentBytes = 0
     /// Bytes after the reader index already known to hold no terminator for the current line.
     private var scanned = 0
     /// A NUL byte hides the current line's terminator (see the grammar above).
@@ -120,10 +123,12 @@ public struct RESPRequestDecoder: Sendable {
             while remaining > 0 {
                 guard let argument = try readBulk(&buffer) else { return nil }
                 arguments.append(argument)
+                heldArgumentBytes += argument.readableBytes
                 remaining -= 1
             }
             let request = RESPRequest(arguments: arguments)
             arguments = []
+            heldArgumentBytes = 0
             return request
         }
     }

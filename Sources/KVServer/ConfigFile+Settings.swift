@@ -117,6 +117,8 @@ extension ServerSetting {
             \.limits.maxMultibulkLength, { $0.limits.maxMultibulkLength = $1 }),
         memory("proto-inline-max-size", "Longest inline request line and longest *<n> or $<n> header line, in bytes.",
                64...Int(Int32.max), \.limits.maxInlineLength, { $0.limits.maxInlineLength = $1 }),
+        memory("client-query-buffer-limit", "Largest unfinished request a client may send before it is closed, in bytes.",
+               1_048_576...Int(Int64.max / 2), \.queryBufferLimit, { $0.queryBufferLimit = $1 }),
         ServerSetting(name: "client-output-buffer-limit", aliases: [], valueName: "\"[normal] <hard> <soft> <seconds>\"",
                       summary: "Per-client output limit: execution pauses while <soft> bytes of replies wait to be sent; the client is closed when <hard> bytes wait, or <soft> bytes wait for <seconds>; 0 is no limit.",
                       runtime: true, secret: false,

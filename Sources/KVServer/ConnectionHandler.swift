@@ -8,8 +8,10 @@ import NIOPosix
 ///
 /// Memory a client can make the server hold is bounded on both sides:
 /// - Requests: while a batch runs, newly decoded requests queue up; reading pauses at
-///   ``queueLimit`` queued requests and resumes below a quarter of it. Protocol limits
-///   (``RESPLimits``, live from `CONFIG SET`) bound each request.
+///   ``queueLimit`` queued requests or ``queueByteLimit`` bytes of their arguments and
+///   resumes below a quarter of both. Protocol limits (``RESPLimits``, live from
+///   `CONFIG SET`) bound each request, and an unfinished request (unconsumed input plus the
+///   arguments the decoder holds) above `client-query-buffer-limit` closes the connection.
 /// - Replies: `pendingOutput` counts reply bytes handed to the channel whose write has not
 ///   completed (the socket has not taken them). No new batch starts while it is at least
 ///   ``OutputBufferLimit/pauseBytes``, and a batch stops early once its own output passes
@@ -36,6 +38,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     static let batchOutputLimit = 1 << 20
     /// Reading pauses above this many queued requests and resumes below a quarter of it.
     static let queueLimit = 4096
+    /// Reading also pauses while the queued requests' arguments hold this many bytes, and
+    /// resumes below a quarter of it.
+    static let queueByteLimit = 64 << 20
 
     /// Redis's reply to a client refused by protected mode (then the connection closes).
     static let protectedModeError = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n"
@@ -47,6 +52,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var limitsGeneration: Int
     private var inbound: ByteBuffer?
     private var queue = CircularBuffer<Item>()
+    /// Argument bytes of the queued requests.
+    private var queuedBytes = 0
     private var running = false
     private var closing = false
     private var readPaused = false
@@ -101,6 +108,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
         queue.removeAll()
+        queuedBytes = 0
         softLimitCheck?.cancel()
         softLimitCheck = nil
         if let session { server.unregister(session) }
@@ -123,11 +131,37 @@ final class ConnectionHandler: ChannelInboundHandler {
             inbound!.writeBuffer(&buffer)
         }
         decodeQueued()
-        if queue.count >= Self.queueLimit && !readPaused {
+        // Redis's client-query-buffer-limit: the unfinished request a client is sending.
+        let unfinished = (inbound?.readableBytes ?? 0) + decoder.heldArgumentBytes
+        let queryLimit = server.live.withLock { $0.queryBufferLimit }
+        if unfinished > queryLimit {
+            closing = true
+            queue.removeAll()
+            queuedBytes = 0
+            server.counters.queryBufferDisconnections.wrappingAdd(1, ordering: .relaxed)
+            server.logger.warning("closing client that reached max query buffer length", metadata: [
+                "client": "\(session.remoteAddress)", "bytes": "\(unfinished)",
+            ])
+            context.close(promise: nil)
+            return
+        }
+        if (queue.count >= Self.queueLimit || queuedBytes >= Self.queueByteLimit) && !readPaused {
             readPaused = true
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         }
         schedule(context: context)
+    }
+
+    /// Resumes reading once the queue has drained to a quarter of its limits.
+    private func resumeReadingIfDrained(context: ChannelHandlerContext) {
+        guard readPaused, queue.count < Self.queueLimit / 4, queuedBytes < Self.queueByteLimit / 4 else { return }
+        readPaused = false
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+    }
+
+    private static func size(of item: Item) -> Int {
+        if case .request(let args) = item { return args.reduce(0) { $0 + $1.count } }
+        return 0
     }
 
     /// Decodes every complete request in the inbound buffer into the queue.
@@ -136,7 +170,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         while !failed {
             do {
                 guard let request = try decoder.decode(buffer: &inbound!) else { break }
-                queue.append(.request(request.arguments.map { Array($0.readableBytesView) }))
+                let args = request.arguments.map { Array($0.readableBytesView) }
+                queuedBytes += args.reduce(0) { $0 + $1.count }
+                queue.append(.request(args))
             } catch {
                 failed = true
                 server.counters.protocolErrors.wrappingAdd(1, ordering: .relaxed)
@@ -159,7 +195,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         session.info.withLock { $0.executing = true }
         var batch: [Item] = []
         batch.reserveCapacity(min(queue.count, Self.batchLimit))
-        while batch.count < Self.batchLimit, let item = queue.popFirst() { batch.append(item) }
+        while batch.count < Self.batchLimit, let item = queue.popFirst() {
+            queuedBytes -= Self.size(of: item)
+            batch.append(item)
+        }
         let server = self.server
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
@@ -212,7 +251,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         if case .none = action {
             // Requests the batch left for later go back in front, in order.
-            for item in unrun.reversed() { queue.prepend(item) }
+            for item in unrun.reversed() {
+                queuedBytes += Self.size(of: item)
+                queue.prepend(item)
+            }
         }
         if let output, output.readableBytes > 0, context.channel.isActive, !closing {
             let size = output.readableBytes
@@ -237,10 +279,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if readPaused && queue.count < Self.queueLimit / 4 {
-            readPaused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-        }
+        resumeReadingIfDrained(context: context)
         schedule(context: context)
     }
 
@@ -262,10 +301,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             softLimitCheck = nil
         }
         if !closing {
-            if readPaused && queue.count < Self.queueLimit / 4 {
-                readPaused = false
-                context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-            }
+            resumeReadingIfDrained(context: context)
             schedule(context: context)
         }
     }
@@ -312,6 +348,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func closeForOutputLimit(context: ChannelHandlerContext, reason: String) {
         closing = true
         queue.removeAll()
+        queuedBytes = 0
         server.counters.outputBufferDisconnections.wrappingAdd(1, ordering: .relaxed)
         server.logger.warning("client closed for overcoming of output buffer limits", metadata: [
             "client": "\(session?.remoteAddress ?? "?")", "limit": "\(reason)", "waiting": "\(pendingOutput)",

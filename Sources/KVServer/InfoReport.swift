@@ -68,6 +68,7 @@ enum InfoReport {
                          ("total_error_replies", String(c.errorReplies.load(ordering: .relaxed))),
                          ("unexpected_error_replies", "0"),
                          ("protocol_errors", String(c.protocolErrors.load(ordering: .relaxed))),
+                         ("client_query_buffer_limit_disconnections", String(c.queryBufferDisconnections.load(ordering: .relaxed))),
                          ("client_output_buffer_limit_disconnections", String(c.outputBufferDisconnections.load(ordering: .relaxed))),
                          ("client_idle_timeout_disconnections", String(c.idleDisconnections.load(ordering: .relaxed))),
                          ("protected_mode_denied_connections", String(c.protectedModeDenials.load(ordering: .relaxed))),

@@ -128,6 +128,7 @@ final class MetricsExporter: Sendable {
         counter("shale_net_input_bytes_total", c.netInputBytes.load(ordering: .relaxed))
         counter("shale_net_output_bytes_total", c.netOutputBytes.load(ordering: .relaxed))
         counter("shale_client_output_buffer_limit_disconnections_total", c.outputBufferDisconnections.load(ordering: .relaxed))
+        counter("shale_client_query_buffer_limit_disconnections_total", c.queryBufferDisconnections.load(ordering: .relaxed))
         counter("shale_client_idle_timeout_disconnections_total", c.idleDisconnections.load(ordering: .relaxed))
         counter("shale_protected_mode_denied_connections_total", c.protectedModeDenials.load(ordering: .relaxed))
         for (code, n) in c.errors.withLock({ $0 }) {

@@ -48,6 +48,9 @@ public struct ServerConfig: Sendable {
     public var protectedMode = true
     /// Seconds a client may stay idle before it is closed; 0 never closes idle clients.
     public var idleTimeoutSeconds = 0
+    /// Largest unfinished request a client may be sending, in bytes (Redis's
+    /// `client-query-buffer-limit`); the client is closed above it.
+    public var queryBufferLimit = 1 << 30
     /// The per-client output-buffer limit (Redis's `client-output-buffer-limit normal ...`).
     public var outputBufferLimit = OutputBufferLimit()
     /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).

@@ -87,6 +87,8 @@ final class ServerCounters: Sendable {
     let netOutputBytes = Atomic<Int64>(0)
     /// Clients closed for their output buffer (Redis's `client_output_buffer_limit_disconnections`).
     let outputBufferDisconnections = Atomic<Int64>(0)
+    /// Clients closed for an unfinished request over the limit (`client_query_buffer_limit_disconnections`).
+    let queryBufferDisconnections = Atomic<Int64>(0)
     /// Clients closed by the idle timeout.
     let idleDisconnections = Atomic<Int64>(0)
     /// Connections refused by protected mode.
@@ -139,6 +141,7 @@ final class ServerCounters: Sendable {
         netInputBytes.store(0, ordering: .relaxed)
         netOutputBytes.store(0, ordering: .relaxed)
         outputBufferDisconnections.store(0, ordering: .relaxed)
+        queryBufferDisconnections.store(0, ordering: .relaxed)
         idleDisconnections.store(0, ordering: .relaxed)
         protectedModeDenials.store(0, ordering: .relaxed)
         commands.reset()

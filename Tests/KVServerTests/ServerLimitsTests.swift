@@ -188,6 +188,26 @@ struct ServerLimitsTests {
         #expect(s.state.counters.protocolErrors.load(ordering: .relaxed) == 3)
     }
 
+    @Test func unfinishedRequestOverTheQueryBufferLimitCloses() throws {
+        let s = try LiveServer { $0.queryBufferLimit = 1 << 20 }
+        let c = try s.client()
+        #expect(try c.call("SET", "known", "value") == .simpleString("OK"))
+        // Two complete 600 KB arguments of a five-argument request, never finished.
+        let big = [UInt8](repeating: UInt8(ascii: "q"), count: 600_000)
+        var partial = Array("*5\r\n$3\r\nSET\r\n".utf8)
+        for _ in 0..<2 { partial += Array("$600000\r\n".utf8) + big + [13, 10] }
+        let attacker = try s.client()
+        try attacker.send(partial)
+        let (bytes, closed) = attacker.readUntilClosed(timeout: 5)
+        #expect(bytes.isEmpty)
+        #expect(closed)
+        #expect(s.state.counters.queryBufferDisconnections.load(ordering: .relaxed) == 1)
+        try expectHealthy(s, after: "an unfinished request over the query buffer limit")
+        // A complete request of the same size is fine.
+        let ok = try s.client()
+        #expect(try ok.call("SET", "big", String(repeating: "q", count: 900_000)) == .simpleString("OK"))
+    }
+
     @Test func protocolLimitsFollowConfigSet() throws {
         let s = try LiveServer()
         let c = try s.client()

@@ -89,6 +89,9 @@ struct KVServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("proto-inline-max-size"), help: setting("proto-inline-max-size"))
     var protoInlineMaxSize: String?
 
+    @Option(name: .customLong("client-query-buffer-limit"), help: setting("client-query-buffer-limit"))
+    var clientQueryBufferLimit: String?
+
     @Option(name: .customLong("client-output-buffer-limit"), help: setting("client-output-buffer-limit"))
     var clientOutputBufferLimit: String?
 
@@ -131,6 +134,7 @@ struct KVServerCommand: AsyncParsableCommand {
             ("proto-max-bulk-len", protoMaxBulkLen),
             ("proto-max-multibulk-len", protoMaxMultibulkLen),
             ("proto-inline-max-size", protoInlineMaxSize),
+            ("client-query-buffer-limit", clientQueryBufferLimit),
             ("client-output-buffer-limit", clientOutputBufferLimit),
             ("slowlog-log-slower-than", slowlogLogSlowerThan),
             ("slowlog-max-len", slowlogMaxLen),

@@ -5,12 +5,25 @@ enum Benchmark: String, CaseIterable, Sendable {
     case readrandom, readseq, readreverse, seekrandom
     case deleterandom, readwhilewriting, compact
     case ycsba, ycsbb, ycsbc, ycsbd, ycsbe, ycsbf
+    // Secondary indexes over a product catalogue (see IndexWorkloads.swift).
+    case fillproducts
+    case fillproductsIdx1 = "fillproducts_idx1"
+    case fillproductsIdx3 = "fillproducts_idx3"
+    case indexbuild, indexquery, scanquery, jsonscan
 
     /// db_bench's `fresh_db`: the database is deleted and recreated before the benchmark
     /// (or the benchmark is skipped with `--use_existing_db=1`).
     var needsFreshDB: Bool {
         switch self {
-        case .fillseq, .fillrandom, .fillsync: return true
+        case .fillseq, .fillrandom, .fillsync, .fillproducts, .fillproductsIdx1, .fillproductsIdx3: return true
+        default: return false
+        }
+    }
+
+    /// Whether this is one of the secondary-index workloads.
+    var isIndexWorkload: Bool {
+        switch self {
+        case .fillproducts, .fillproductsIdx1, .fillproductsIdx3, .indexbuild, .indexquery, .scanquery, .jsonscan: return true
         default: return false
         }
     }
@@ -52,7 +65,10 @@ enum Benchmark: String, CaseIterable, Sendable {
     /// ("Microseconds per write:").
     var operationName: String {
         switch self {
-        case .fillseq, .fillrandom, .overwrite, .fillsync: return "write"
+        case .fillseq, .fillrandom, .overwrite, .fillsync, .fillproducts, .fillproductsIdx1, .fillproductsIdx3: return "write"
+        case .indexquery, .scanquery: return "query"
+        case .indexbuild: return "row"
+        case .jsonscan: return "extraction"
         case .deleterandom: return "delete"
         case .seekrandom: return "seek"
         case .compact: return "compaction"

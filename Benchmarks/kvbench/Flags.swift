@@ -103,6 +103,12 @@ struct KVBench: ParsableCommand {
     @Option(name: .customLong("shards"), help: "Run through a ShardedStore with this many shards (default: one plain Database).")
     var shards: Int?
 
+    @Option(name: .customLong("index_queries"), help: "Queries run by indexquery.")
+    var indexQueries = 1000
+
+    @Option(name: .customLong("scan_queries"), help: "Full scans run by scanquery.")
+    var scanQueries = 3
+
     @Option(name: .customLong("server"), help: "HOST:PORT of a RESP server to drive instead of the in-process engine.")
     var server: String?
 
@@ -123,6 +129,7 @@ struct KVBench: ParsableCommand {
         guard compressionRatio > 0, compressionRatio <= 1 else { throw ValidationError("--compression_ratio must be in (0, 1]") }
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         guard pipeline >= 1 else { throw ValidationError("--pipeline must be at least 1") }
+        guard indexQueries >= 1, scanQueries >= 1 else { throw ValidationError("--index_queries and --scan_queries must be at least 1") }
         if let connections, connections < 1 { throw ValidationError("--connections must be at least 1") }
         if server == nil, connections != nil || pipeline != 1 {
             throw ValidationError("--connections and --pipeline apply only with --server")
@@ -168,6 +175,8 @@ struct BenchConfig: Sendable {
     var jsonPath: String?
     var seed: Int
     var shards: Int
+    var indexQueries: Int
+    var scanQueries: Int
     /// Whether `--shards` was given: the run goes through a ShardedStore (even with 1 shard).
     var useStore: Bool
     var server: String?
@@ -204,6 +213,8 @@ struct BenchConfig: Sendable {
         jsonPath = flags.json
         seed = flags.seed
         shards = flags.shards ?? 1
+        indexQueries = flags.indexQueries
+        scanQueries = flags.scanQueries
         useStore = flags.shards != nil
         server = flags.server
         connections = flags.connections ?? flags.threads

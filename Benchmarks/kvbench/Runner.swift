@@ -67,6 +67,7 @@ final class BenchRun<Target: BenchTarget> {
             keySpaceLoaded = false
             inserts = SharedCounter(config.num)
         }
+        if benchmark.isIndexWorkload { return try runIndexBenchmark(benchmark, previous: outcomes) }
         let w = workloads
         let n = config.threads
         let reads = config.reads
@@ -131,6 +132,8 @@ final class BenchRun<Target: BenchTarget> {
                 let mix = r.counters.map { "\($0.name) \($0.value)" }.joined(separator: " ")
                 outcome.message = "(\(mix))"
             }
+        case .fillproducts, .fillproductsIdx1, .fillproductsIdx3, .indexbuild, .indexquery, .scanquery, .jsonscan:
+            preconditionFailure("index workloads run in runIndexBenchmark")
         }
         if outcome.reportsFound, let r = outcome.result, r.reads > 0 {
             let found = "(\(r.found) of \(r.reads) found)"
@@ -232,6 +235,8 @@ final class BenchRun<Target: BenchTarget> {
             ("write_buffer_size", .optional(config.writeBufferSize)),
             ("seed", .integer(config.seed)),
             ("shards", .integer(config.shards)),
+            ("index_queries", .integer(config.indexQueries)),
+            ("scan_queries", .integer(config.scanQueries)),
             ("server", config.server.map { .string($0) } ?? .null),
             ("connections", config.server == nil ? .null : .integer(config.connections)),
             ("pipeline", config.server == nil ? .null : .integer(config.pipeline)),

@@ -70,7 +70,8 @@ final class StoreTarget: BenchTarget {
         }
     }
 
-    private func current() throws -> ShardedStore {
+    /// The open store (the index workloads use it directly).
+    func current() throws -> ShardedStore {
         guard let s = store.withLock({ $0 }) else { throw BenchError("the store is closed") }
         return s
     }

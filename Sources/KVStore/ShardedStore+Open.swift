@@ -14,6 +14,7 @@ extension ShardedStore {
     /// Starts the pending cleanup (see ``openDeferringCleanup(at:shards:options:)``).
     package func resumeCleanup() {
         startCleanup()
+        startIndexWork()
     }
 
     static func openStore(at path: String, shards requested: Int?, options: Options, startingCleanup: Bool = true) throws(KVError) -> ShardedStore {
@@ -44,12 +45,24 @@ extension ShardedStore {
                 descriptor = try create(at: path, shards: n, options: options)
             }
             let plan = recoveryPlan(descriptor)
+            let log = ReplicationLog()
             var shards: [Shard?] = Array(repeating: nil, count: descriptor.directories.count)
             for id in 0..<descriptor.shardCount {
-                shards[id] = try openShard(id, in: path, options: options, create: false)
+                shards[id] = try openShard(id, in: path, options: options, create: false, log: log)
             }
-            let store = ShardedStore(path: path, options: options, lock: lock, descriptor: descriptor, shards: shards, cleanup: plan)
-            if startingCleanup { store.startCleanup() }
+            let store = ShardedStore(
+                path: path, options: options, lock: lock, descriptor: descriptor, shards: shards, cleanup: plan,
+                replicationLog: log)
+            do throws(KVError) {
+                try store.loadIndexes()
+            } catch {
+                _ = try? store.closeStore()
+                throw error
+            }
+            if startingCleanup {
+                store.startCleanup()
+                store.startIndexWork()
+            }
             return store
         } catch {
             lock.unlock()
@@ -132,8 +145,9 @@ extension ShardedStore {
     }
 
     /// Opens (with `create`, creates) shard `id` of the store in `path`.
-    static func openShard(_ id: Int, in path: String, options: Options, create: Bool) throws(KVError) -> Shard {
+    static func openShard(_ id: Int, in path: String, options: Options, create: Bool, log: ReplicationLog? = nil) throws(KVError) -> Shard {
         var o = options
+        if let log { o.commitObserver = log.observer(shard: id) }
         o.createIfMissing = create
         o.errorIfExists = false
         let user = options.compactionFilter
@@ -145,7 +159,9 @@ extension ShardedStore {
         if !create && !o.fileSystem.fileExists(dir) {
             throw .notFound("shard \(id) directory \(dir) of store \(path)")
         }
-        return Shard(id: id, path: dir, db: try openDatabase(dir, options: o))
+        let db = try openDatabase(dir, options: o)
+        log?.start(shard: id, at: db.lastSequence)
+        return Shard(id: id, path: dir, db: db)
     }
 
     static func openDatabase(_ dir: String, options: Options) throws(KVError) -> Database {
@@ -186,14 +202,17 @@ extension ShardedStore {
             return s.shards.compactMap { $0 }
         }
         guard let shards else { return }
-        // A running reshard or cleanup stops at its next step (it checks `closed`).
+        // A running reshard, cleanup or index job stops at its next step (it checks `closed`).
         var wait: UInt32 = 50
-        while state.withLock({ $0.cleanupRunning || $0.reshardRunning }) {
+        while state.withLock({ $0.cleanupRunning || $0.reshardRunning || $0.indexWorkers > 0 }) {
             pause(microseconds: wait)
             wait = min(wait * 2, 10_000)
         }
         defer { lock.unlock() }
         var first: KVError?
+        if !isHalted {
+            do throws(KVError) { try persistIndexStatistics() } catch { first = error }
+        }
         for shard in shards {
             do throws(KVError) { try Self.closeDatabase(shard.db) } catch { first = first ?? error }
         }
@@ -210,6 +229,6 @@ extension ShardedStore {
             return s.shards.compactMap { $0 }
         }
         for shard in shards { shard.db.haltForCrashTest() }
-        while state.withLock({ $0.cleanupRunning }) { pause(microseconds: 200) }
+        while state.withLock({ $0.cleanupRunning || $0.indexWorkers > 0 }) { pause(microseconds: 200) }
     }
 }

@@ -122,12 +122,14 @@ extension ShardedStore {
         try state.withLock { (s) throws(KVError) in
             if s.closed { throw .closed }
             if s.reshardRunning { throw .invalidState("store \(path): a reshard is already running") }
+            try checkIndexesAllowReshard(s)
             if let f = s.migration?.failure {
                 throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
             }
             s.reshardRunning = true
         }
         defer { state.withLock { $0.reshardRunning = false } }
+        try waitForIndexWorkers()
         try finishPreviousReshard()
 
         let (routing, descriptor) = state.withLock { ($0.routing, $0.descriptor) }
@@ -170,11 +172,13 @@ extension ShardedStore {
         do throws(KVError) {
             try checkpoint(.intentWritten)
             for id in old..<max(old, n) {
-                let shard = try Self.openShard(id, in: path, options: options, create: true)
+                let shard = try Self.openShard(id, in: path, options: options, create: true, log: replicationLog)
                 state.withLock { s in
                     while s.shards.count <= id { s.shards.append(nil) }
                     s.shards[id] = shard
                 }
+                // New shards carry the index definitions before any row reaches them.
+                try copyIndexMetadata(to: shard)
             }
             // From here on, completing writes to moving slots record their keys. The copy's
             // snapshots are taken afterwards, so every write is in a snapshot or recorded.

@@ -98,15 +98,16 @@ extension ShardedStore {
     func putTyped(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability?) throws(KVError) {
         let slot = HashSlot.slot(of: key)
         try keyLocks.withLock(slot: slot) { () throws(KVError) in
-            if expiresAt == nil && !indexCatalog.mayIndex(key) {
+            let indexed = indexCatalog.mayIndex(key)
+            if expiresAt == nil && !indexed {
                 // The hot path: one record, no read.
                 var batch = WriteBatch()
                 batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain))
                 try apply(batch, slots: [slot], durability: durability)
                 return
             }
-            let old = indexCatalog.mayIndex(key) ? try rawEntryTyped(key, snapshot: nil) : nil
-            let w = RowWrite(key: key, slot: slot, new: StoredEntry(value: value, expiresAt: expiresAt), old: old, oldKnown: indexCatalog.mayIndex(key))
+            let old = indexed ? try rawEntryTyped(key, snapshot: nil) : nil
+            let w = RowWrite(key: key, slot: slot, new: StoredEntry(value: value, expiresAt: expiresAt), old: old, oldKnown: indexed)
             try commitRowsLocked([w], durability: durability)
         }
     }
@@ -149,6 +150,7 @@ extension ShardedStore {
         var batch = WriteBatch()
         var slots: [Int] = []
         slots.reserveCapacity(writes.count * 2)
+        var deltas = IndexDeltas()
         for w in writes {
             let ek = EngineKey.encode(w.key)
             if let new = w.new {
@@ -169,7 +171,7 @@ extension ShardedStore {
                 slots.append(w.slot)
             }
             if w.oldKnown {
-                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, slots: &slots)
+                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, slots: &slots, deltas: &deltas)
             }
         }
         for d in extraDeletes {
@@ -178,6 +180,7 @@ extension ShardedStore {
         }
         if batch.isEmpty { return }
         try apply(batch, slots: slots, durability: durability)
+        deltas.apply()
     }
 
     /// The stored row of `key` (expired or not), or nil.

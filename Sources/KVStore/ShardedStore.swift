@@ -53,6 +53,8 @@ public final class ShardedStore: Sendable {
     let state: Mutex<State>
     /// Mirror of `state.routing.generation`, read without the lock after a point read.
     let routingGeneration = Atomic<UInt64>(0)
+    /// Every shard's recently committed write groups, for followers.
+    public let replicationLog: ReplicationLog
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
     /// The secondary indexes.
@@ -95,6 +97,12 @@ public final class ShardedStore: Sendable {
         /// Run cleanups on the calling thread instead of a background thread (tests).
         var synchronousCleanup = false
         var hook: (@Sendable (ReshardStep) -> Bool)?
+        /// A createIndex or dropIndex is writing index metadata: no reshard may start.
+        var indexChangeRunning = false
+        /// Indexes being back-filled, by name: no reshard may start.
+        var indexesBuilding: Set<String> = []
+        /// Index background threads alive (back-fills and drops); close waits for them.
+        var indexWorkers = 0
     }
 
     /// A reshard's copy phase. Invariant: while it exists, writes to slots with `moving[slot]`
@@ -115,8 +123,12 @@ public final class ShardedStore: Sendable {
         }
     }
 
-    init(path: String, options: Options, lock: any FileLock, descriptor: StoreDescriptor, shards: [Shard?], cleanup: CleanupPlan?) {
+    init(
+        path: String, options: Options, lock: any FileLock, descriptor: StoreDescriptor, shards: [Shard?], cleanup: CleanupPlan?,
+        replicationLog: ReplicationLog = ReplicationLog()
+    ) {
         self.path = path
+        self.replicationLog = replicationLog
         self.options = options
         self.lock = lock
         let owning = (0..<descriptor.shardCount).map { shards[$0]! }

@@ -1,0 +1,304 @@
+import KVBase
+import KVEngine
+
+/// Index background work: back-fills and the deletion of dropped indexes.
+///
+/// **Back-fill protocol.** `createIndex` writes the definition (state building) to every shard
+/// and publishes it to the write path before the back-fill starts, so every write from then on
+/// maintains the index. The back-fill thread first takes and releases every key-lock stripe:
+/// a write that checked the catalog before the index was published holds its key's stripe
+/// until it has committed, so afterwards every row written without the index is visible to the
+/// back-fill's iterators. Then, shard by shard, it reads the keys of up to
+/// ``indexBuildChunk`` rows after its cursor (rows under the key prefix, owned by the shard),
+/// and in groups of ``indexBuildGroup`` takes their key locks, re-reads those rows (one fresh
+/// iterator over the group's range), writes the entry each row should have (rewriting one a
+/// concurrent write already made is harmless), and commits those entries together with the
+/// new cursor (`idx.fill`) in one batch. A row changed concurrently is either re-read here
+/// after the change, or changed after this batch by a write that maintains the index itself,
+/// so no entry is missed, stale or duplicated. When a shard is done its definition becomes
+/// ready (and its cursor is deleted) in one durable batch; when all are, the index is ready and
+/// its entry count is recounted exactly (see ``recountEntries(_:)``).
+/// A crash loses at most the batches after the last persisted cursor, entries and cursor
+/// together, and the next open resumes each building shard from its cursor.
+extension ShardedStore {
+    /// Rows a back-fill reads per pass over a shard.
+    static let indexBuildChunk = 1000
+    /// Rows a back-fill indexes under one set of key locks, in one batch.
+    static let indexBuildGroup = 100
+
+    /// Starts `job` on a background thread.
+    func startIndexJob(_ job: IndexJob) {
+        let go = state.withLock { s -> Bool in
+            if s.closed { return false }
+            s.indexWorkers += 1
+            return true
+        }
+        guard go else { return }
+        if case .build(let h, _) = job { h.builderRunning.store(true, ordering: .releasing) }
+        startBackgroundThread { [self] in
+            switch job {
+            case .build(let h, let shards):
+                runBuild(h, shards)
+                h.builderRunning.store(false, ordering: .releasing)
+            case .drop(let id, let name, let shards):
+                do throws(KVError) {
+                    try runDrop(id: id, shards: shards)
+                } catch {
+                    if !shouldStopIndexWork() {
+                        indexCatalog.workFailure.withLock { $0 = .invalidState("deleting the entries of dropped index '\(name)' failed: \(error)") }
+                    }
+                }
+            }
+            state.withLock { $0.indexWorkers -= 1 }
+        }
+    }
+
+    /// Whether background index work must stop now: the store is closing or was halted.
+    func shouldStopIndexWork() -> Bool {
+        state.withLock { $0.closed || $0.halted }
+    }
+
+    /// Gives the crash-test hook its chance to halt the store at `step`; true when halted.
+    func indexCheckpoint(_ step: IndexStep) -> Bool {
+        if indexCatalog.step(step) {
+            state.withLock { $0.halted = true }
+            return true
+        }
+        return false
+    }
+
+    /// Waits for every write that may have checked the index catalog before its last change:
+    /// such writes hold their key's stripe until they have committed.
+    func keyLockBarrier() {
+        keyLocks.withLocks(slots: Array(0..<KeyLocks.stripes)) {}
+    }
+
+    // MARK: back-fill
+
+    func runBuild(_ h: IndexHandle, _ pending: [IndexBuildShard]) {
+        do throws(KVError) {
+            keyLockBarrier()
+            let routing = try currentRouting()
+            let (lower, upper) = Self.rowRange(h.definition.keyPrefix)
+            var total = 0
+            var done = 0
+            for p in pending {
+                let shard = routing.shards[p.shard]
+                total += try countRows(shard, owners: routing.owners, after: p.fill?.cursor, lower: lower, upper: upper)
+                total += p.fill?.rowsDone ?? 0
+                done += p.fill?.rowsDone ?? 0
+            }
+            h.rowsTotal.store(total, ordering: .relaxed)
+            h.rowsDone.store(done, ordering: .relaxed)
+            for p in pending {
+                let finished = try buildShard(h, routing.shards[p.shard], owners: routing.owners, fill: p.fill, lower: lower, upper: upper)
+                if !finished { return }
+            }
+            h.building.store(false, ordering: .releasing)
+            try recountEntries(h)
+            state.withLock { _ = $0.indexesBuilding.remove(h.name) }
+            try persistIndexStatistics([h])
+        } catch {
+            if !h.cancelled.load(ordering: .acquiring) && !shouldStopIndexWork() {
+                h.failure.withLock { $0 = error }
+            }
+        }
+    }
+
+    /// The engine-key range of rows under `prefix` (nil bounds are open).
+    static func rowRange(_ prefix: [UInt8]?) -> (lower: [UInt8]?, upper: [UInt8]?) {
+        guard let prefix, !prefix.isEmpty else { return (nil, nil) }
+        let lower = EngineKey.encode(prefix)
+        return (lower, prefixSuccessor(lower))
+    }
+
+    private static let reservedEnd: [UInt8] = [EngineKey.reservedByte, EngineKey.reservedByte]
+
+    /// Walks the rows of `shard` in `lower..<upper` after `cursor` that the shard owns, calling
+    /// `body` with each engine key until it returns false.
+    func forEachRowKey(
+        _ shard: Shard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?,
+        _ body: (UnsafeRawBufferPointer) -> Bool
+    ) throws(KVError) {
+        let it = try shard.db.makeIteratorTyped()
+        if let cursor, lower.map({ compareBytes(cursor, $0) >= 0 }) ?? true {
+            try it.seekTyped(cursor + [0])
+        } else if let lower {
+            try it.seekTyped(lower)
+        } else {
+            try it.seekToFirstTyped()
+        }
+        while it.isValid {
+            let k = it.keyView
+            if let upper, upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { return }
+            if case .reserved = EngineKey.kind(k) {
+                try it.seekTyped(Self.reservedEnd)
+                continue
+            }
+            if let slot = EngineKey.slot(of: k), Int(owners[slot]) == shard.id {
+                if !body(k) { return }
+            }
+            try it.nextTyped()
+        }
+    }
+
+    func countRows(_ shard: Shard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?) throws(KVError) -> Int {
+        var n = 0
+        try forEachRowKey(shard, owners: owners, after: cursor, lower: lower, upper: upper) { _ in
+            n += 1
+            return true
+        }
+        return n
+    }
+
+    /// Back-fills one shard from its cursor; returns false when stopped (drop, close, halt).
+    func buildShard(
+        _ h: IndexHandle, _ shard: Shard, owners: [UInt16], fill: IndexMetadata.Fill?, lower: [UInt8]?, upper: [UInt8]?
+    ) throws(KVError) -> Bool {
+        var cursor = fill?.cursor
+        var rowsDone = fill?.rowsDone ?? 0
+        var batches = 0
+        let db = shard.db
+        while true {
+            if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
+            var keys: [[UInt8]] = []
+            keys.reserveCapacity(Self.indexBuildChunk)
+            try forEachRowKey(shard, owners: owners, after: cursor, lower: lower, upper: upper) { k in
+                keys.append(Array(k))
+                return keys.count < Self.indexBuildChunk
+            }
+            if keys.isEmpty { break }
+            var start = 0
+            while start < keys.count {
+                if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
+                let group = keys[start..<min(start + Self.indexBuildGroup, keys.count)]
+                start += group.count
+                let slots = group.map { EngineKey.slot(of: $0)! }
+                let added = try keyLocks.withLocks(slots: slots) { () throws(KVError) -> Int in
+                    // With the group's keys locked, a fresh iterator reads their current rows
+                    // (a sequential walk instead of a point read per row).
+                    var batch = WriteBatch()
+                    var added = 0
+                    try forEachCurrentRow(db, of: group) { (user, value) throws(KVError) in
+                        guard let (n, t) = RowValue.parse(value) else { throw RowValue.damaged(user) }
+                        guard let entry = h.entry(key: user, value: UnsafeRawBufferPointer(rebasing: value[..<n])) else { return }
+                        var envelope: [UInt8] = []
+                        RowValue.appendTrailer(t, to: &envelope)
+                        batch.put(entry.key, envelope)
+                        added += 1
+                    }
+                    rowsDone += group.count
+                    batch.put(IndexMetadata.fillKey(h.id), IndexMetadata.encode(IndexMetadata.Fill(cursor: group.last!, rowsDone: rowsDone)))
+                    try db.commitTyped(batch, durability: .no)
+                    return added
+                }
+                h.entries.add(added, ordering: .relaxed)
+                h.rowsDone.add(group.count, ordering: .relaxed)
+                batches += 1
+                if indexCheckpoint(.filled(shard: shard.id, batch: batches)) { return false }
+            }
+            cursor = keys.last
+        }
+        if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
+        var batch = WriteBatch()
+        batch.put(
+            IndexMetadata.definitionKey(h.id),
+            IndexMetadata.encode(IndexMetadata.Definition(id: h.id, state: .ready, definition: h.definition)))
+        batch.delete(IndexMetadata.fillKey(h.id))
+        try db.commitTyped(batch, durability: .always)
+        return !indexCheckpoint(.shardReady(shard: shard.id))
+    }
+
+    /// Calls `body` with the user key and engine value of every row of `keys` (ascending row
+    /// engine keys) that `db` holds now; keys deleted since are skipped, and so are rows in
+    /// between that are not in `keys` (written since, by writes that maintain the index).
+    func forEachCurrentRow(
+        _ db: Database, of keys: ArraySlice<[UInt8]>, _ body: ([UInt8], UnsafeRawBufferPointer) throws(KVError) -> Void
+    ) throws(KVError) {
+        guard let first = keys.first else { return }
+        let it = try db.makeIteratorTyped()
+        try it.seekTyped(first)
+        var next = keys.startIndex
+        while it.isValid && next < keys.endIndex {
+            let k = it.keyView
+            if case .reserved = EngineKey.kind(k) {
+                try it.seekTyped(Self.reservedEnd)
+                continue
+            }
+            var c = keys[next].withUnsafeBytes { compareBytes($0, k) }
+            while c < 0 {
+                next += 1
+                if next == keys.endIndex { return }
+                c = keys[next].withUnsafeBytes { compareBytes($0, k) }
+            }
+            if c == 0 {
+                try body(EngineKey.decodeRow(k), it.valueView)
+                next += 1
+            }
+            try it.nextTyped()
+        }
+    }
+
+    /// Makes the entry count of a just-built index exact: with every key-lock stripe held (no
+    /// write in flight, so every write so far has applied its count change), takes a store
+    /// snapshot and restarts the count from zero; writes after it change the count exactly,
+    /// since every indexed row now has its entry. Then adds the entries at the snapshot.
+    func recountEntries(_ h: IndexHandle) throws(KVError) {
+        var snap: StoreSnapshot?
+        keyLocks.withLocks(slots: Array(0..<KeyLocks.stripes)) {
+            snap = snapshot()
+            h.entries.store(0, ordering: .relaxed)
+        }
+        guard let snap else { return }
+        defer { snap.release() }
+        var n = 0
+        let upper = prefixSuccessor(h.entryPrefix)!
+        for shard in snap.routing.shards {
+            let it = try shard.db.makeIteratorTyped(snapshot: snap.snapshots[shard.id])
+            try it.seekTyped(h.entryPrefix)
+            while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
+                if let user = IndexKeys.userKey(ofEntry: it.keyView), Int(snap.routing.owners[HashSlot.slot(of: user)]) == shard.id {
+                    n += 1
+                }
+                try it.nextTyped()
+            }
+        }
+        h.entries.add(n, ordering: .relaxed)
+    }
+
+    // MARK: drop
+
+    /// Deletes the entries and records of dropped index `id` from `shards`, shard 0 last (its
+    /// record says the drop is unfinished until then).
+    func runDrop(id: UInt32, shards: [Int]) throws(KVError) {
+        keyLockBarrier()
+        let routing = try currentRouting()
+        let prefix = IndexKeys.indexPrefix(id)
+        let upper = prefixSuccessor(prefix)!
+        var batches = 0
+        for shardID in shards.sorted(by: >) {
+            let shard = routing.shards[shardID]
+            let it = try shard.db.makeIteratorTyped()
+            try it.seekTyped(prefix)
+            var batch = WriteBatch()
+            while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
+                batch.delete(Array(it.keyView))
+                if batch.approximateSize >= Self.bulkBatchBytes {
+                    if shouldStopIndexWork() { return }
+                    try shard.db.commitTyped(batch, durability: .no)
+                    batch.removeAll()
+                    batches += 1
+                    if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
+                }
+                try it.nextTyped()
+            }
+            if shouldStopIndexWork() { return }
+            batch.delete(IndexMetadata.fillKey(id))
+            batch.delete(IndexMetadata.statsKey(id))
+            batch.delete(IndexMetadata.definitionKey(id))
+            try shard.db.commitTyped(batch, durability: .always)
+            batches += 1
+            if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import KVBase
+import KVEngine
+
+extension ShardedStore {
+    /// Finds rows through a secondary index.
+    ///
+    /// Every shard's entries in the query's range are read at one store snapshot and merged
+    /// into one sequence ordered by (indexed value, key): numbers ascending, strings bytewise,
+    /// then keys bytewise. Each entry is checked against its row, read at the same snapshot:
+    /// the row must exist, not be expired at ``now``, and its value must still produce that
+    /// indexed value; so results are never stale or phantom, and deleted or expired rows never
+    /// appear. `offset` rows are skipped, then at most `limit` are returned.
+    ///
+    /// Cost: O((offset + limit) × log of the entries per shard) reads, plus one point read per
+    /// examined entry; no scan of the rows.
+    ///
+    /// ```swift
+    /// let books = try store.query(index: "by_category", .equals("books"), limit: 100)
+    /// let cheap = try store.query(index: "by_price", .range(lo: 10, hi: 20), withValues: true)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - index: the index name.
+    ///   - query: ``IndexQuery/equals(_:)`` (either type), ``IndexQuery/prefix(_:)-enum.case``
+    ///     (string indexes), ``IndexQuery/range(lo:hi:)`` (number indexes; inclusive, nil for
+    ///     an open end; an empty range when `lo > hi`).
+    ///   - offset: rows to skip first (0 or more).
+    ///   - limit: most rows to return (0 or more); nil for all.
+    ///   - withValues: also return each row's value.
+    /// - Throws: ``KVError/notFound(_:)`` `no such index 'NAME'`; ``KVError/invalidState(_:)``
+    ///   `index 'NAME' is still building (P%)`; ``KVError/invalidArgument(_:)`` when the query
+    ///   does not fit the index's type (a prefix on a number index, a range on a string index,
+    ///   an equality with the other type), for a NaN bound or a negative offset or limit;
+    ///   storage errors.
+    public func query(index: String, _ query: IndexQuery, offset: Int = 0, limit: Int? = nil, withValues: Bool = false) throws -> [IndexHit] {
+        try queryTyped(index: index, query, offset: offset, limit: limit, withValues: withValues)
+    }
+
+    func queryTyped(index name: String, _ query: IndexQuery, offset: Int, limit: Int?, withValues: Bool) throws(KVError) -> [IndexHit] {
+        if offset < 0 { throw .invalidArgument("query offset must not be negative, got \(offset)") }
+        if let limit, limit < 0 { throw .invalidArgument("query limit must not be negative, got \(limit)") }
+        guard let h = indexCatalog.set.named(name) else { throw .notFound("no such index '\(name)'") }
+        if h.isBuilding {
+            if let f = h.failure.withLock({ $0 }) {
+                throw .invalidState("index '\(name)' is still building (\(h.progress)%); its back-fill stopped: \(f)")
+            }
+            throw .invalidState("index '\(name)' is still building (\(h.progress)%)")
+        }
+        let range = try Self.entryRange(h, query)
+        h.queries.add(1, ordering: .relaxed)
+        guard let (lower, upper) = range, limit != 0 else { return [] }
+        if state.withLock({ $0.closed }) { throw .closed }
+
+        let snap = snapshot()
+        defer { snap.release() }
+        let now = self.now
+        var cursors: [IndexCursor] = []
+        for shard in snap.routing.shards {
+            let it = try shard.db.makeIteratorTyped(snapshot: snap.snapshots[shard.id])
+            let c = IndexCursor(it, shard: shard, owners: snap.routing.owners, upper: upper)
+            try c.start(lower)
+            cursors.append(c)
+        }
+        var hits: [IndexHit] = []
+        var skipped = 0
+        while true {
+            var best: IndexCursor?
+            for c in cursors where c.valid {
+                if best == nil || compareBytes(c.key, best!.key) < 0 { best = c }
+            }
+            guard let c = best else { break }
+            // Verify the entry against its row at the same snapshot.
+            let raw = try EngineKey.withEncoded(c.user) { (k) throws(KVError) in
+                try c.shard.db.getTyped(k, snapshot: snap.snapshots[c.shard.id])
+            }
+            if let raw {
+                guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(c.user) }
+                let live = !RowValue.isExpired(t, now: now)
+                if live, raw.withUnsafeBytes({ h.entry(key: c.user, value: UnsafeRawBufferPointer(rebasing: $0[..<n]))?.key }) == c.key {
+                    if skipped < offset {
+                        skipped += 1
+                    } else {
+                        hits.append(IndexHit(key: c.user, value: withValues ? Array(raw[..<n]) : nil))
+                        if let limit, hits.count >= limit { break }
+                    }
+                }
+            }
+            try c.step()
+        }
+        h.results.add(hits.count, ordering: .relaxed)
+        return hits
+    }
+
+    /// The engine-key range `lower..<upper` holding the entries a query matches, or nil when
+    /// it can match nothing.
+    static func entryRange(_ h: IndexHandle, _ query: IndexQuery) throws(KVError) -> (lower: [UInt8], upper: [UInt8])? {
+        let name = h.name
+        let type = h.definition.type
+        var lower = h.entryPrefix
+        switch query {
+        case .equals(let v):
+            switch (v, type) {
+            case (.string(let s), .string):
+                if s.count > IndexDefinition.maxIndexedStringLength { return nil }
+            case (.number(let d), .number):
+                if d.isNaN { throw .invalidArgument("index '\(name)': cannot compare with NaN") }
+                if !d.isFinite { return nil }
+            case (.string, .number):
+                throw .invalidArgument("index '\(name)' indexes numbers; EQ needs a number")
+            case (.number, .string):
+                throw .invalidArgument("index '\(name)' indexes strings; EQ needs a string")
+            }
+            IndexKeys.appendValue(v, to: &lower)
+            return (lower, prefixSuccessor(lower)!)
+        case .prefix(let p):
+            guard type == .string else {
+                throw .invalidArgument("index '\(name)' indexes numbers; PREFIX needs a string index (use RANGE)")
+            }
+            lower.append(IndexKeys.stringType)
+            EngineKey.appendEscapedPrefix(p, to: &lower)
+            return (lower, prefixSuccessor(lower)!)
+        case .range(let lo, let hi):
+            guard type == .number else {
+                throw .invalidArgument("index '\(name)' indexes strings; RANGE needs a number index (use EQ or PREFIX)")
+            }
+            if lo?.isNaN == true || hi?.isNaN == true { throw .invalidArgument("index '\(name)': a range bound cannot be NaN") }
+            if let lo, let hi, lo > hi { return nil }
+            var upper = lower
+            lower.append(IndexKeys.numberType)
+            if let lo { EngineKey.appendBigEndian(IndexKeys.sortableBits(lo), to: &lower) }
+            if let hi {
+                upper.append(IndexKeys.numberType)
+                EngineKey.appendBigEndian(IndexKeys.sortableBits(hi), to: &upper)
+                upper = prefixSuccessor(upper)!
+            } else {
+                upper.append(IndexKeys.numberType + 1)
+            }
+            return (lower, upper)
+        }
+    }
+}
+
+/// One shard's side of an index query: the entries in `..<upper` whose rows the shard owns in
+/// the snapshot's slot table (a reshard's copies elsewhere are skipped).
+final class IndexCursor {
+    let iterator: DBIterator
+    let shard: Shard
+    let owners: [UInt16]
+    let upper: [UInt8]
+    /// The current entry's engine key and its user key; meaningful when `valid`.
+    private(set) var key: [UInt8] = []
+    private(set) var user: [UInt8] = []
+    private(set) var valid = false
+
+    init(_ iterator: DBIterator, shard: Shard, owners: [UInt16], upper: [UInt8]) {
+        self.iterator = iterator
+        self.shard = shard
+        self.owners = owners
+        self.upper = upper
+    }
+
+    func start(_ lower: [UInt8]) throws(KVError) {
+        try iterator.seekTyped(lower)
+        try settle()
+    }
+
+    func step() throws(KVError) {
+        try iterator.nextTyped()
+        try settle()
+    }
+
+    private func settle() throws(KVError) {
+        while iterator.isValid {
+            let k = iterator.keyView
+            if upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
+            guard let user = IndexKeys.userKey(ofEntry: k) else {
+                throw .corruption(file: shard.path, offset: 0, reason: "malformed index entry \(printable(Array(k)))")
+            }
+            if Int(owners[HashSlot.slot(of: user)]) == shard.id {
+                key = Array(k)
+                self.user = user
+                valid = true
+                return
+            }
+            try iterator.nextTyped()
+        }
+        valid = false
+    }
+}

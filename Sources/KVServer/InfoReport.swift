@@ -12,7 +12,7 @@ import Darwin
 /// Redis has the figure.
 enum InfoReport {
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-                                  "errorstats", "keyspace", "shards", "cache", "compaction", "latencystats"]
+                                  "errorstats", "keyspace", "shards", "indexes", "cache", "compaction", "latencystats"]
     static let allSections = defaultSections + ["commandstats"]
 
     static func render(server: ServerState, sections requested: [String]) throws -> String {
@@ -111,6 +111,15 @@ enum InfoReport {
                 for s in stats!.shards {
                     let files = s.levelFiles.map(String.init).joined(separator: "/")
                     lines.append(("shard\(s.id)", "slots=\(s.slots),bytes=\(s.bytesOnDisk),level_files=\(files)"))
+                }
+            case "indexes":
+                let all = server.store.indexes()
+                lines = [("indexes", String(all.count)),
+                         ("indexes_building", String(all.filter { $0.state != .ready }.count))]
+                for i in all {
+                    let prefix = i.keyPrefix.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    lines.append(("index_\(i.name)", "field=\(i.field),type=\(i.type.rawValue),prefix=\(prefix),"
+                                  + "state=\(i.state.rawValue),progress=\(i.progress),entries=\(i.entries),queries=\(i.queries)"))
                 }
             case "cache":
                 let hits = stats!.shards.reduce(0) { $0 + $1.database.blockCacheHits }

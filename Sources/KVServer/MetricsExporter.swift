@@ -181,6 +181,14 @@ final class MetricsExporter: Sendable {
         gauge("shale_block_cache_hit_ratio", ratio(blockHits, blockMisses))
         gauge("shale_row_cache_hit_ratio", ratio(rowHits, rowMisses))
 
+        let indexes = server.store.indexes()
+        gauge("shale_indexes", Double(indexes.count))
+        for i in indexes {
+            gauge("shale_index_entries", Double(i.entries), [("index", i.name)])
+            gauge("shale_index_build_progress", Double(i.progress), [("index", i.name)])
+            counter("shale_index_queries_total", Int64(i.queries), [("index", i.name)])
+        }
+
         // Replication: every numeric field of INFO replication and the sync counters.
         for (key, value) in replicationInfo(server) + replicationStats(server) {
             guard let v = Double(value), v.isFinite else { continue }

@@ -347,7 +347,7 @@ class Limits(harness.E2ETestCase):
 class Observability(harness.E2ETestCase):
     SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication",
                 "keyspace", "latencystats"]
-    SHALE_SECTIONS = ["shards", "cache", "compaction"]
+    SHALE_SECTIONS = ["shards", "indexes", "cache", "compaction"]
 
     def test_info_parses_with_redis_py(self):
         server = self.start_server()

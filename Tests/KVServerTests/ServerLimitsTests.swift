@@ -33,6 +33,7 @@ struct ServerLimitsTests {
 
         let rssBefore = residentBytes()
         var rssPeak = rssBefore
+        var outputPeak = 0
         let attacker = try s.client()
         attacker.setReceiveBuffer(4096)
         // 1,000,000 pipelined GETs of the 4 KB value (4 GB of replies), never reading one.
@@ -53,18 +54,25 @@ struct ServerLimitsTests {
                 sent += 10_000
             }
             rssPeak = max(rssPeak, residentBytes())
+            outputPeak = max(outputPeak, s.state.largestClientOutput)
             if s.state.counters.outputBufferDisconnections.load(ordering: .relaxed) > 0 { break }
         }
         // Whatever was sent, the server must drop the client within the soft seconds.
         let closedBy = monotonicSeconds() + 15
         while s.state.counters.outputBufferDisconnections.load(ordering: .relaxed) == 0 && monotonicSeconds() < closedBy {
             rssPeak = max(rssPeak, residentBytes())
+            outputPeak = max(outputPeak, s.state.largestClientOutput)
             usleep(50_000)
         }
         #expect(s.state.counters.outputBufferDisconnections.load(ordering: .relaxed) == 1)
-        print("never-reading client: \(sent) GETs sent, dropped=\(dropped), RSS before \(rssBefore >> 20) MiB, peak \(rssPeak >> 20) MiB")
-        // Unbounded buffering would hold 4 GB; the server holds about the soft limit plus one batch.
-        #expect(rssPeak - rssBefore < 512 << 20)
+        print("never-reading client: \(sent) GETs sent, dropped=\(dropped), waiting output peak \(outputPeak >> 10) KiB, RSS before \(rssBefore >> 20) MiB, peak \(rssPeak >> 20) MiB")
+        // The server holds about the soft limit plus one batch (at most half the soft limit)
+        // for it, where unbounded buffering would hold 4 GB. RSS is the whole test process's,
+        // which other suites share, so its bound is only a sanity check; the end-to-end test
+        // measures the server process alone.
+        #expect(outputPeak >= 4 << 20)
+        #expect(outputPeak <= (4 << 20) + (2 << 20) + 8192)
+        #expect(rssPeak - rssBefore < 1 << 30)
         // Once the server has seen the close, nothing is held for that client.
         let gone = monotonicSeconds() + 5
         while s.state.connectedClients > 1 && monotonicSeconds() < gone { usleep(20_000) }

@@ -159,7 +159,10 @@ public struct RESPRequestDecoder: Sendable {
                 blocked = true
             }
         }
-        if buffer.readableBytes > limits.maxInlineLength { throw tooBig }
+        // The bytes known to come before the terminator: all of them, except a CR already seen
+        // (waiting for the byte after it), which ends the line; counting that CR would make
+        // the outcome depend on how the stream is split.
+        if (blocked ? buffer.readableBytes : scanned) > limits.maxInlineLength { throw tooBig }
         return nil
     }
 

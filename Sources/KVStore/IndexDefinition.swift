@@ -146,8 +146,10 @@ public struct IndexInfo: Sendable, Hashable {
     /// Back-fill progress, 0-100 (100 once ready).
     public var progress: Int
     /// Index entries: rows that carry an indexed value, including expired rows whose space
-    /// is not reclaimed yet. Exact while the store is open; persisted at a clean close and
-    /// when a build finishes, so after a crash it restarts from the last persisted figure.
+    /// is not reclaimed yet. Approximate while building; recounted when the build finishes and
+    /// exact from then on while the store is open (entries of expired rows that compaction
+    /// reclaims are not subtracted). Persisted at a clean close and when a build finishes, so
+    /// after a crash it restarts from the last persisted figure.
     public var entries: Int
     /// Queries answered since the index was created (persisted like ``entries``).
     public var queries: Int

@@ -100,3 +100,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Tests/fuzz), declared only when SHALE_FUZZ=1: Tools/fuzz.sh builds them
+// (-c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library) in .build-fuzz.
+// The default build and `swift test` never see them, so neither needs the fuzzer runtime.
+if Context.environment["SHALE_FUZZ"] == "1" {
+    package.products += [
+        .executable(name: "fuzz-resp", targets: ["FuzzRESP"]),
+        .executable(name: "fuzz-table", targets: ["FuzzTable"]),
+        .executable(name: "fuzz-wal", targets: ["FuzzWAL"]),
+    ]
+    package.targets += [
+        .executableTarget(
+            name: "FuzzRESP",
+            dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/fuzz/FuzzRESP"
+        ),
+        .executableTarget(name: "FuzzTable", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzTable"),
+        .executableTarget(name: "FuzzWAL", dependencies: ["KVLog", "KVEngine", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzWAL"),
+    ]
+}

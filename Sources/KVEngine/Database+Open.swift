@@ -75,8 +75,8 @@ extension Database {
         var nextFile = maxNumber
         let mem = MemTable(logNumber: 0)
         var lastSequence = manifest.lastSequence
-        for (i, number) in logs.enumerated() {
-            let seq = try replayLog(path: path, number: number, into: mem, options: options, isNewest: i == logs.count - 1)
+        for number in logs {
+            let seq = try replayLog(path: path, number: number, into: mem, options: options)
             lastSequence = max(lastSequence, seq)
         }
         var version = manifest.version
@@ -109,16 +109,19 @@ extension Database {
     }
 
     /// Applies one WAL's batches to `mem`; returns the highest sequence seen.
-    static func replayLog(path: String, number: UInt64, into mem: MemTable, options: Options, isNewest: Bool) throws(KVError) -> SequenceNumber {
-        // Only the newest log can have a torn tail from a crash; an older one was complete
-        // when the next was started, so damage there is corruption.
+    static func replayLog(path: String, number: UInt64, into mem: MemTable, options: Options) throws(KVError) -> SequenceNumber {
+        // A torn tail is dropped in every log, not only the newest: a tail torn by a crash (or
+        // by a write that failed half-way, whose caller got the error) and dropped by one
+        // recovery stays in its file when the next session starts a newer log, and must be
+        // dropped again by the next recovery. Damage followed by valid records is still
+        // corruption in every log.
         let fileName = FileNames.log(path, number)
         let file = try options.fileSystem.openReadable(fileName)
         let mode: RecoveryMode
         switch options.walRecovery {
         case .strict: mode = .strict
         case .skipCorrupt: mode = .skipCorrupt
-        case .tolerateTornTail: mode = isNewest ? .tolerateTornTail : .strict
+        case .tolerateTornTail: mode = .tolerateTornTail
         }
         var reader = LogReader(file: file, expectedLogNumber: number, mode: mode)
         var last: SequenceNumber = 0

@@ -6,14 +6,15 @@
 #
 # Usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal] [SECONDS]   (default: all, 60 s each)
 #        Tools/fuzz.sh build            build only
-#        Tools/fuzz.sh seeds            rewrite the committed seed corpora (Tests/fuzz/corpus)
+#        Tools/fuzz.sh seeds            rewrite the generated seeds in Tests/fuzz/corpus
 #        Tools/fuzz.sh replay [TARGET]  run every committed seed and saved crash once, no fuzzing
 #
 # The targets exist only when SHALE_FUZZ=1 (see the end of Package.swift), and are built
 # optimized (-c release, preconditions kept) with -sanitize=fuzzer,address into their own
 # scratch path .build-fuzz, so neither the default build nor `swift test` needs the fuzzer
-# runtime. The first build compiles SwiftNIO with the sanitizers: expect many minutes. Inputs the fuzzer finds go to
-# .build-fuzz/corpus/TARGET (the committed seeds in Tests/fuzz/corpus/TARGET are only read);
+# runtime. The first build compiles SwiftNIO with the sanitizers: expect many minutes.
+# Inputs the fuzzer finds go to .build-fuzz/corpus/TARGET (the committed seeds in
+# Tests/fuzz/corpus/TARGET are only read);
 # a crashing input is saved as .build-fuzz/crashes/TARGET/crash-* and the script fails.
 # Replay one with: .build-fuzz/release/TARGET FILE
 set -euo pipefail
@@ -59,10 +60,10 @@ case "$what" in
   seeds)
     mkdir -p "$scratch"
     build "${targets[@]}"
+    # Rewrites the generated seeds; other files there (regression inputs) stay.
     for t in "${targets[@]}"; do
-      rm -rf "Tests/fuzz/corpus/$t"
       SHALE_FUZZ_SEEDS="Tests/fuzz/corpus/$t" "$scratch/release/$t"
-      echo "fuzz: wrote $(ls "Tests/fuzz/corpus/$t" | wc -l) seeds to Tests/fuzz/corpus/$t" >&2
+      echo "fuzz: Tests/fuzz/corpus/$t holds $(ls "Tests/fuzz/corpus/$t" | wc -l) seeds" >&2
     done
     exit 0 ;;
   replay)
@@ -70,12 +71,20 @@ case "$what" in
     if [ "$sel" = all ]; then selected=("${targets[@]}"); else selected=("$sel"); fi
     mkdir -p "$scratch"
     build "${selected[@]}"
+    status=0
     for t in "${selected[@]}"; do
-      files=(Tests/fuzz/corpus/"$t"/*)
-      [ -d "$scratch/crashes/$t" ] && files+=("$scratch/crashes/$t"/*)
-      "$scratch/release/$t" -runs=1 "${files[@]}" 2>&1 | tail -3
+      dirs=("Tests/fuzz/corpus/$t")
+      [ -d "$scratch/crashes/$t" ] && dirs+=("$scratch/crashes/$t")
+      # -runs=0: execute every input of the directories once, then stop.
+      if "$scratch/release/$t" -runs=0 "${dirs[@]}" >"$scratch/$t-replay.log" 2>&1; then
+        echo "fuzz: $t: every committed input (and saved crash) ran without failure"
+      else
+        status=1
+        grep -v "Cannot export local symbol" "$scratch/$t-replay.log" | tail -30 >&2
+        echo "fuzz: $t FAILED on a replayed input (log $scratch/$t-replay.log)" >&2
+      fi
     done
-    exit 0 ;;
+    exit $status ;;
   fuzz-resp|fuzz-table|fuzz-wal) selected=("$what") ;;
   *) echo "usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal|build|seeds|replay] [SECONDS]" >&2; exit 2 ;;
 esac

@@ -1,10 +1,16 @@
 import KVBase
 
 /// A value as an index stores it: a string or a number.
+///
+/// Values order as their entries do: numbers before strings, numbers numerically (`-0.0`
+/// equals `0.0`), strings bytewise.
 public enum IndexValue: Hashable, Sendable, Comparable {
+    /// A string, as UTF-8 bytes (JSON escapes decoded).
     case string([UInt8])
+    /// A finite number.
     case number(Double)
 
+    /// Whether `a` sorts before `b` in an index.
     public static func < (a: IndexValue, b: IndexValue) -> Bool {
         var x: [UInt8] = []
         var y: [UInt8] = []

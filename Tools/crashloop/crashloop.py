@@ -680,7 +680,11 @@ class CrashLoop:
             self.server.kill()
             res.kills += 1
             res.recovery_kills += 1
-        self.server.start()
+        try:
+            self.server.start()
+        except SetupError as e:
+            res.violations.append("round %d: kvserver did not come back after %s: %s" % (rnd, kind, e))
+            return
         verified, applied, inflight = self.verify(rnd, res, killed_at, shard_options)
         res.keys_verified += verified
         res.inflight_seen += inflight

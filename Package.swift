@@ -29,7 +29,8 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
-        .target(name: "KVBase"),
+        .target(name: "CShaleSupport", path: "Sources/CShaleSupport"),
+        .target(name: "KVBase", dependencies: ["CShaleSupport"]),
         .target(name: "KVFileSystem", dependencies: ["KVBase"]),
         .target(name: "KVLog", dependencies: ["KVBase", "KVFileSystem"]),
         .target(name: "KVCache", dependencies: ["KVBase"]),
@@ -37,7 +38,7 @@ let package = Package(
         .target(
             name: "KVEngine",
             dependencies: [
-                "KVBase", "KVFileSystem", "KVLog", "KVCache", "KVTable",
+                "KVBase", "KVFileSystem", "KVLog", "KVCache", "KVTable", "CShaleSupport",
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),

@@ -58,6 +58,21 @@ struct CRC32CTests {
         }
     }
 
+    @Test("the software path matches the bitwise reference (the hardware path is checked above when the CPU has one)")
+    func softwareMatchesReference() {
+        let seed = testSeed("CRC32C.softwareMatchesReference")
+        var rng = TestRandom(seed: seed)
+        let data = rng.bytes(300)
+        for start in 0..<9 {
+            for end in stride(from: start, through: data.count, by: 5) {
+                let slice = data[start..<end]
+                let software = slice.withUnsafeBytes { CRC32C.software(0, $0) }
+                #expect(software == referenceCRC32C(Array(slice)), "seed \(seed), range \(start)..<\(end)")
+                #expect(software == update(0, slice), "seed \(seed), range \(start)..<\(end): hardware \(CRC32C.usesHardware)")
+            }
+        }
+    }
+
     @Test("incremental update over random splits equals one-shot")
     func incrementalEqualsOneShot() {
         let seed = testSeed("CRC32C.incrementalEqualsOneShot")

@@ -1,4 +1,5 @@
 import Atomics
+import CShaleSupport
 import KVBase
 
 /// The in-memory write buffer: a skiplist of internal keys in an arena.
@@ -228,7 +229,15 @@ final class MemTableIterator: InternalIterator {
     func seek(_ target: UnsafeRawBufferPointer) throws(KVError) {
         node = table.findGreaterOrEqual(InternalKey.userKey(target), InternalKey.trailer(target), nil)
     }
-    func next() throws(KVError) { node = MemTable.next(node!, 0) }
+    func next() throws(KVError) {
+        node = MemTable.next(node!, 0)
+        // Nodes sit in the arena in insertion order, so a walk in key order misses the cache
+        // at every node: start loading the one after this while the caller works on this one.
+        if let n = node, let after = MemTable.next(n, 0) {
+            shale_prefetch(after)
+            shale_prefetch(after + 64)
+        }
+    }
     func prev() throws(KVError) {
         let k = MemTable.key(node!)
         node = table.findLessThan(InternalKey.userKey(k), InternalKey.trailer(k))

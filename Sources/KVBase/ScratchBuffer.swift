@@ -4,9 +4,14 @@
 /// The view returned by ``bytes`` stays valid until the next mutation or until the buffer is
 /// freed. Not thread-safe.
 public final class ScratchBuffer {
+    // Unchecked exclusivity: a scratch buffer belongs to one owner on one thread and its
+    // methods do not re-enter, so the dynamic check on every access would only cost time.
+    @exclusivity(unchecked)
     private var storage: UnsafeMutableRawPointer
+    @exclusivity(unchecked)
     private var capacity: Int
     /// Number of bytes held.
+    @exclusivity(unchecked)
     public private(set) var count = 0
 
     /// An empty buffer with room for `capacity` bytes before it grows.

@@ -7,11 +7,14 @@ import KVBase
 /// Keys are returned in ascending byte order. Not thread-safe: use one iterator per thread.
 /// The iterator keeps the memtables and tables it reads alive until it is freed.
 public final class DBIterator {
-    private let iter: any InternalIterator
+    private let iter: MergingIterator
     private let sequence: SequenceNumber
     /// Keeps the snapshot (and so the versions it needs) registered while iterating.
     private let snapshot: Snapshot?
+    // Unchecked exclusivity: one thread uses an iterator at a time and no method re-enters.
+    @exclusivity(unchecked)
     private var forward = true
+    @exclusivity(unchecked)
     private var valid = false
     /// Reverse mode: the current entry. Forward mode: scratch for the key to skip.
     private let savedKey = ScratchBuffer()
@@ -21,7 +24,7 @@ public final class DBIterator {
     /// Keeps the version's table files from being deleted while iterating.
     private let pinned: AnyObject?
 
-    init(_ iter: any InternalIterator, sequence: SequenceNumber, snapshot: Snapshot?, pinned: AnyObject? = nil) {
+    init(_ iter: MergingIterator, sequence: SequenceNumber, snapshot: Snapshot?, pinned: AnyObject? = nil) {
         self.iter = iter
         self.pinned = pinned
         self.sequence = sequence

@@ -118,8 +118,14 @@ final class LevelIterator: InternalIterator {
     private let files: [FileMetaData]
     private let tables: TableCache
     private let fillCache: Bool
+    // Unchecked exclusivity: one thread uses an iterator at a time and no method re-enters.
+    @exclusivity(unchecked)
     private var index = -1
-    private var current: (any InternalIterator)?
+    /// Owns the current table's iterator; `current` is nil or refers to that same object
+    /// unretained, so the calls on every step do not retain and release it.
+    private var currentOwner: TwoLevelIterator?
+    @exclusivity(unchecked)
+    private var current: Unmanaged<TwoLevelIterator>?
 
     /// - Parameter fillCache: whether blocks read are added to the block cache (compaction
     ///   passes false so one pass over the data does not evict the working set).
@@ -129,29 +135,38 @@ final class LevelIterator: InternalIterator {
         self.fillCache = fillCache
     }
 
-    var isValid: Bool { current?.isValid ?? false }
-    var key: UnsafeRawBufferPointer { current!.key }
-    var value: UnsafeRawBufferPointer { current!.value }
+    var isValid: Bool { current?._withUnsafeGuaranteedRef { $0.isValid } ?? false }
+    var key: UnsafeRawBufferPointer { current!._withUnsafeGuaranteedRef { $0.key } }
+    var value: UnsafeRawBufferPointer { current!._withUnsafeGuaranteedRef { $0.value } }
+
+    /// Runs `body` on the current table's iterator (which must exist) without retaining it.
+    @inline(__always)
+    private func onCurrent(_ body: (TwoLevelIterator) throws(KVError) -> Void) throws(KVError) {
+        try current!._withUnsafeGuaranteedRef { c in Result { () throws(KVError) in try body(c) } }.get()
+    }
 
     private func open(_ i: Int) throws(KVError) {
         if i == index, current != nil { return }
         index = i
         if i < 0 || i >= files.count {
+            currentOwner = nil
             current = nil
             return
         }
-        current = try tables.reader(files[i].number).makeIterator(fillCache: fillCache)
+        let it = try tables.reader(files[i].number).makeTableIterator(fillCache: fillCache)
+        currentOwner = it
+        current = Unmanaged.passUnretained(it)
     }
 
     func seekToFirst() throws(KVError) {
         try open(0)
-        try current?.seekToFirst()
+        if current != nil { try onCurrent { c throws(KVError) in try c.seekToFirst() } }
         try skipForward()
     }
 
     func seekToLast() throws(KVError) {
         try open(files.count - 1)
-        try current?.seekToLast()
+        if current != nil { try onCurrent { c throws(KVError) in try c.seekToLast() } }
         try skipBackward()
     }
 
@@ -167,41 +182,41 @@ final class LevelIterator: InternalIterator {
             }
         }
         try open(lo)
-        try current?.seek(target)
+        if current != nil { try onCurrent { c throws(KVError) in try c.seek(target) } }
         try skipForward()
     }
 
     func next() throws(KVError) {
-        try current!.next()
+        try onCurrent { c throws(KVError) in try c.next() }
         try skipForward()
     }
 
     func prev() throws(KVError) {
-        try current!.prev()
+        try onCurrent { c throws(KVError) in try c.prev() }
         try skipBackward()
     }
 
     private func skipForward() throws(KVError) {
-        while current != nil && !current!.isValid {
+        while current != nil && !isValid {
             if index + 1 >= files.count {
                 current = nil
                 index = files.count
                 return
             }
             try open(index + 1)
-            try current!.seekToFirst()
+            try onCurrent { c throws(KVError) in try c.seekToFirst() }
         }
     }
 
     private func skipBackward() throws(KVError) {
-        while current != nil && !current!.isValid {
+        while current != nil && !isValid {
             if index - 1 < 0 {
                 current = nil
                 index = -1
                 return
             }
             try open(index - 1)
-            try current!.seekToLast()
+            try onCurrent { c throws(KVError) in try c.seekToLast() }
         }
     }
 }

@@ -7,7 +7,7 @@ import KVBase
 /// Invariants: when valid, the data cursor is positioned in the block named by the index
 /// cursor's current entry (`dataHandle`). Any thrown error leaves the iterator invalid.
 /// Not thread-safe; holds the table reader (and the current block) alive.
-final class TwoLevelIterator: InternalIterator {
+package final class TwoLevelIterator: InternalIterator {
     private let table: TableReader
     private let fillCache: Bool
     // Unchecked exclusivity: an iterator is used by one thread at a time and no method touches
@@ -18,6 +18,8 @@ final class TwoLevelIterator: InternalIterator {
     private var data: BlockCursor
     @exclusivity(unchecked)
     private var dataHandle: BlockHandle?
+    /// Larger reads once the iterator walks blocks in file order.
+    private let readahead = Readahead()
 
     init(table: TableReader, fillCache: Bool) {
         self.table = table
@@ -26,19 +28,19 @@ final class TwoLevelIterator: InternalIterator {
         data = BlockCursor(order: table.keyOrder)
     }
 
-    var isValid: Bool { data.isValid }
+    package var isValid: Bool { data.isValid }
 
-    var key: UnsafeRawBufferPointer {
+    package var key: UnsafeRawBufferPointer {
         precondition(data.isValid, "key of an invalid iterator")
         return data.key
     }
 
-    var value: UnsafeRawBufferPointer {
+    package var value: UnsafeRawBufferPointer {
         precondition(data.isValid, "value of an invalid iterator")
         return data.value
     }
 
-    func seekToFirst() throws(KVError) {
+    package func seekToFirst() throws(KVError) {
         try guarded { () throws(KVError) in
             try index.seekToFirst()
             try loadDataBlock()
@@ -47,7 +49,7 @@ final class TwoLevelIterator: InternalIterator {
         }
     }
 
-    func seekToLast() throws(KVError) {
+    package func seekToLast() throws(KVError) {
         try guarded { () throws(KVError) in
             try index.seekToLast()
             try loadDataBlock()
@@ -56,7 +58,7 @@ final class TwoLevelIterator: InternalIterator {
         }
     }
 
-    func seek(_ target: UnsafeRawBufferPointer) throws(KVError) {
+    package func seek(_ target: UnsafeRawBufferPointer) throws(KVError) {
         try guarded { () throws(KVError) in
             try index.seek(target)
             try loadDataBlock()
@@ -65,7 +67,7 @@ final class TwoLevelIterator: InternalIterator {
         }
     }
 
-    func next() throws(KVError) {
+    package func next() throws(KVError) {
         precondition(data.isValid, "next on an invalid iterator")
         try guarded { () throws(KVError) in
             try data.next()
@@ -73,7 +75,7 @@ final class TwoLevelIterator: InternalIterator {
         }
     }
 
-    func prev() throws(KVError) {
+    package func prev() throws(KVError) {
         precondition(data.isValid, "prev on an invalid iterator")
         try guarded { () throws(KVError) in
             try data.prev()
@@ -108,7 +110,7 @@ final class TwoLevelIterator: InternalIterator {
             data.invalidate()
             return
         }
-        data.reset(try table.dataBlock(handle, fillCache: fillCache))
+        data.reset(try table.dataBlock(handle, fillCache: fillCache, readahead: readahead))
         dataHandle = handle
     }
 

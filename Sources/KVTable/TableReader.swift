@@ -174,11 +174,18 @@ public final class TableReader: Sendable {
 
     /// The data block at `handle`: from the cache, or read from the file (and cached when
     /// `fillCache`).
-    func dataBlock(_ handle: BlockHandle, fillCache: Bool) throws(KVError) -> Block {
+    func dataBlock(_ handle: BlockHandle, fillCache: Bool, readahead: Readahead? = nil) throws(KVError) -> Block {
         let cacheKey = BlockCacheKey(fileNumber: fileNumber, blockOffset: handle.offset)
         if let blockCache, let block = blockCache.get(cacheKey) { return block }
         blockReads.wrappingAdd(1, ordering: .relaxed)
-        let block = try Block.make(owning: readBlockContents(file, handle, limit: dataEnd), file: file.path, offset: handle.offset)
+        let contents: BlockContents
+        if let readahead,
+           let stored = try readahead.block(file, handle, total: checkedBlockExtent(file.path, handle, limit: dataEnd), limit: dataEnd) {
+            contents = try decodeBlockContents(file.path, handle, stored, owned: false)
+        } else {
+            contents = try readBlockContents(file, handle, limit: dataEnd)
+        }
+        let block = try Block.make(owning: contents, file: file.path, offset: handle.offset)
         if fillCache, let blockCache { blockCache.insert(cacheKey, block, charge: block.charge) }
         return block
     }
@@ -199,6 +206,11 @@ public final class TableReader: Sendable {
     /// - Parameter fillCache: Whether data blocks read by the iterator are added to the block
     ///   cache (pass false for one-off scans such as compaction inputs).
     public func makeIterator(fillCache: Bool = true) -> any InternalIterator {
+        makeTableIterator(fillCache: fillCache)
+    }
+
+    /// ``makeIterator(fillCache:)`` with its concrete type, for callers on hot paths.
+    package func makeTableIterator(fillCache: Bool = true) -> TwoLevelIterator {
         TwoLevelIterator(table: self, fillCache: fillCache)
     }
 

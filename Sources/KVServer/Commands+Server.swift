@@ -334,6 +334,12 @@ extension Commands {
             if old != nil || state.isReplica {
                 old?.stop()
                 state.link.withLock { $0 = nil }
+                // Indexes become this server's own: metadata made whole, back-fills resumed.
+                do {
+                    try c.server.store.setFollowingLeader(false)
+                } catch {
+                    throw CommandError("ERR promoted, but the index metadata could not be loaded: \(error)")
+                }
                 // A new history: followers of the promoted server resynchronize.
                 state.replid.withLock { $0 = ReplicationState.newID() }
                 c.server.logger.info("promoted to leader (REPLICAOF NO ONE)")

@@ -49,7 +49,8 @@ public final class KVServer: Service, Sendable {
         self.logger = logger
         // An existing store keeps its shard count (SHARDS SET changes it); a new one gets --shards.
         let exists = POSIXFileSystem().fileExists(joinPath(config.dir, "STORE"))
-        let store = try ShardedStore.open(at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions())
+        let store = try ShardedStore.open(
+            at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions(), followingLeader: config.replicaOf != nil)
         state = ServerState(store: store, config: config, logger: logger)
         (stopSignal, stopContinuation) = AsyncStream<Void>.makeStream()
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.ioThreads))

@@ -330,6 +330,11 @@ public final class ServerState: Sendable {
             return cl
         }
         old?.stop()
+        do {
+            try store.setFollowingLeader(true)
+        } catch {
+            logger.error("cannot load the index metadata as a follower", metadata: ["error": "\(error)"])
+        }
         replication.link.withLock { $0 = ReplicationState.Link(host: host, port: port) }
         let client = ReplicationClient(server: self, host: host, port: port)
         replication.client.withLock { $0 = client }

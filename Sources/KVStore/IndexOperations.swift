@@ -166,18 +166,18 @@ extension ShardedStore {
 
     // MARK: open and close
 
-    /// Reads the index metadata of every shard, checks that the shards agree, publishes the
-    /// live indexes and queues the work left by a crash (back-fills to resume, drops to finish).
-    ///
-    /// Shard 0 is authoritative: an index it defines (not dropping) must be defined the same
-    /// way in every shard, otherwise the open fails naming the shard. Records other shards
-    /// hold for an index shard 0 does not define (an interrupted create or drop) are removed.
-    func loadIndexes() throws(KVError) {
-        let routing = state.withLock { $0.routing }
+    /// The index metadata records of every shard.
+    struct ShardIndexMetadata {
         var defs: [[UInt32: IndexMetadata.Definition]] = []
         var fills: [[UInt32: IndexMetadata.Fill]] = []
         var stats: [UInt32: IndexMetadata.Stats] = [:]
         var next: UInt32 = 1
+    }
+
+    /// Reads the `idx.` records of every shard of `routing`; a damaged or unknown record
+    /// fails naming its shard.
+    func readIndexMetadata(_ routing: Routing) throws(KVError) -> ShardIndexMetadata {
+        var m = ShardIndexMetadata()
         for shard in routing.shards {
             var d: [UInt32: IndexMetadata.Definition] = [:]
             var f: [UInt32: IndexMetadata.Fill] = [:]
@@ -189,22 +189,47 @@ extension ShardedStore {
                 case .failure(let e):
                     throw .corruption(
                         file: shard.path, offset: 0, reason: "index metadata record \(printable(key)) of shard \(shard.id): \(e.reason)")
-                case .success(.next(let n)): next = max(next, n)
+                case .success(.next(let n)): m.next = max(m.next, n)
                 case .success(.definition(let def)):
                     d[def.id] = def
-                    next = max(next, def.id &+ 1)
+                    m.next = max(m.next, def.id &+ 1)
                 case .success(.fill(let id, let fill)): f[id] = fill
-                case .success(.stats(let id, let s)): if shard.id == 0 { stats[id] = s }
+                case .success(.stats(let id, let st)): if shard.id == 0 { m.stats[id] = st }
                 }
                 try it.nextTyped()
             }
-            defs.append(d)
-            fills.append(f)
+            m.defs.append(d)
+            m.fills.append(f)
         }
+        return m
+    }
+
+    /// Reads the index metadata of every shard, checks that the shards agree, publishes the
+    /// live indexes and queues the work left by a crash (back-fills to resume, drops to finish).
+    ///
+    /// Shard 0 is authoritative: an index it defines (not dropping) must be defined the same
+    /// way in every shard, otherwise the open fails naming the shard. Records other shards
+    /// hold for an index shard 0 does not define (an interrupted create or drop) are removed.
+    ///
+    /// A store following a leader (`lenient`) holds metadata as replication brought it, each
+    /// shard at its own point of the leader's history: it publishes the indexes shard 0
+    /// defines and no shard is dropping, as building while any shard is building or still
+    /// lacks the definition, and queues no work (the leader's writes bring the entries).
+    func loadIndexes(lenient: Bool = false) throws(KVError) {
+        let routing = state.withLock { $0.routing }
+        let m = try readIndexMetadata(routing)
+        let defs = m.defs
         var handles: [IndexHandle] = []
         var jobs: [IndexJob] = []
         let ids = Set(defs.flatMap(\.keys)).sorted()
         for id in ids {
+            if lenient {
+                guard let authority = defs[0][id], !defs.contains(where: { $0[id]?.state == .dropping }),
+                      !handles.contains(where: { $0.name == authority.definition.name }) else { continue }
+                let building = defs.contains { $0[id] == nil || $0[id]!.state == .building || $0[id]!.definition != authority.definition }
+                handles.append(handle(id, authority.definition, building: building, m.stats[id]))
+                continue
+            }
             guard let authority = defs[0][id], authority.state != .dropping else {
                 let holders = routing.shards.indices.filter { defs[$0][id] != nil }
                 let name = holders.first.map { defs[$0][id]!.definition.name } ?? ""
@@ -224,25 +249,49 @@ extension ShardedStore {
                         file: shard.path, offset: 0,
                         reason: "index '\(def.name)' (id \(id)) is defined differently in shard \(shard.id) than in shard 0 (\(describe(mine)) vs \(describe(authority)))")
                 }
-                if mine.state == .building { building.append(IndexBuildShard(shard: shard.id, fill: fills[shard.id][id])) }
+                if mine.state == .building { building.append(IndexBuildShard(shard: shard.id, fill: m.fills[shard.id][id])) }
             }
             if handles.contains(where: { $0.name == def.name }) {
                 throw .corruption(file: routing.shards[0].path, offset: 0, reason: "two indexes are named '\(def.name)' in shard 0")
             }
-            let h = IndexHandle(id: id, definition: def, building: !building.isEmpty)
-            if let s = stats[id] {
-                h.entries.store(s.entries, ordering: .relaxed)
-                h.queries.store(s.queries, ordering: .relaxed)
-                h.results.store(s.results, ordering: .relaxed)
-            }
+            let h = handle(id, def, building: !building.isEmpty, m.stats[id])
             handles.append(h)
             if !building.isEmpty { jobs.append(.build(h, shards: building)) }
         }
-        indexCatalog.nextID.store(next, ordering: .relaxed)
+        indexCatalog.nextID.store(m.next, ordering: .relaxed)
         indexCatalog.publish(handles)
         let names = Set(handles.filter(\.isBuilding).map(\.name))
         state.withLock { $0.indexesBuilding = names }
         indexCatalog.pending.withLock { $0 = jobs }
+    }
+
+    private func handle(_ id: UInt32, _ def: IndexDefinition, building: Bool, _ stats: IndexMetadata.Stats?) -> IndexHandle {
+        let h = IndexHandle(id: id, definition: def, building: building)
+        if let s = stats {
+            h.entries.store(s.entries, ordering: .relaxed)
+            h.queries.store(s.queries, ordering: .relaxed)
+            h.results.store(s.results, ordering: .relaxed)
+        }
+        return h
+    }
+
+    /// Makes the index metadata a follower holds consistent before it starts taking writes:
+    /// every index shard 0 defines (and is not dropping) gets its definition in every shard,
+    /// as building where a shard lacked it, disagreed or was dropping, so the strict load that
+    /// follows resumes those shards' back-fills from the start.
+    func repairFollowerIndexMetadata() throws(KVError) {
+        let routing = state.withLock { $0.routing }
+        let m = try readIndexMetadata(routing)
+        for (id, authority) in m.defs[0] where authority.state != .dropping {
+            for shard in routing.shards {
+                let mine = m.defs[shard.id][id]
+                if let mine, mine.definition == authority.definition, mine.state != .dropping { continue }
+                var batch = WriteBatch()
+                batch.put(IndexMetadata.definitionKey(id), IndexMetadata.encode(IndexMetadata.Definition(id: id, state: .building, definition: authority.definition)))
+                batch.delete(IndexMetadata.fillKey(id))
+                try shard.db.commitTyped(batch, durability: .always)
+            }
+        }
     }
 
     private func describe(_ d: IndexMetadata.Definition) -> String {

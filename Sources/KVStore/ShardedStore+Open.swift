@@ -17,7 +17,9 @@ extension ShardedStore {
         startIndexWork()
     }
 
-    static func openStore(at path: String, shards requested: Int?, options: Options, startingCleanup: Bool = true) throws(KVError) -> ShardedStore {
+    static func openStore(
+        at path: String, shards requested: Int?, options: Options, startingCleanup: Bool = true, followingLeader: Bool = false
+    ) throws(KVError) -> ShardedStore {
         try options.validate()
         if let n = requested, n < 1 || n > maxShards {
             throw .invalidArgument("shard count must be between 1 and \(maxShards), got \(n)")
@@ -53,8 +55,9 @@ extension ShardedStore {
             let store = ShardedStore(
                 path: path, options: options, lock: lock, descriptor: descriptor, shards: shards, cleanup: plan,
                 replicationLog: log)
+            store.followingLeader.store(followingLeader, ordering: .relaxed)
             do throws(KVError) {
-                try store.loadIndexes()
+                try store.loadIndexes(lenient: followingLeader)
             } catch {
                 _ = try? store.closeStore()
                 throw error

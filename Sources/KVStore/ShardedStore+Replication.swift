@@ -115,6 +115,23 @@ extension ShardedStore {
         routing.shards[leaderShard % routing.shards.count]
     }
 
+    /// The slots (one per target shard) a shard-local record of leader shard `leaderShard`
+    /// goes to: its home shard's, or — for index metadata when this follower's shard count
+    /// differs from the leader's — one of every shard's, since each follower shard answers
+    /// index queries for its own rows and so needs the definitions.
+    func metaSlots(_ key: UnsafeRawBufferPointer, leaderShard: Int, leaderOwners: [UInt16], _ routing: Routing) -> [Int] {
+        if broadcastsIndexMetadata(leaderOwners, routing) && key.starts(with: IndexMetadata.namespace) {
+            return routing.shards.map { anySlot(of: $0.id, routing) }
+        }
+        return [anySlot(of: homeShard(leaderShard, routing).id, routing)]
+    }
+
+    /// Whether replicated index metadata goes to every shard (the layouts' shard counts
+    /// differ) rather than to each leader shard's home shard.
+    func broadcastsIndexMetadata(_ leaderOwners: [UInt16], _ routing: Routing) -> Bool {
+        Int(leaderOwners.max() ?? 0) + 1 != routing.shards.count
+    }
+
     /// A slot owned by `shard` in `routing` (to route shard-local records through `apply`).
     func anySlot(of shard: Int, _ routing: Routing) -> Int {
         routing.owners.firstIndex(of: UInt16(shard)) ?? 0
@@ -134,7 +151,8 @@ extension ShardedStore {
     /// survive a crash. Records are routed by their slot (so the follower's own layout need
     /// not match); records of slots the leader shard does not own in `leaderOwners` (a
     /// reshard's copies and leftovers there) are skipped; shard-local metadata goes to the
-    /// home shard of `leaderShard`.
+    /// home shard of `leaderShard` (index metadata to every shard when the layouts' shard
+    /// counts differ: see ``metaSlots(_:leaderShard:leaderOwners:_:)``).
     public func applyReplicated(leaderShard: Int, batches: [[UInt8]], replid: String, leaderOwners: [UInt16]) throws {
         guard !batches.isEmpty else { return }
         let routing = try currentRouting()
@@ -150,16 +168,18 @@ extension ShardedStore {
             lastSequence = first + count - 1
             try batch.withUnsafeBytes { p in
                 try WriteBatch.decode(p, file: "replicated batch", offset: first) { (kind, key, value) throws(KVError) in
-                    let slot: Int
+                    let targets: [Int]
                     if let s = EngineKey.slot(of: key) {
                         if s < leaderOwners.count && Int(leaderOwners[s]) != leaderShard { return }
-                        slot = s
+                        targets = [s]
                     } else {
                         sawMeta = true
-                        slot = homeSlot
+                        targets = metaSlots(key, leaderShard: leaderShard, leaderOwners: leaderOwners, routing)
                     }
-                    if kind == .value { out.put(key, value) } else { out.delete(Array(key)) }
-                    slots.append(slot)
+                    for slot in targets {
+                        if kind == .value { out.put(key, value) } else { out.delete(Array(key)) }
+                        slots.append(slot)
+                    }
                 }
             }
         }
@@ -173,6 +193,7 @@ extension ShardedStore {
     /// holds in that shard's slots (per `leaderOwners`) and its position.
     public func beginResync(leaderShard: Int, leaderOwners: [UInt16]) throws {
         let routing = try currentRouting()
+        let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         for shard in routing.shards {
             let it = try shard.db.makeIteratorTyped()
             try it.seekToFirstTyped()
@@ -186,8 +207,9 @@ extension ShardedStore {
                         batch.delete(Array(k))
                         slots.append(s)
                     }
-                } else if home && !Array(k).starts(with: Self.appliedPrefix) {
-                    // Shard-local metadata comes again with the snapshot.
+                } else if (home && !k.starts(with: Self.appliedPrefix)) || (broadcast && k.starts(with: IndexMetadata.namespace)) {
+                    // Shard-local metadata comes again with the snapshot (index metadata,
+                    // when every shard holds it, from whichever leader shard resyncs).
                     batch.delete(Array(k))
                     slots.append(anySlot(of: shard.id, routing))
                 }
@@ -210,20 +232,23 @@ extension ShardedStore {
     /// ``applyReplicated(leaderShard:batch:replid:leaderOwners:)``).
     public func applySnapshotRecords(leaderShard: Int, records: [(key: [UInt8], value: [UInt8])], leaderOwners: [UInt16]) throws {
         let routing = try currentRouting()
-        let homeSlot = anySlot(of: homeShard(leaderShard, routing).id, routing)
         var out = WriteBatch()
         var slots: [Int] = []
         var sawMeta = false
         for (k, v) in records {
             if k.starts(with: Self.appliedPrefix) { continue }
+            let targets: [Int]
             if let s = EngineKey.slot(of: k) {
                 if s < leaderOwners.count && Int(leaderOwners[s]) != leaderShard { continue }
-                slots.append(s)
+                targets = [s]
             } else {
                 sawMeta = true
-                slots.append(homeSlot)
+                targets = k.withUnsafeBytes { metaSlots($0, leaderShard: leaderShard, leaderOwners: leaderOwners, routing) }
             }
-            out.put(k, v)
+            for slot in targets {
+                out.put(k, v)
+                slots.append(slot)
+            }
         }
         if !out.isEmpty { try apply(out, slots: slots, durability: .no) }
         if sawMeta { try reloadReplicatedMetadata() }
@@ -235,10 +260,34 @@ extension ShardedStore {
         var b = WriteBatch()
         b.put(Self.appliedKey(leaderShard), Self.encodeApplied(replid: replid, sequence: sequence))
         try apply(b, slots: [anySlot(of: homeShard(leaderShard, routing).id, routing)], durability: .always)
+        // An index dropped on the leader leaves no record in the snapshot to reload on.
+        try reloadReplicatedMetadata()
     }
 
     /// Re-reads shard-local metadata that arrived through replication (index definitions).
     func reloadReplicatedMetadata() throws(KVError) {
+        try loadIndexes(lenient: followingLeader.load(ordering: .relaxed))
+    }
+
+    /// Switches the store between following a leader and taking writes of its own.
+    ///
+    /// Following, index metadata is loaded as replication brings it (shards may stand at
+    /// different points of the leader's history) and no back-fill or drop runs here. Leaving
+    /// (promotion), every index shard 0 defines is made whole in every shard — a shard that
+    /// lacked or disagreed with the definition rebuilds its entries by back-fill — and the
+    /// index work the metadata calls for starts.
+    ///
+    /// - Throws: the error that stopped the metadata repair or load (the store stays following).
+    public func setFollowingLeader(_ following: Bool) throws {
+        if following {
+            followingLeader.store(true, ordering: .relaxed)
+            try loadIndexes(lenient: true)
+            return
+        }
+        guard followingLeader.load(ordering: .relaxed) else { return }
+        try repairFollowerIndexMetadata()
         try loadIndexes()
+        followingLeader.store(false, ordering: .relaxed)
+        startIndexWork()
     }
 }

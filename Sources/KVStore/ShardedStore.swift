@@ -59,6 +59,9 @@ public final class ShardedStore: Sendable {
     let keyLocks = KeyLocks()
     /// The secondary indexes.
     let indexCatalog = IndexCatalog()
+    /// Whether the store follows a leader: replication writes its index metadata and
+    /// entries, so nothing here builds or drops indexes.
+    let followingLeader = Atomic<Bool>(false)
     /// Added to the wall clock (tests of expiry).
     let clockOffset = Atomic<Int64>(0)
     /// When not 0, the store's clock stands at this time (tests of expiry).
@@ -155,8 +158,11 @@ public final class ShardedStore: Sendable {
     ///   this build cannot route (another slot count); ``KVError/corruption(file:offset:reason:)``
     ///   naming `STORE` when the descriptor is damaged; ``KVError/locked(path:)`` when the store
     ///   is open elsewhere; any error opening a shard.
-    public static func open(at path: String, shards: Int? = nil, options: Options = Options()) throws -> ShardedStore {
-        try openStore(at: path, shards: shards, options: options)
+    ///   - followingLeader: the store is a replication follower's (see
+    ///     ``setFollowingLeader(_:)``): its index metadata is loaded as replication left it and
+    ///     no index work resumes.
+    public static func open(at path: String, shards: Int? = nil, options: Options = Options(), followingLeader: Bool = false) throws -> ShardedStore {
+        try openStore(at: path, shards: shards, options: options, followingLeader: followingLeader)
     }
 
     /// The number of shards owning slots (during a reshard, the count in force).

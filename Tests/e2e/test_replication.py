@@ -69,6 +69,37 @@ def converge(test, leader, followers, what, timeout=60):
         same_data(test, lc, fc, what)
 
 
+INDEX_QUERIES = [("bycat", "EQ", "c%d" % i) for i in range(10)] + [
+    ("bycat", "PREFIX", "c"), ("byprice", "RANGE", "-inf", "+inf"), ("byprice", "RANGE", "10", "40")]
+
+
+def same_index_results(test, leader, followers):
+    """Every index is ready everywhere and each query gives the same keys and values on the
+    followers as on the leader (bounded wait for the followers' back-fills)."""
+    lc = leader.client()
+    for name in (b"bycat", b"byprice"):
+        test.assertIn(name, lc.execute_command("IDX.LIST"))
+    expected = {}
+    for q in INDEX_QUERIES:
+        expected[q] = lc.execute_command("IDX.QUERY", *q, "LIMIT", 0, 100000, "WITHVALUES")
+    test.assertTrue(any(expected.values()), "the index queries found nothing on the leader")
+    for f in followers:
+        fc = f.client()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                got = {q: fc.execute_command("IDX.QUERY", *q, "LIMIT", 0, 100000, "WITHVALUES") for q in expected}
+            except Exception:  # still building after a full sync
+                time.sleep(0.2)
+                continue
+            if got == expected:
+                break
+            time.sleep(0.2)
+        for q in expected:
+            test.assertEqual(fc.execute_command("IDX.QUERY", *q, "LIMIT", 0, 100000, "WITHVALUES"), expected[q],
+                             "IDX.QUERY %s on the follower on port %d" % (" ".join(q), f.port))
+
+
 def _close(a, b):
     if a.keys() != b.keys():
         return False
@@ -121,7 +152,11 @@ class ReplicationTest(harness.E2ETestCase):
         f1 = self.follower(leader)
         f2 = self.follower(leader)
         lc = leader.client()
-        mixed_writes(lc, rng, n)
+        # Indexes created before and after some of the writes (the second one back-fills).
+        self.assertEqual(lc.execute_command("IDX.CREATE", "bycat", "category", "TYPE", "STRING"), b"OK")
+        mixed_writes(lc, rng, n // 2)
+        self.assertEqual(lc.execute_command("IDX.CREATE", "byprice", "price", "TYPE", "NUMBER", "PREFIX", "k:"), b"OK")
+        mixed_writes(lc, rng, n - n // 2)
         for f in (f1, f2):
             fc = f.client()
             raw = f.raw()
@@ -131,6 +166,7 @@ class ReplicationTest(harness.E2ETestCase):
                 fc.set("x", "y")
         self.assertEqual(lc.execute_command("WAIT", 2, 5000), 2)
         converge(self, leader, [f1, f2], "after %d mixed writes" % n)
+        same_index_results(self, leader, [f1, f2])
         role = f1.client().execute_command("ROLE")
         self.assertEqual(role[0], b"slave")
         lrole = lc.execute_command("ROLE")
@@ -198,6 +234,40 @@ class ReplicationTest(harness.E2ETestCase):
         mixed_writes(c1, rng, 2000)
         converge(self, f1, [f2], "after the promotion")
         self.assertEqual(f2.client().get("after-promotion"), b"yes")
+
+    def test_follower_with_another_shard_count(self):
+        """A 2-shard leader and a 5-shard follower: rows, TTLs and index results converge
+        (index definitions reach every follower shard), through a follower restart, an index
+        drop, and the follower's promotion, after which it maintains the indexes itself."""
+        rng = harness.rng("other-shard-count")
+        leader = self.start_server(shards=2)
+        f = self.follower(leader, shards=5, fsync="always")
+        lc = leader.client()
+        self.assertEqual(lc.execute_command("IDX.CREATE", "bycat", "category", "TYPE", "STRING"), b"OK")
+        mixed_writes(lc, rng, 3000)
+        self.assertEqual(lc.execute_command("IDX.CREATE", "byprice", "price", "TYPE", "NUMBER", "PREFIX", "k:"), b"OK")
+        mixed_writes(lc, rng, 2000)
+        converge(self, leader, [f], "5-shard follower of a 2-shard leader")
+        same_index_results(self, leader, [f])
+        self.assertEqual(len(f.client().execute_command("SHARDS")), 5)
+
+        f.kill9()
+        mixed_writes(lc, rng, 2000)
+        self.assertEqual(lc.execute_command("IDX.DROP", "bycat"), b"OK")
+        f.start()
+        converge(self, leader, [f], "after the follower restart and an index drop")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"bycat" in f.client().execute_command("IDX.LIST"):
+            time.sleep(0.2)
+        self.assertEqual(f.client().execute_command("IDX.LIST"), [b"byprice"])
+
+        fc = f.client()
+        self.assertEqual(fc.execute_command("REPLICAOF", "NO", "ONE"), b"OK")
+        before = set(fc.execute_command("IDX.QUERY", "byprice", "RANGE", "-inf", "+inf", "LIMIT", 0, 100000))
+        fc.set("k:promoted", '{"price":7}')
+        fc.delete(*[k for k in list(before)[:10]])
+        after = set(fc.execute_command("IDX.QUERY", "byprice", "RANGE", "-inf", "+inf", "LIMIT", 0, 100000))
+        self.assertEqual(after, (before - set(list(before)[:10])) | {b"k:promoted"})
 
 
 if __name__ == "__main__":

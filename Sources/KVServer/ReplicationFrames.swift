@@ -4,8 +4,9 @@ import KVBase
 /// command. Grammar (integers little-endian):
 ///
 /// ```
-/// frame   := magic "SHRF" | version u8 (= 1) | type u8 | shard u16 | first u64 | last u64
-///          | length u32 | crc u32 (masked CRC32C of payload) | payload
+/// frame   := magic "SHRF" | version u8 (= 2) | type u8 | shard u16 | first u64 | last u64
+///          | length u32 | crc u32 | payload
+/// crc     := masked CRC32C of the 28 header bytes before it, then of the payload
 /// type    := 1 group          payload = encoded write batch of sequences first...last
 ///          | 2 snapshot chunk payload = *( varint32 klen | key | varint32 vlen | value )
 ///          | 3 snapshot end   first = last = the snapshot's sequence; no payload
@@ -18,7 +19,7 @@ enum ReplicationFrame: Equatable {
     case resync(shard: Int)
 
     static let magic: [UInt8] = Array("SHRF".utf8)
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
     static let headerSize = 4 + 1 + 1 + 2 + 8 + 8 + 4 + 4
 
     static func == (a: ReplicationFrame, b: ReplicationFrame) -> Bool {
@@ -57,7 +58,10 @@ enum ReplicationFrame: Equatable {
         out.appendFixed64(first)
         out.appendFixed64(last)
         out.appendFixed32(UInt32(payload.count))
-        out.appendFixed32(CRC32C.mask(CRC32C.checksum(payload)))
+        let crc = out.withUnsafeBytes { o in
+            payload.withUnsafeBytes { CRC32C.update(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: o[(o.count - 28)...])), $0) }
+        }
+        out.appendFixed32(CRC32C.mask(crc))
         out += payload
     }
 
@@ -76,10 +80,11 @@ enum ReplicationFrame: Equatable {
                 let last = p.fixed64(at: pos + 16)
                 let length = Int(p.fixed32(at: pos + 24))
                 let crc = p.fixed32(at: pos + 28)
+                let header = UnsafeRawBufferPointer(rebasing: p[pos..<(pos + 28)])
                 pos += headerSize
                 guard p.count - pos >= length else { throw ReplicationError("truncated frame payload at offset \(pos)") }
                 let payload = UnsafeRawBufferPointer(rebasing: p[pos..<(pos + length)])
-                guard CRC32C.mask(CRC32C.checksum(payload)) == crc else {
+                guard CRC32C.mask(CRC32C.update(CRC32C.checksum(header), payload)) == crc else {
                     throw ReplicationError("frame checksum mismatch at offset \(pos - headerSize) (shard \(shard))")
                 }
                 pos += length

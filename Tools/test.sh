@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, builds, runs a tiny kvbench run whose
-# output must parse, `swift test`, then the end-to-end tests against the real kvserver
-# binary (Tests/e2e). Long soaks: SHALE_SOAK=1 (see README).
+# output must parse, `swift test`, the end-to-end tests against the real kvserver binary
+# (Tests/e2e), then 20 s of fuzzing per fuzz target. Long soaks: SHALE_SOAK=1 (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/install-deps.sh test
@@ -9,3 +9,6 @@ swift build --build-tests
 Tools/kvbench-smoke.sh
 swift test
 Tools/e2e.sh .build/debug/kvserver
+# A short bounded fuzzing run of every libFuzzer target (built with -sanitize=fuzzer,address
+# in .build-fuzz); the long run is `Tools/fuzz.sh all 3600` (see README).
+Tools/fuzz.sh all "${SHALE_FUZZ_SECONDS:-20}"

@@ -5,8 +5,8 @@
 #             loop's threads, concurrent table reads, index back-fill under writers, file
 #             system syncs from several threads, the in-process server) under
 #             ThreadSanitizer, in .build-tsan
-#   address   the corruption, fault-injection, crash and adversarial-reader suites under
-#             AddressSanitizer, in .build-asan
+#   address   the table, readahead, corruption, fault-injection, crash, adversarial-reader,
+#             replication-frame and RESP decoder suites under AddressSanitizer, in .build-asan
 #
 # Usage: Tools/sanitizers.sh [thread|address|all]  (default all)
 #        SANITIZER_FILTER='regex' Tools/sanitizers.sh thread   other suites
@@ -28,7 +28,7 @@ thread_filter='DatabaseTests|MemTableTests|CacheTests|CompactionTests|Adversaria
 # Tests that start another process are skipped under ThreadSanitizer (fork in a threaded
 # process under TSan can hang in its runtime).
 thread_skip='secondProcessGetsLockedError'
-address_filter='CorruptionRecoveryTests|StoreCorruptionTests|CorruptionTests|LogCorruptionTests|LogTornTailTests|FaultInjectionTests|AdversarialTests|CrashTests|RESPRequestDecoderTests|RESPValueDecoderTests|RESPFuzzRegressionTests'
+address_filter='ReadaheadTests|ReplicationFrameTests|TableTests|CorruptionRecoveryTests|StoreCorruptionTests|CorruptionTests|LogCorruptionTests|LogTornTailTests|FaultInjectionTests|AdversarialTests|CrashTests|RESPRequestDecoderTests|RESPValueDecoderTests|RESPFuzzRegressionTests'
 
 run_thread() {
   local scratch=.build-tsan filter="${SANITIZER_FILTER:-$thread_filter}"

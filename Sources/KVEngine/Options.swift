@@ -40,8 +40,9 @@ public struct Options: Sendable {
     public var fileSystem: any FileSystem = POSIXFileSystem()
     /// Default durability of writes (each write may override it). Default `.everysec`.
     public var durability: Durability = .everysec
-    /// Memtable budget in bytes before it is flushed to an L0 table. Default 64 MiB.
-    public var writeBufferSize: Int = 64 << 20
+    /// Memtable budget in bytes before it is flushed to an L0 table. Default 16 MiB (a
+    /// larger skiplist leaves the CPU caches: see DESIGN.md "Performance notes").
+    public var writeBufferSize: Int = 16 << 20
     /// Create the database directory when it does not exist. Default true.
     public var createIfMissing = true
     /// Fail if the database already exists. Default false.

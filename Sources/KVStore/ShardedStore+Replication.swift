@@ -119,8 +119,9 @@ extension ShardedStore {
     /// goes to: its home shard's, or — for index metadata when this follower's shard count
     /// differs from the leader's — one of every shard's, since each follower shard answers
     /// index queries for its own rows and so needs the definitions.
-    func metaSlots(_ key: UnsafeRawBufferPointer, leaderShard: Int, leaderOwners: [UInt16], _ routing: Routing) -> [Int] {
-        if broadcastsIndexMetadata(leaderOwners, routing) && key.starts(with: IndexMetadata.namespace) {
+    /// `broadcast` is ``broadcastsIndexMetadata(_:_:)`` for the leader's layout.
+    func metaSlots(_ key: UnsafeRawBufferPointer, leaderShard: Int, broadcast: Bool, _ routing: Routing) -> [Int] {
+        if broadcast && key.starts(with: IndexMetadata.namespace) {
             return routing.shards.map { anySlot(of: $0.id, routing) }
         }
         return [anySlot(of: homeShard(leaderShard, routing).id, routing)]
@@ -152,11 +153,12 @@ extension ShardedStore {
     /// not match); records of slots the leader shard does not own in `leaderOwners` (a
     /// reshard's copies and leftovers there) are skipped; shard-local metadata goes to the
     /// home shard of `leaderShard` (index metadata to every shard when the layouts' shard
-    /// counts differ: see ``metaSlots(_:leaderShard:leaderOwners:_:)``).
+    /// counts differ: see ``metaSlots(_:leaderShard:broadcast:_:)``).
     public func applyReplicated(leaderShard: Int, batches: [[UInt8]], replid: String, leaderOwners: [UInt16]) throws {
         guard !batches.isEmpty else { return }
         let routing = try currentRouting()
         let homeSlot = anySlot(of: homeShard(leaderShard, routing).id, routing)
+        let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var out = WriteBatch()
         var slots: [Int] = []
         var sawMeta = false
@@ -174,7 +176,7 @@ extension ShardedStore {
                         targets = [s]
                     } else {
                         sawMeta = true
-                        targets = metaSlots(key, leaderShard: leaderShard, leaderOwners: leaderOwners, routing)
+                        targets = metaSlots(key, leaderShard: leaderShard, broadcast: broadcast, routing)
                     }
                     for slot in targets {
                         if kind == .value { out.put(key, value) } else { out.delete(Array(key)) }
@@ -232,6 +234,7 @@ extension ShardedStore {
     /// ``applyReplicated(leaderShard:batch:replid:leaderOwners:)``).
     public func applySnapshotRecords(leaderShard: Int, records: [(key: [UInt8], value: [UInt8])], leaderOwners: [UInt16]) throws {
         let routing = try currentRouting()
+        let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var out = WriteBatch()
         var slots: [Int] = []
         var sawMeta = false
@@ -243,7 +246,7 @@ extension ShardedStore {
                 targets = [s]
             } else {
                 sawMeta = true
-                targets = k.withUnsafeBytes { metaSlots($0, leaderShard: leaderShard, leaderOwners: leaderOwners, routing) }
+                targets = k.withUnsafeBytes { metaSlots($0, leaderShard: leaderShard, broadcast: broadcast, routing) }
             }
             for slot in targets {
                 out.put(k, v)
@@ -280,7 +283,8 @@ extension ShardedStore {
     /// - Throws: the error that stopped the metadata repair or load (the store stays following).
     public func setFollowingLeader(_ following: Bool) throws {
         if following {
-            followingLeader.store(true, ordering: .relaxed)
+            // Already following (opened so, or a new REPLICAOF target): the catalog is loaded.
+            if followingLeader.exchange(true, ordering: .relaxed) { return }
             try loadIndexes(lenient: true)
             return
         }

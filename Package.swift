@@ -112,12 +112,13 @@ if Context.environment["SHALE_FUZZ"] == "1" {
         .executable(name: "fuzz-wal", targets: ["FuzzWAL"]),
     ]
     package.targets += [
+        .target(name: "FuzzSupport", path: "Tests/fuzz/FuzzSupport"),
         .executableTarget(
             name: "FuzzRESP",
-            dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["FuzzSupport", "KVProtocol", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/fuzz/FuzzRESP"
         ),
-        .executableTarget(name: "FuzzTable", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzTable"),
-        .executableTarget(name: "FuzzWAL", dependencies: ["KVLog", "KVEngine", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzWAL"),
+        .executableTarget(name: "FuzzTable", dependencies: ["FuzzSupport", "KVTable", "KVCache", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzTable"),
+        .executableTarget(name: "FuzzWAL", dependencies: ["FuzzSupport", "KVLog", "KVEngine", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzWAL"),
     ]
 }

@@ -14,6 +14,7 @@
 // `SHALE_FUZZ_SEEDS=DIR` writes the seed corpus to DIR and exits (Tools/fuzz.sh seeds).
 // Built only by Tools/fuzz.sh (SHALE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer,address).
 
+import FuzzSupport
 import KVProtocol
 import NIOCore
 
@@ -125,29 +126,10 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutabl
     return 0
 }
 
-/// Reports a failure and aborts (optimized builds drop the messages of precondition and
-/// fatalError).
-func fail(_ message: String) -> Never {
-    let text = Array("fuzz target failed: \(message)\n".utf8)
-    _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    abort()
-}
-
 // MARK: entry point
 
-/// libFuzzer's driver (in the runtime -sanitize=fuzzer links).
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ body: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-/// The executable's entry point in debug builds, where SwiftPM links `main` to
-/// `<module>_main` (a -parse-as-library module has no main of its own); it hands over to
-/// libFuzzer's driver. Release builds use libFuzzer's own `main`.
+/// The executable's entry point in debug builds (see `runFuzzer`).
 @_cdecl("FuzzRESP_main")
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments, fuzzRESP)
+    runFuzzer(argc, argv, fuzzRESP)
 }

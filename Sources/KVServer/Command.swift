@@ -2,6 +2,7 @@ import KVBase
 import KVProtocol
 import KVStore
 import NIOCore
+import NIOPosix
 
 /// What the connection does after a command's reply.
 enum ConnectionAction: Sendable {
@@ -10,6 +11,10 @@ enum ConnectionAction: Sendable {
     case close
     /// Send nothing more and close; the server shuts down (SHUTDOWN).
     case shutdown
+    /// The reply comes later (WAIT, the replication long poll): the connection sends it when
+    /// the future completes and runs none of its later requests before. No thread waits:
+    /// a timer or another event completes the future.
+    case later(EventLoopFuture<RESPValue>)
 }
 
 /// The call of one command.
@@ -20,6 +25,8 @@ struct CommandCall {
     let args: [[UInt8]]
     /// The command's lower-case name.
     let name: String
+    /// The connection's event loop: where a deferred reply's timers run.
+    let loop: any EventLoop
     var action = ConnectionAction.none
 
     var store: ShardedStore { server.store }
@@ -92,8 +99,11 @@ enum Commands {
         return t
     }()
 
-    /// Runs one request and returns its reply (nil for no reply) and what to do next.
-    static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession) -> (RESPValue?, ConnectionAction) {
+    /// Runs one request and returns its reply (nil for no reply, or for a reply that comes
+    /// later: ``ConnectionAction/later(_:)``) and what to do next. `loop` is the connection's
+    /// event loop (any loop of the shared group when nil).
+    static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
+                        loop: (any EventLoop)? = nil) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let name = RedisText.lower(first)
         let started = monotonicNanos()
@@ -129,7 +139,8 @@ enum Commands {
             server.counters.record(command: name, micros: 0, error: e.message)
             return (.simpleError(e.message), .none)
         }
-        var call = CommandCall(server: server, session: session, args: arguments, name: name)
+        var call = CommandCall(server: server, session: session, args: arguments, name: name,
+                               loop: loop ?? MultiThreadedEventLoopGroup.singleton.next())
         let reply: RESPValue
         var failure: String?
         do {
@@ -149,7 +160,9 @@ enum Commands {
         let nanos = monotonicNanos() - started
         server.counters.record(command: name, nanos: nanos, error: failure)
         server.logSlow(arguments, micros: nanos / 1000, session: session)
-        if case .shutdown = call.action { return (nil, .shutdown) }
-        return (reply, call.action)
+        switch call.action {
+        case .shutdown, .later: return (nil, call.action)
+        default: return (reply, call.action)
+        }
     }
 }

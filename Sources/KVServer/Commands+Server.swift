@@ -88,23 +88,37 @@ extension Commands {
         CommandSpec("replicaof", 3, ["admin"]) { c in try replicaOf(c) },
         CommandSpec("slaveof", 3, ["admin"]) { c in try replicaOf(c) },
         CommandSpec("wait", 3, []) { c in
-            let n = try RedisText.int(c.args[1])
-            let timeout = try RedisText.int(c.args[2])
-            if timeout < 0 { throw CommandError("ERR timeout is negative") }
+            // Redis's order: the role, then the count, then the timeout.
             if c.server.replication.isReplica {
                 throw CommandError("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")
             }
+            let n = try RedisText.int(c.args[1])
+            let timeout = try timeoutMillis(c.args[2])
             // The caller's writes are committed, so every shard's current sequence covers
             // them: count the followers that acknowledged at least that much.
             let target = c.store.shardSequences
-            let deadline = timeout == 0 ? Int64.max : monotonicMillis() + timeout
-            while true {
-                let acked = acknowledgedFollowers(c.server, target: target)
-                if acked >= n || monotonicMillis() >= deadline { return .integer(Int64(acked)) }
-                usleep(2_000)
-            }
+            let acked = acknowledgedFollowers(c.server, target: target)
+            if acked >= n { return .integer(Int64(acked)) }
+            // Park the request: a follower's acknowledgement or the timer answers it.
+            let server = c.server
+            c.action = .later(c.server.replication.waitForAcknowledgements(
+                count: n, target: target, timeoutMillis: timeout, session: c.session.id, loop: c.loop,
+                counter: { acknowledgedFollowers(server, target: target) }))
+            return .nullBulk
         },
     ]
+
+    /// Redis's `getTimeoutFromObjectOrReply` in milliseconds: an integer, not negative, and
+    /// not so large that adding it to the wall clock overflows. 0 means no timeout.
+    static func timeoutMillis(_ arg: [UInt8]) throws -> Int64 {
+        guard let t = RedisText.parseInt(arg) else { throw CommandError("ERR timeout is not an integer or out of range") }
+        if t < 0 { throw CommandError("ERR timeout is negative") }
+        if t > 0 {
+            let (_, overflow) = t.addingReportingOverflow(RowValue.wallClockMillis())
+            if overflow { throw CommandError("ERR timeout is out of range") }
+        }
+        return t
+    }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var diff = UInt8(a.count == b.count ? 0 : 1)
@@ -333,6 +347,13 @@ extension Commands {
             }
             if old != nil || state.isReplica {
                 old?.stop()
+                // Writes of its own are about to start: a later re-attach to any leader must
+                // take a full sync, not continue from these positions (divergent history).
+                do {
+                    try c.server.store.forgetReplicationPositions()
+                } catch {
+                    throw CommandError("ERR cannot promote: the replication positions could not be reset: \(error)")
+                }
                 state.link.withLock { $0 = nil }
                 // Indexes become this server's own: metadata made whole, back-fills resumed.
                 do {

@@ -2,8 +2,14 @@ import KVBase
 import KVProtocol
 import KVStore
 
-/// The largest string value (Redis's `proto-max-bulk-len` default).
-let maxStringLength = 512 * 1024 * 1024
+/// Redis's `checkStringLength`: a string of `size + append` bytes is refused with Redis's
+/// error when it passes `proto-max-bulk-len` (live) or the engine's value limit, or when the
+/// sum overflows. Every size computed from client numbers goes through here first.
+func checkStringLength(_ server: ServerState, _ size: Int64, _ append: Int64) throws(CommandError) {
+    let limit = min(Int64(server.live.withLock { $0.limits.maxBulkLength }), Int64(KVLimits.maxValueSize))
+    let (total, overflow) = size.addingReportingOverflow(append)
+    if overflow || total > limit || total < size || total < append { throw CommandError.tooLarge }
+}
 
 /// SET/GETEX option flags, as Redis's `parseExtendedStringArgumentsOrReply` has them.
 struct SetFlags: OptionSet {
@@ -114,9 +120,10 @@ extension Commands {
         },
         CommandSpec("append", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             let suffix = c.args[2]
+            let server = c.server
             return try c.store.modify([c.args[1]]) { rows in
                 var row = rows[0] ?? StoredEntry(value: [])
-                if row.value.count + suffix.count > maxStringLength { throw CommandError.tooLarge }
+                try checkStringLength(server, Int64(row.value.count), Int64(suffix.count))
                 row.value += suffix
                 rows[0] = row
                 return .integer(Int64(row.value.count))
@@ -147,10 +154,12 @@ extension Commands {
             let offset = try RedisText.int(c.args[2])
             if offset < 0 { throw CommandError.offsetOutOfRange }
             let patch = c.args[3]
+            let server = c.server
             return try c.store.modify([c.args[1]]) { rows in
                 var row = rows[0] ?? StoredEntry(value: [])
                 if patch.isEmpty { return .integer(Int64(row.value.count)) }
-                if offset + Int64(patch.count) > Int64(maxStringLength) { throw CommandError.tooLarge }
+                // Checked before any arithmetic: offset + length can overflow 64 bits.
+                try checkStringLength(server, offset, Int64(patch.count))
                 let o = Int(offset)
                 if row.value.count < o + patch.count {
                     row.value.append(contentsOf: repeatElement(0, count: o + patch.count - row.value.count))

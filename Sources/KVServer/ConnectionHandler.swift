@@ -218,7 +218,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 done += 1
                 switch item {
                 case .request(let args):
-                    let (reply, next) = Commands.execute(args, server: server, session: session)
+                    let (reply, next) = Commands.execute(args, server: server, session: session, loop: loop)
                     if let reply {
                         RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
                     }
@@ -231,6 +231,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                     if out.readableBytes >= outputLimit { break }
                     continue
                 }
+                // Close, shut down, or a reply that comes later: the batch ends here.
                 break
             }
             let output = out
@@ -249,38 +250,87 @@ final class ConnectionHandler: ChannelInboundHandler {
                 i.lastInteraction = monotonicMillis()
             }
         }
-        if case .none = action {
+        let wasClosing = closing
+        var deferred: EventLoopFuture<RESPValue>?
+        var closeAfter = false
+        switch action {
+        case .none:
+            break
+        case .later(let future):
+            deferred = future
+        case .close, .shutdown:
+            closeAfter = true
+        }
+        if !closeAfter {
             // Requests the batch left for later go back in front, in order.
             for item in unrun.reversed() {
                 queuedBytes += Self.size(of: item)
                 queue.prepend(item)
             }
         }
-        if let output, output.readableBytes > 0, context.channel.isActive, !closing {
-            let size = output.readableBytes
-            let limit = server.live.withLock { $0.outputBufferLimit }
-            if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
-                closeForOutputLimit(context: context, reason: "hard")
-                return
-            }
-            server.counters.netOutputBytes.wrappingAdd(Int64(size), ordering: .relaxed)
-            addPendingOutput(size, context: context)
-            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let flushed = context.writeAndFlush(wrapOutboundOut(output))
-            flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
-            if case .none = action {} else {
-                closing = true
-                flushed.whenComplete { _ in ctx.value.close(promise: nil) }
-                return
-            }
-        } else if case .none = action {} else {
+        if wasClosing {
+            // The client went away while the batch ran: a parked reply has no reader.
+            if deferred != nil, let session { server.replication.cancelWaits(session: session.id) }
+            return
+        }
+        if let output, output.readableBytes > 0, context.channel.isActive {
+            if !send(output, context: context, thenClose: closeAfter) { return }
+        } else if closeAfter {
             closing = true
             context.close(promise: nil)
             return
         }
+        if let deferred {
+            // Nothing else of this connection runs until the parked reply is sent.
+            running = true
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            deferred.hop(to: context.eventLoop).whenComplete { result in
+                handler.value.deferredReplied(result, context: ctx.value)
+            }
+            return
+        }
         resumeReadingIfDrained(context: context)
         schedule(context: context)
+    }
+
+    /// A parked reply arrived: send it and go on with the queue.
+    private func deferredReplied(_ result: Result<RESPValue, Error>, context: ChannelHandlerContext) {
+        running = false
+        guard !closing, context.channel.isActive, let session else { return }
+        var out = context.channel.allocator.buffer(capacity: 64)
+        switch result {
+        case .success(let reply):
+            RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
+        case .failure(let error):
+            RESPEncoder().writeError("ERR \(error)", into: &out)
+        }
+        if !send(out, context: context, thenClose: false) { return }
+        resumeReadingIfDrained(context: context)
+        schedule(context: context)
+    }
+
+    /// Writes and flushes reply bytes, counting them as waiting until the socket took them;
+    /// closes after them when `thenClose`. Returns false when the connection is closing.
+    private func send(_ output: ByteBuffer, context: ChannelHandlerContext, thenClose: Bool) -> Bool {
+        let size = output.readableBytes
+        let limit = server.live.withLock { $0.outputBufferLimit }
+        if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
+            closeForOutputLimit(context: context, reason: "hard")
+            return false
+        }
+        server.counters.netOutputBytes.wrappingAdd(Int64(size), ordering: .relaxed)
+        addPendingOutput(size, context: context)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let flushed = context.writeAndFlush(wrapOutboundOut(output))
+        flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
+        if thenClose {
+            closing = true
+            flushed.whenComplete { _ in ctx.value.close(promise: nil) }
+            return false
+        }
+        return true
     }
 
     /// A write of `size` reply bytes completed (or failed because the channel closed).

@@ -1,6 +1,7 @@
 import KVBase
 import KVProtocol
 import KVStore
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -51,6 +52,115 @@ final class ReplicationState: Sendable {
 
     var isReplica: Bool { link.withLock { $0 != nil } }
 
+    /// A parked WAIT: answered when enough followers acknowledged `target`, when its timer
+    /// fires, or (with no one to read the answer) when its client goes away.
+    private struct AckWaiter {
+        let session: Int64
+        let count: Int64
+        let promise: EventLoopPromise<RESPValue>
+        let counter: @Sendable () -> Int
+        var timer: Scheduled<Void>?
+    }
+    private let ackWaiters = Mutex<(next: Int, waiting: [Int: AckWaiter])>((0, [:]))
+    private let hasAckWaiters = Atomic<Bool>(false)
+
+    /// The longest timer a WAIT arms (about 34 years): longer timeouts are clamped, so the
+    /// timer arithmetic (nanoseconds in 64 bits) cannot overflow.
+    static let longestWaitMillis: Int64 = 1 << 40
+
+    /// Parks a WAIT until `counter()` reaches `count` (checked on every acknowledgement) or
+    /// `timeoutMillis` pass (0: no timeout); the future gives the count then.
+    func waitForAcknowledgements(count: Int64, target: [UInt64], timeoutMillis: Int64, session: Int64, loop: any EventLoop,
+                                 counter: @escaping @Sendable () -> Int) -> EventLoopFuture<RESPValue> {
+        let promise = loop.makePromise(of: RESPValue.self)
+        let token = ackWaiters.withLock { w -> Int in
+            let t = w.next
+            w.next += 1
+            w.waiting[t] = AckWaiter(session: session, count: count, promise: promise, counter: counter)
+            hasAckWaiters.store(true, ordering: .sequentiallyConsistent)
+            return t
+        }
+        if timeoutMillis > 0 {
+            let timer = loop.scheduleTask(in: .milliseconds(min(timeoutMillis, Self.longestWaitMillis))) { [self] in
+                finishWaiter(token)
+            }
+            let armed = ackWaiters.withLock { w -> Bool in
+                guard w.waiting[token] != nil else { return false }
+                w.waiting[token]!.timer = timer
+                return true
+            }
+            if !armed { timer.cancel() }
+        }
+        // An acknowledgement that arrived between the caller's count and the registration.
+        acknowledgementsChanged()
+        return promise.futureResult
+    }
+
+    /// Answers the WAITs whose count is now reached (called after every acknowledgement).
+    func acknowledgementsChanged() {
+        guard hasAckWaiters.load(ordering: .sequentiallyConsistent) else { return }
+        let ready = ackWaiters.withLock { w -> [(AckWaiter, Int)] in
+            var done: [(AckWaiter, Int)] = []
+            for (t, waiter) in w.waiting {
+                let n = waiter.counter()
+                if Int64(n) >= waiter.count {
+                    done.append((waiter, n))
+                    w.waiting[t] = nil
+                }
+            }
+            if w.waiting.isEmpty { hasAckWaiters.store(false, ordering: .sequentiallyConsistent) }
+            return done
+        }
+        for (waiter, n) in ready {
+            waiter.timer?.cancel()
+            waiter.promise.succeed(.integer(Int64(n)))
+        }
+    }
+
+    /// Answers WAIT `token` with the count now (its timer fired).
+    private func finishWaiter(_ token: Int) {
+        let waiter = ackWaiters.withLock { w -> AckWaiter? in
+            let x = w.waiting.removeValue(forKey: token)
+            if w.waiting.isEmpty { hasAckWaiters.store(false, ordering: .sequentiallyConsistent) }
+            return x
+        }
+        guard let waiter else { return }
+        waiter.promise.succeed(.integer(Int64(waiter.counter())))
+    }
+
+    /// Drops the WAITs of a client that disconnected (their answers have no reader).
+    func cancelWaits(session: Int64) {
+        guard hasAckWaiters.load(ordering: .sequentiallyConsistent) else { return }
+        let gone = ackWaiters.withLock { w -> [AckWaiter] in
+            let mine = w.waiting.filter { $0.value.session == session }
+            for t in mine.keys { w.waiting[t] = nil }
+            if w.waiting.isEmpty { hasAckWaiters.store(false, ordering: .sequentiallyConsistent) }
+            return Array(mine.values)
+        }
+        for waiter in gone {
+            waiter.timer?.cancel()
+            waiter.promise.succeed(.integer(Int64(waiter.counter())))
+        }
+    }
+
+    /// Answers every parked WAIT with its count now (the server shuts down).
+    func cancelAllWaits() {
+        let all = ackWaiters.withLock { w -> [AckWaiter] in
+            defer {
+                w.waiting.removeAll()
+                hasAckWaiters.store(false, ordering: .sequentiallyConsistent)
+            }
+            return Array(w.waiting.values)
+        }
+        for waiter in all {
+            waiter.timer?.cancel()
+            waiter.promise.succeed(.integer(Int64(waiter.counter())))
+        }
+    }
+
+    /// Parked WAITs (for INFO's `blocked_clients`).
+    var parkedWaits: Int { ackWaiters.withLock { $0.waiting.count } }
+
     static func newID() -> String {
         var rng = SystemRandomNumberGenerator()
         return (0..<20).map { _ in
@@ -76,10 +186,54 @@ extension Commands {
                            .integer(Int64(layout.shardCount)), .bulk(owners)])
         },
         // SHALE.REPLPULL replid follower-id port generation from_0 ... from_{n-1}
-        CommandSpec("shale.replpull", -6, ["admin"]) { c in try pull(c) },
+        CommandSpec("shale.replpull", -6, ["admin"]) { c in try pull(&c) },
         // SHALE.REPLSNAP replid follower-id shard restart(0|1)
         CommandSpec("shale.replsnap", 5, ["admin"]) { c in try snapshotChunk(c) },
     ]
+
+    /// A parked replication pull: completed once, by the append notification or the timer,
+    /// whichever comes first; the other is cancelled.
+    final class LongPoll: Sendable {
+        private struct State {
+            var done = false
+            var timer: Scheduled<Void>?
+            var token: Int?
+        }
+        private let promise: EventLoopPromise<RESPValue>
+        private let state = Mutex(State())
+
+        init(promise: EventLoopPromise<RESPValue>) { self.promise = promise }
+
+        func setTimer(_ timer: Scheduled<Void>) {
+            let done = state.withLock { s -> Bool in
+                if !s.done { s.timer = timer }
+                return s.done
+            }
+            if done { timer.cancel() }
+        }
+
+        func setToken(_ token: Int?, cancel log: ReplicationLog) {
+            guard let token else { return }
+            let done = state.withLock { s -> Bool in
+                if !s.done { s.token = token }
+                return s.done
+            }
+            if done { log.cancelNotify(token) }
+        }
+
+        func finish(with frames: [UInt8], cancel log: ReplicationLog) {
+            let (first, timer, token) = state.withLock { s -> (Bool, Scheduled<Void>?, Int?) in
+                if s.done { return (false, nil, nil) }
+                s.done = true
+                defer { s.timer = nil; s.token = nil }
+                return (true, s.timer, s.token)
+            }
+            guard first else { return }
+            timer?.cancel()
+            if let token { log.cancelNotify(token) }
+            promise.succeed(.bulk(frames))
+        }
+    }
 
     static func checkHistory(_ c: CommandCall, replid: [UInt8], generation: [UInt8]?) throws {
         let mine = c.server.replication.replid.withLock { $0 }
@@ -91,10 +245,11 @@ extension Commands {
         }
     }
 
-    static func pull(_ c: CommandCall) throws -> RESPValue {
+    static func pull(_ c: inout CommandCall) throws -> RESPValue {
         try checkHistory(c, replid: c.args[1], generation: c.args[4])
         let id = String(decoding: c.args[2], as: UTF8.self)
-        let port = Int(try RedisText.int(c.args[3]))
+        let port = try RedisText.int(c.args[3])
+        guard port >= 0 && port <= 65535 else { throw CommandError("ERR Invalid follower port") }
         let shards = c.store.shardCount
         guard c.argc - 5 == shards else { throw CommandError("LAYOUT the leader has \(shards) shards") }
         var from: [UInt64] = []
@@ -105,29 +260,47 @@ extension Commands {
         }
         let address = c.session.remoteAddress.split(separator: ":").first.map(String.init) ?? "?"
         c.server.replication.followers.withLock { f in
-            f[id] = ReplicationState.Follower(id: id, address: address, port: port, acked: from.map { $0 - 1 }, lastSeen: monotonicMillis())
+            f[id] = ReplicationState.Follower(id: id, address: address, port: Int(port), acked: from.map { $0 - 1 }, lastSeen: monotonicMillis())
         }
-        // Long poll: wait up to 100 ms for something to send.
+        c.server.replication.acknowledgementsChanged()
+        // Long poll: answer at once when there is something to send, else park the request
+        // until the next append or 100 ms, whichever comes first; no thread waits.
         let log = c.store.replicationLog
-        let deadline = monotonicMillis() + 100
-        while true {
-            let mark = log.appended.load(ordering: .acquiring)
-            var out: [UInt8] = []
-            var budget = 4 << 20
-            for shard in 0..<shards where budget > 0 {
-                switch log.read(shard: shard, from: from[shard], maxBytes: budget) {
-                case .tooOld:
-                    ReplicationFrame.resync(shard: shard).encode(into: &out)
-                case .groups(let groups):
-                    for g in groups {
-                        ReplicationFrame.group(shard: shard, first: g.first, last: g.last, batch: g.batch).encode(into: &out)
-                        budget -= g.batch.count
-                    }
+        let mark = log.appended.load(ordering: .sequentiallyConsistent)
+        let start = from
+        let now = pullFrames(log, shards: shards, from: from)
+        if !now.isEmpty { return .bulk(now) }
+        let loop = c.loop
+        let promise = loop.makePromise(of: RESPValue.self)
+        let poll = LongPoll(promise: promise)
+        let timer = loop.scheduleTask(in: .milliseconds(100)) {
+            poll.finish(with: pullFrames(log, shards: shards, from: start), cancel: log)
+        }
+        poll.setTimer(timer)
+        let token = log.notify(after: mark) {
+            loop.execute { poll.finish(with: pullFrames(log, shards: shards, from: start), cancel: log) }
+        }
+        poll.setToken(token, cancel: log)
+        c.action = .later(promise.futureResult)
+        return .nullBulk
+    }
+
+    /// The frames a pull from `from` gets now (empty when there is nothing new).
+    static func pullFrames(_ log: ReplicationLog, shards: Int, from: [UInt64]) -> [UInt8] {
+        var out: [UInt8] = []
+        var budget = 4 << 20
+        for shard in 0..<shards where budget > 0 {
+            switch log.read(shard: shard, from: from[shard], maxBytes: budget) {
+            case .tooOld:
+                ReplicationFrame.resync(shard: shard).encode(into: &out)
+            case .groups(let groups):
+                for g in groups {
+                    ReplicationFrame.group(shard: shard, first: g.first, last: g.last, batch: g.batch).encode(into: &out)
+                    budget -= g.batch.count
                 }
             }
-            if !out.isEmpty || monotonicMillis() >= deadline { return .bulk(out) }
-            while log.appended.load(ordering: .acquiring) == mark && monotonicMillis() < deadline { usleep(2_000) }
         }
+        return out
     }
 
     static func snapshotChunk(_ c: CommandCall) throws -> RESPValue {

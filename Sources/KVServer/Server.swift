@@ -167,6 +167,7 @@ public final class KVServer: Service, Sendable {
         state.replication.client.withLock { $0 }?.stop()
         try? listener.close().wait()
         try? metricsListener?.close().wait()
+        state.replication.cancelAllWaits()
         // Running batches finish (their replies are written); queued ones are cancelled.
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()

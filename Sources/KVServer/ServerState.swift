@@ -276,6 +276,7 @@ public final class ServerState: Sendable {
 
     func unregister(_ session: ClientSession) {
         _ = clients.withLock { $0.removeValue(forKey: session.id) }
+        replication.cancelWaits(session: session.id)
     }
 
     var connectedClients: Int { clients.withLock { $0.count } }

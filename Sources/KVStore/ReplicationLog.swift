@@ -47,8 +47,12 @@ public final class ReplicationLog: Sendable {
 
     private let logs = Mutex<[Int: ShardLog]>([:])
     private let capacity = Atomic<Int>(256 << 20)
-    /// Bumped whenever groups are appended (followers poll it).
+    /// Bumped whenever groups are appended.
     public let appended = Atomic<UInt64>(0)
+    /// Callbacks waiting for the next append (``notify(after:_:)``), by token.
+    private let listeners = Mutex<(next: Int, waiting: [Int: @Sendable () -> Void])>((0, [:]))
+    /// Whether any callback waits: an append checks this alone when none does.
+    private let hasListeners = Atomic<Bool>(false)
 
     /// Creates an empty log.
     public init() {}
@@ -109,7 +113,50 @@ public final class ReplicationLog: Sendable {
                 s.head = 0
             }
         }
-        appended.wrappingAdd(1, ordering: .releasing)
+        appended.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if hasListeners.load(ordering: .sequentiallyConsistent) { wakeListeners() }
+    }
+
+    /// Calls `callback` once, as soon as ``appended`` differs from `mark`: at once (on this
+    /// thread) when it already does, else on the thread of the next append. Returns a token
+    /// for ``cancelNotify(_:)``, or nil when the callback already ran. The callback must be
+    /// quick (hand work to another thread or event loop): appends run on the commit path.
+    public func notify(after mark: UInt64, _ callback: @escaping @Sendable () -> Void) -> Int? {
+        // Dekker-style: the waiter is published (and the flag set) before `appended` is
+        // checked, and an append bumps `appended` before it checks the flag, both
+        // sequentially consistent, so at least one side sees the other.
+        let token = listeners.withLock { l -> Int? in
+            let t = l.next
+            l.next += 1
+            l.waiting[t] = callback
+            hasListeners.store(true, ordering: .sequentiallyConsistent)
+            if appended.load(ordering: .sequentiallyConsistent) != mark {
+                l.waiting[t] = nil
+                if l.waiting.isEmpty { hasListeners.store(false, ordering: .sequentiallyConsistent) }
+                return nil
+            }
+            return t
+        }
+        if token == nil { callback() }
+        return token
+    }
+
+    /// Forgets a callback registered with ``notify(after:_:)`` that has not run yet.
+    public func cancelNotify(_ token: Int) {
+        listeners.withLock { l in
+            l.waiting[token] = nil
+            if l.waiting.isEmpty { hasListeners.store(false, ordering: .sequentiallyConsistent) }
+        }
+    }
+
+    private func wakeListeners() {
+        let callbacks = listeners.withLock { l -> [@Sendable () -> Void] in
+            let c = Array(l.waiting.values)
+            l.waiting.removeAll()
+            hasListeners.store(false, ordering: .sequentiallyConsistent)
+            return c
+        }
+        for c in callbacks { c() }
     }
 
     /// The groups of shard `id` starting at sequence `from` (the follower has applied

@@ -267,6 +267,27 @@ extension ShardedStore {
         try reloadReplicatedMetadata()
     }
 
+    /// Forgets, durably, where this store stood in every leader's history: the next time it
+    /// follows a leader, every shard takes a full sync. Called at promotion: from then on the
+    /// store takes writes of its own, so its data is no longer a prefix of any leader's
+    /// history, and a partial sync after a later re-attach would keep those writes forever.
+    public func forgetReplicationPositions() throws {
+        let routing = try currentRouting()
+        for shard in routing.shards {
+            let it = try shard.db.makeIteratorTyped()
+            try it.seek(Self.appliedPrefix)
+            var batch = WriteBatch()
+            while it.isValid && it.keyView.starts(with: Self.appliedPrefix) {
+                batch.delete(Array(it.keyView))
+                try it.nextTyped()
+            }
+            if !batch.isEmpty {
+                let slot = anySlot(of: shard.id, routing)
+                try apply(batch, slots: Array(repeating: slot, count: batch.count), durability: .always)
+            }
+        }
+    }
+
     /// Re-reads shard-local metadata that arrived through replication (index definitions).
     func reloadReplicatedMetadata() throws(KVError) {
         try loadIndexes(lenient: followingLeader.load(ordering: .relaxed))

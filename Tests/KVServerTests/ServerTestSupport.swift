@@ -185,6 +185,25 @@ final class SocketClient {
         return (out, false)
     }
 
+    /// The next reply as soon as it has arrived (for latency measurements: ``reply(timeout:)``
+    /// reads in 50 ms slices), or nil when none came within `timeout` or the connection closed.
+    func promptReply(timeout: Double = 10) throws -> RESPValue? {
+        let deadline = monotonicSeconds() + timeout
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let v = try decoder.decode(buffer: &buffer) { return v }
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { return nil }
+            guard wait(Int16(POLLIN), timeout: min(left, 0.2)) != nil else { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                buffer.writeBytes(chunk[0..<n])
+            } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                return try decoder.decode(buffer: &buffer)
+            }
+        }
+    }
+
     /// The next reply, or nil when none came within `timeout` or the connection closed.
     func reply(timeout: Double = 10) throws -> RESPValue? {
         let deadline = monotonicSeconds() + timeout

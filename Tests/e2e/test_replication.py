@@ -235,6 +235,42 @@ class ReplicationTest(harness.E2ETestCase):
         converge(self, f1, [f2], "after the promotion")
         self.assertEqual(f2.client().get("after-promotion"), b"yes")
 
+    def test_reattached_promoted_follower_discards_its_own_writes(self):
+        """B follows A, is promoted and written to, then is pointed back at A: B's own
+        history diverged, so it must take a full sync and end with exactly A's data (its own
+        key gone) within 10 s; a plain follower restart keeps the partial resync."""
+        rng = harness.rng("divergent-history")
+        a = self.start_server()
+        b = self.follower(a, fsync="always")
+        ac = a.client()
+        mixed_writes(ac, rng, 2000)
+        converge(self, a, [b], "before the promotion")
+        bc = b.client()
+        self.assertEqual(bc.execute_command("REPLICAOF", "NO", "ONE"), b"OK")
+        self.assertEqual(bc.set("promoted:key", "mine"), True)
+        bc.set("k:1", "overwritten on the promoted follower")
+        bc.delete("k:2")
+        full_before = info(bc, "stats")["sync_full"]
+        self.assertEqual(bc.execute_command("REPLICAOF", "127.0.0.1", str(a.port)), b"OK")
+        mixed_writes(ac, rng, 1000)
+        ac.set("after:reattach", "yes")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if bc.get("promoted:key") is None and bc.get("after:reattach") == b"yes" and dump(ac) == dump(bc):
+                break
+            time.sleep(0.2)
+        self.assertIsNone(bc.get("promoted:key"), "the re-attached follower kept a write of its own")
+        same_data(self, ac, bc, "after re-attaching the promoted follower")
+        self.assertGreater(info(bc, "stats")["sync_full"], full_before, "the re-attach took a full sync")
+        # The common case is unchanged: same history, just behind -> partial resync.
+        b.kill9()
+        mixed_writes(ac, rng, 500)
+        b.start()
+        converge(self, a, [b], "after a restart of the re-attached follower")
+        stats = info(b.client(), "stats")
+        self.assertEqual(stats["sync_full"], 0, "a restart on the same history needs no full sync: %r" % stats)
+        self.assertGreaterEqual(stats["sync_partial_ok"], 1)
+
     def test_follower_with_another_shard_count(self):
         """A 2-shard leader and a 5-shard follower: rows, TTLs and index results converge
         (index definitions reach every follower shard), through a follower restart, an index

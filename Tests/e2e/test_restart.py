@@ -8,6 +8,9 @@ Against redis-server (--target redis) the same tests run with the append-only
 file and appendfsync always, which gives the same promise.
 """
 
+import os
+import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -167,6 +170,50 @@ class Restart(harness.E2ETestCase):
         self.verify(server, model, "after a second SIGKILL")
         code, clean = server.stop()
         self.assertTrue(clean and code == 0, "SIGTERM after recovery: code %s" % code)
+
+    def test_every_way_of_stopping_exits_zero(self):
+        """SHUTDOWN, SIGTERM and SIGINT all keep the data and exit with status 0 (a service
+        manager reads anything else as a failure); a start that fails exits non-zero and
+        says why on stderr."""
+        server = persistent_server(self)
+        for way in ("SHUTDOWN", "SIGTERM", "SIGINT"):
+            key = "stop:%s" % way
+            with server.raw() as c:
+                self.assertReply(c.call("SET", key, way), resp.ok())
+            proc = server.proc
+            if way == "SHUTDOWN":
+                with server.raw() as c:
+                    c.send("SHUTDOWN")
+            else:
+                os.kill(proc.pid, signal.SIGTERM if way == "SIGTERM" else signal.SIGINT)
+            try:
+                code = proc.wait(harness.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.fail("no exit within %.0f s of %s" % (harness.STOP_TIMEOUT, way))
+            self.assertEqual(code, 0, "exit status after %s\n%s" % (way, server.log_tail(10)))
+            server.start()
+            with server.raw() as c:
+                self.assertReply(c.call("GET", key), resp.bulk(way.encode()), "after %s and restart" % way)
+        # A start that cannot succeed: the data directory is a file.
+        blocker = os.path.join(harness.workdir(), "not-a-directory-%d" % os.getpid())
+        with open(blocker, "w") as f:
+            f.write("x")
+        port = harness.free_port()
+        if harness.target() == "kvserver":
+            argv = [harness.kvserver_path(), "--dir", blocker, "--port", str(port), "--metrics-port", "0"]
+        else:
+            argv = [harness.redis_server_path(), "--dir", blocker, "--port", str(port), "--bind", "127.0.0.1"]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
+            self.fail("a start over a file as data directory did not fail within 30 s")
+        self.assertNotEqual(proc.returncode, 0, "a failed start exits non-zero")
+        said = (err + out).decode(errors="replace")
+        self.assertIn(os.path.basename(blocker), said, "the reason names the directory: %r" % said[-500:])
 
     def test_sigkill_during_writes(self):
         server = persistent_server(self)

@@ -187,7 +187,9 @@ struct KVServerCommand: AsyncParsableCommand {
         let server = try KVServer(config: cfg, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                // SHUTDOWN ends the server's run(): that is a clean stop of the whole group
+                // (exit status 0), as SIGTERM and SIGINT are.
+                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -43,7 +43,7 @@ let package = Package(
             ]
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem"]),
+        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
@@ -110,6 +110,7 @@ if Context.environment["SHALE_FUZZ"] == "1" {
         .executable(name: "fuzz-resp", targets: ["FuzzRESP"]),
         .executable(name: "fuzz-table", targets: ["FuzzTable"]),
         .executable(name: "fuzz-wal", targets: ["FuzzWAL"]),
+        .executable(name: "fuzz-commands", targets: ["FuzzCommands"]),
     ]
     package.targets += [
         .target(name: "FuzzSupport", path: "Tests/fuzz/FuzzSupport"),
@@ -120,5 +121,10 @@ if Context.environment["SHALE_FUZZ"] == "1" {
         ),
         .executableTarget(name: "FuzzTable", dependencies: ["FuzzSupport", "KVTable", "KVCache", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzTable"),
         .executableTarget(name: "FuzzWAL", dependencies: ["FuzzSupport", "KVLog", "KVEngine", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzWAL"),
+        .executableTarget(
+            name: "FuzzCommands",
+            dependencies: ["FuzzSupport", "KVServer", "KVProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/fuzz/FuzzCommands"
+        ),
     ]
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets of Tests/fuzz:
-#   fuzz-resp    RESP request and reply decoders (split-invariance checked on every input)
-#   fuzz-table   SSTable reader: open, iterate both ways, seek, get, verify, cache warming
-#   fuzz-wal     record log reader in all three recovery modes, and the write-batch decoder
+#   fuzz-resp      RESP request and reply decoders (split-invariance checked on every input)
+#   fuzz-table     SSTable reader: open, iterate both ways, seek, get, verify, cache warming
+#   fuzz-wal       record log reader in all three recovery modes, and the write-batch decoder
+#   fuzz-commands  command sequences through the server's command layer (CommandHarness: an
+#                  in-memory store, no network): no trap, each input under 2 s, PING answers after
 #
-# Usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal] [SECONDS]   (default: all, 60 s each)
+# Usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal|fuzz-commands] [SECONDS]   (default: all, 60 s each)
 #        Tools/fuzz.sh build            build only
 #        Tools/fuzz.sh seeds            rewrite the generated seeds in Tests/fuzz/corpus
 #        Tools/fuzz.sh replay [TARGET]  run every committed seed and saved crash once, no fuzzing
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 # Crashes are reported by libFuzzer and the address sanitizer, not the Swift runtime's backtracer.
 export SWIFT_BACKTRACE=enable=no
 
-targets=(fuzz-resp fuzz-table fuzz-wal)
+targets=(fuzz-resp fuzz-table fuzz-wal fuzz-commands)
 what="${1:-all}"
 seconds="${2:-60}"
 scratch=.build-fuzz
@@ -85,8 +87,8 @@ case "$what" in
       fi
     done
     exit $status ;;
-  fuzz-resp|fuzz-table|fuzz-wal) selected=("$what") ;;
-  *) echo "usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal|build|seeds|replay] [SECONDS]" >&2; exit 2 ;;
+  fuzz-resp|fuzz-table|fuzz-wal|fuzz-commands) selected=("$what") ;;
+  *) echo "usage: Tools/fuzz.sh [all|fuzz-resp|fuzz-table|fuzz-wal|fuzz-commands|build|seeds|replay] [SECONDS]" >&2; exit 2 ;;
 esac
 case "$seconds" in ''|*[!0-9]*) echo "fuzz: SECONDS must be a whole number" >&2; exit 2 ;; esac
 

@@ -91,6 +91,53 @@ extension RESPValue {
 
 /// The command table and the dispatcher.
 enum Commands {
+    /// Commands that may run long (a scan of the keyspace, a flush of every memtable, a
+    /// snapshot page, a reshard, stopping a replication link): they run on the worker pool so
+    /// the event loop keeps serving its other connections. Every other command runs to
+    /// completion on its connection's event loop.
+    static let offLoopCommands: Set<String> = [
+        "keys", "dbsize", "flushall", "flushdb", "save", "bgsave", "shards", "idx.create", "idx.drop",
+        "info", "randomkey", "shale.replsnap", "replicaof", "slaveof", "command",
+    ]
+    /// SCAN and IDX.QUERY run on the event loop while they are small.
+    static let largeCount = 1000
+
+    /// Whether a request runs off the event loop: a command of ``offLoopCommands``, a SCAN
+    /// with a COUNT above ``largeCount``, an IDX.QUERY without a LIMIT count at most that, or
+    /// — when writes wait for an fsync (`fsync always`) — any write, so that writers of many
+    /// connections wait in one group commit instead of holding the event loops.
+    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool) -> Bool {
+        guard let first = arguments.first else { return false }
+        let name = RedisText.lower(first)
+        if offLoopCommands.contains(name) { return true }
+        switch name {
+        case "scan":
+            return largeCountArgument(arguments, after: "count", from: 2)
+        case "idx.query":
+            var i = 3
+            while i + 2 < arguments.count {
+                if RedisText.eq(arguments[i], "limit") {
+                    guard let n = RedisText.parseInt(arguments[i + 2]) else { return false }
+                    return n > Int64(largeCount) || n < 0
+                }
+                i += 1
+            }
+            return true
+        default:
+            return syncedWrites && (table[name]?.isWrite ?? false)
+        }
+    }
+
+    /// Whether `word <n>` appears from index `from` on with n above ``largeCount``.
+    static func largeCountArgument(_ arguments: [[UInt8]], after word: StaticString, from: Int) -> Bool {
+        var i = from
+        while i + 1 < arguments.count {
+            if RedisText.eq(arguments[i], word), let n = RedisText.parseInt(arguments[i + 1]), n > Int64(largeCount) { return true }
+            i += 1
+        }
+        return false
+    }
+
     static let table: [String: CommandSpec] = {
         var t: [String: CommandSpec] = [:]
         for spec in stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands {
@@ -156,6 +203,16 @@ enum Commands {
             let text = "ERR " + String(describing: error)
             failure = text
             reply = .simpleError(CommandError(text).message)
+        }
+        if failure == nil, case .later(let future) = call.action {
+            // A parked request counts its whole time, waiting included (the slow log shows a
+            // WAIT that waited), once its reply is there.
+            future.whenComplete { _ in
+                let nanos = monotonicNanos() - started
+                server.counters.record(command: name, nanos: nanos, error: nil)
+                server.logSlow(arguments, micros: nanos / 1000, session: session)
+            }
+            return (nil, call.action)
         }
         let nanos = monotonicNanos() - started
         server.counters.record(command: name, nanos: nanos, error: failure)

@@ -134,8 +134,8 @@ extension ServerSetting {
                       summary: "Percentiles INFO latencystats reports, space-separated.", runtime: true, secret: false,
                       parse: { text, c throws(SettingError) in c.latencyPercentiles = try parsePercentiles(text) },
                       render: { $0.latencyPercentiles.map(formatPercentile).joined(separator: " ") }),
-        int("worker-threads", "Threads that execute commands.", 1...1024, \.workerThreads, { $0.workerThreads = $1 }),
-        int("io-threads", "Network threads (accept, read, decode, write).", 1...128, \.ioThreads, { $0.ioThreads = $1 }),
+        int("worker-threads", "Threads for commands that may run long (KEYS, FLUSHALL, snapshot pages) and, with fsync always, writes waiting in group commit.", 1...1024, \.workerThreads, { $0.workerThreads = $1 }),
+        int("io-threads", "Event loops: network I/O and every point command, run to completion (default: the number of cores).", 1...128, \.ioThreads, { $0.ioThreads = $1 }),
     ]
 
     // MARK: kinds of setting

@@ -50,11 +50,17 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var session: ClientSession?
     private var decoder: RESPRequestDecoder
     private var limitsGeneration: Int
+    /// `client-output-buffer-limit` and `client-query-buffer-limit` as of `limitsGeneration`
+    /// (refreshed on the next read after a CONFIG SET), so requests take no server-wide lock.
+    private var outputLimit: OutputBufferLimit
+    private var queryLimit: Int
     private var inbound: ByteBuffer?
     private var queue = CircularBuffer<Item>()
     /// Argument bytes of the queued requests.
     private var queuedBytes = 0
     private var running = false
+    /// `schedule` is on the stack.
+    private var scheduling = false
     private var closing = false
     private var readPaused = false
     private var failed = false
@@ -68,7 +74,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.server = server
         self.pool = pool
         self.limitsGeneration = server.limitsGeneration.load(ordering: .relaxed)
-        self.decoder = RESPRequestDecoder(limits: server.live.withLock { $0.limits })
+        let live = server.live.withLock { $0 }
+        self.decoder = RESPRequestDecoder(limits: live.limits)
+        self.outputLimit = live.outputBufferLimit
+        self.queryLimit = live.queryBufferLimit
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -120,11 +129,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         server.counters.netInputBytes.wrappingAdd(Int64(buffer.readableBytes), ordering: .relaxed)
         guard !closing, !failed, let session else { return }
         session.info.withLock { $0.lastInteraction = monotonicMillis() }
-        let generation = server.limitsGeneration.load(ordering: .relaxed)
-        if generation != limitsGeneration {
-            limitsGeneration = generation
-            decoder.limits = server.live.withLock { $0.limits }
-        }
+        refreshLimits()
         if inbound == nil {
             inbound = buffer
         } else {
@@ -133,7 +138,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         decodeQueued()
         // Redis's client-query-buffer-limit: the unfinished request a client is sending.
         let unfinished = (inbound?.readableBytes ?? 0) + decoder.heldArgumentBytes
-        let queryLimit = server.live.withLock { $0.queryBufferLimit }
         if unfinished > queryLimit {
             closing = true
             queue.removeAll()
@@ -150,6 +154,17 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         }
         schedule(context: context)
+    }
+
+    /// Picks up limits changed by CONFIG SET (one relaxed atomic load when none changed).
+    private func refreshLimits() {
+        let generation = server.limitsGeneration.load(ordering: .relaxed)
+        guard generation != limitsGeneration else { return }
+        limitsGeneration = generation
+        let live = server.live.withLock { $0 }
+        decoder.limits = live.limits
+        outputLimit = live.outputBufferLimit
+        queryLimit = live.queryBufferLimit
     }
 
     /// Resumes reading once the queue has drained to a quarter of its limits.
@@ -186,18 +201,85 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Runs the queued requests in order: on the event loop, to completion, while they are
+    /// point commands (their replies gathered into one buffer, written once at the end), and
+    /// hands a request that may run long (``Commands/runsOffLoop(_:syncedWrites:)``) to the
+    /// worker pool, together with the requests queued behind it that also run off the loop;
+    /// nothing else of this connection runs until it is back.
     private func schedule(context: ChannelHandlerContext) {
+        // Not re-entered: a reply write that completes at once calls back into `written`.
+        guard !scheduling else { return }
+        scheduling = true
+        defer { scheduling = false }
+        runQueue(context: context)
+    }
+
+    private func runQueue(context: ChannelHandlerContext) {
         guard !running, !closing, !queue.isEmpty, let session else { return }
-        let limit = server.live.withLock { $0.outputBufferLimit }
+        refreshLimits()
+        let limit = outputLimit
         // Backpressure: replies the client has not taken hold up its next requests.
         guard pendingOutput < limit.pauseBytes else { return }
+        let outputCap = min(Self.batchOutputLimit, max(1, limit.pauseBytes / 2))
+        let synced = server.syncedWrites
+        var out = context.channel.allocator.buffer(capacity: 256)
+        var encoderVersion = session.protocolVersion
+        var ran = 0
+        while let item = queue.first {
+            if ran > 0 && out.readableBytes >= outputCap { break }
+            switch item {
+            case .protocolError(let message):
+                _ = queue.popFirst()
+                RESPEncoder().writeError(message, into: &out)
+                finish(context: context, output: out, action: .close, unrun: [])
+                return
+            case .request(let args):
+                if Commands.runsOffLoop(args, syncedWrites: synced) {
+                    if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
+                    submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
+                    return
+                }
+                _ = queue.popFirst()
+                queuedBytes -= Self.size(of: item)
+                ran += 1
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop)
+                if let reply {
+                    if session.protocolVersion != encoderVersion { encoderVersion = session.protocolVersion }
+                    RESPEncoder(version: encoderVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
+                }
+                if case .none = next { continue }
+                finish(context: context, output: out, action: next, unrun: [])
+                return
+            }
+        }
+        if ran > 0 {
+            decoder.authenticationRequired = !session.authenticated
+            if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
+        }
+        resumeReadingIfDrained(context: context)
+        // More queued work held back by the output cap: continue once the loop is free.
+        if !queue.isEmpty && pendingOutput < limit.pauseBytes {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.execute { handler.value.schedule(context: ctx.value) }
+        }
+    }
+
+    /// Runs the front of the queue on the worker pool: the request that must run off the loop
+    /// and the off-loop requests right behind it (at most ``batchLimit``); their replies come
+    /// back to the event loop and are written with one flush.
+    private func submitToPool(context: ChannelHandlerContext, session: ClientSession, outputCap: Int, synced: Bool) {
         running = true
         session.info.withLock { $0.executing = true }
         var batch: [Item] = []
-        batch.reserveCapacity(min(queue.count, Self.batchLimit))
-        while batch.count < Self.batchLimit, let item = queue.popFirst() {
-            queuedBytes -= Self.size(of: item)
-            batch.append(item)
+        while batch.count < Self.batchLimit, let item = queue.first {
+            if case .request(let args) = item, batch.isEmpty || Commands.runsOffLoop(args, syncedWrites: synced) {
+                _ = queue.popFirst()
+                queuedBytes -= Self.size(of: item)
+                batch.append(item)
+            } else {
+                break
+            }
         }
         let server = self.server
         let loop = context.eventLoop
@@ -205,7 +287,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         let ctx = NIOLoopBound(context, eventLoop: loop)
         let allocator = context.channel.allocator
         let items = batch
-        let outputLimit = min(Self.batchOutputLimit, max(1, limit.pauseBytes / 2))
         pool.submit { state in
             guard state == .active else {
                 loop.execute { handler.value.finish(context: ctx.value, output: nil, action: .close, unrun: []) }
@@ -216,19 +297,14 @@ final class ConnectionHandler: ChannelInboundHandler {
             var done = 0
             for item in items {
                 done += 1
-                switch item {
-                case .request(let args):
-                    let (reply, next) = Commands.execute(args, server: server, session: session, loop: loop)
-                    if let reply {
-                        RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
-                    }
-                    action = next
-                case .protocolError(let message):
-                    RESPEncoder().writeError(message, into: &out)
-                    action = .close
+                guard case .request(let args) = item else { continue }
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: loop)
+                if let reply {
+                    RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
                 }
+                action = next
                 if case .none = action {
-                    if out.readableBytes >= outputLimit { break }
+                    if out.readableBytes >= outputCap { break }
                     continue
                 }
                 // Close, shut down, or a reply that comes later: the batch ends here.
@@ -242,7 +318,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func finish(context: ChannelHandlerContext, output: ByteBuffer?, action: ConnectionAction, unrun: [Item]) {
-        running = false
+        // A parked reply keeps the connection's later requests waiting; set before anything
+        // is written, since a write that completes at once re-enters `schedule`.
+        if case .later = action { running = true } else { running = false }
         if let session {
             decoder.authenticationRequired = !session.authenticated
             session.info.withLock { i in
@@ -269,6 +347,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         if wasClosing {
+            running = false
             // The client went away while the batch ran: a parked reply has no reader.
             if deferred != nil, let session { server.replication.cancelWaits(session: session.id) }
             return
@@ -282,7 +361,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         if let deferred {
             // Nothing else of this connection runs until the parked reply is sent.
-            running = true
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             deferred.hop(to: context.eventLoop).whenComplete { result in
@@ -314,7 +392,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// closes after them when `thenClose`. Returns false when the connection is closing.
     private func send(_ output: ByteBuffer, context: ChannelHandlerContext, thenClose: Bool) -> Bool {
         let size = output.readableBytes
-        let limit = server.live.withLock { $0.outputBufferLimit }
+        let limit = outputLimit
         if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
             closeForOutputLimit(context: context, reason: "hard")
             return false
@@ -323,10 +401,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         addPendingOutput(size, context: context)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        // Set before the write: a write that completes at once runs `written` right here.
+        if thenClose { closing = true }
         let flushed = context.writeAndFlush(wrapOutboundOut(output))
         flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
         if thenClose {
-            closing = true
             flushed.whenComplete { _ in ctx.value.close(promise: nil) }
             return false
         }
@@ -344,7 +423,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 i.lastInteraction = now
             }
         }
-        let limit = server.live.withLock { $0.outputBufferLimit }
+        let limit = outputLimit
         if softLimitSince != nil && (limit.softBytes == 0 || pendingOutput < limit.softBytes) {
             softLimitSince = nil
             softLimitCheck?.cancel()
@@ -360,7 +439,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         pendingOutput += size
         let waiting = pendingOutput
         session?.info.withLock { $0.outputBytes = waiting }
-        let limit = server.live.withLock { $0.outputBufferLimit }
+        let limit = outputLimit
         guard limit.softBytes > 0, pendingOutput >= limit.softBytes, softLimitSince == nil else { return }
         softLimitSince = monotonicMillis()
         scheduleSoftLimitCheck(after: Int64(limit.softSeconds) * 1000, context: context)
@@ -380,7 +459,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func checkSoftLimit(context: ChannelHandlerContext) {
         softLimitCheck = nil
         guard let since = softLimitSince, !closing else { return }
-        let limit = server.live.withLock { $0.outputBufferLimit }
+        let limit = outputLimit
         guard limit.softBytes > 0, pendingOutput >= limit.softBytes else {
             softLimitSince = nil
             return

@@ -175,6 +175,7 @@ extension Commands {
     static let replicationCommands: [CommandSpec] = [
         // SHALE.REPLLAYOUT → [replid, generation, shard count, owners (2 bytes LE per slot)]
         CommandSpec("shale.repllayout", 1, ["admin"]) { c in
+            c.store.activateReplicationLog()
             let layout = c.store.replicationLayout
             var owners: [UInt8] = []
             owners.reserveCapacity(layout.owners.count * 2)
@@ -246,6 +247,7 @@ extension Commands {
     }
 
     static func pull(_ c: inout CommandCall) throws -> RESPValue {
+        c.store.activateReplicationLog()
         try checkHistory(c, replid: c.args[1], generation: c.args[4])
         let id = String(decoding: c.args[2], as: UTF8.self)
         let port = try RedisText.int(c.args[3])

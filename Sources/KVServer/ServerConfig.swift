@@ -1,6 +1,7 @@
 import KVEngine
 import KVProtocol
 import Logging
+import NIOCore
 import Synchronization
 
 /// Everything `kvserver` is configured with. Defaults are SPEC §4's; every field is also a
@@ -39,10 +40,13 @@ public struct ServerConfig: Sendable {
     public var slowlogThresholdMicros: Int64 = 10_000
     /// Slow log length.
     public var slowlogMaxLength = 128
-    /// Threads executing commands (engine work never runs on the network threads).
+    /// Worker threads for the commands that may run long (KEYS, FLUSHALL, snapshot pages, ...)
+    /// and, with `fsync always`, for writes waiting in group commit; idle otherwise.
     public var workerThreads = 8
-    /// Network threads.
-    public var ioThreads = 2
+    /// Event loops: network I/O, and every point command run to completion. Defaults to the
+    /// number of cores, so the threads that are runnable in the common case are no more than
+    /// the cores.
+    public var ioThreads = System.coreCount
     /// Protected mode: with no password set, only clients connecting from 127.0.0.1 or
     /// ::1 are served; others get `-DENIED ...` and are closed (Redis's rule).
     public var protectedMode = true

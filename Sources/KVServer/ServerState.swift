@@ -191,7 +191,13 @@ public final class ServerState: Sendable {
     /// The configuration as it is now: `CONFIG SET` changes the settings that may change
     /// at run time (``ServerSetting/runtime``) here; everything else keeps its start value.
     let live: Mutex<ServerConfig>
-    /// Bumped by every change of the protocol limits, so connections pick them up.
+    /// Whether writes wait for an fsync (`fsync always`): they then run on the worker pool,
+    /// where many wait in one group commit.
+    let syncedWrites: Bool
+    /// `slowlog-log-slower-than`, read by every command without a lock.
+    let slowlogThreshold: Atomic<Int64>
+    /// Bumped by every change of the protocol, query-buffer or output-buffer limits, so
+    /// connections pick them up.
     let limitsGeneration = Atomic<Int>(0)
     /// The log level, shared with the log handler when the server was given one.
     let logLevelControl: LogLevelControl
@@ -215,6 +221,8 @@ public final class ServerState: Sendable {
         for i in 0..<20 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
         runID = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         live = Mutex(config)
+        syncedWrites = config.fsync == .always
+        slowlogThreshold = Atomic(config.slowlogThresholdMicros)
         logLevelControl = config.logLevelControl ?? LogLevelControl(config.logLevel)
         counters.latencyTracking.store(config.latencyTracking, ordering: .relaxed)
     }
@@ -230,7 +238,11 @@ public final class ServerState: Sendable {
         }
         logLevelControl.level = changed.logLevel
         counters.latencyTracking.store(changed.latencyTracking, ordering: .relaxed)
-        if old.limits != changed.limits { limitsGeneration.wrappingAdd(1, ordering: .relaxed) }
+        if old.limits != changed.limits || old.outputBufferLimit != changed.outputBufferLimit
+            || old.queryBufferLimit != changed.queryBufferLimit {
+            limitsGeneration.wrappingAdd(1, ordering: .relaxed)
+        }
+        slowlogThreshold.store(changed.slowlogThresholdMicros, ordering: .relaxed)
         if changed.slowlogMaxLength < old.slowlogMaxLength {
             slowlog.withLock { s in
                 if s.entries.count > changed.slowlogMaxLength { s.entries.removeLast(s.entries.count - changed.slowlogMaxLength) }
@@ -307,8 +319,9 @@ public final class ServerState: Sendable {
     }
 
     func logSlow(_ args: [[UInt8]], micros: Int64, session: ClientSession) {
-        let (threshold, maxLen) = live.withLock { ($0.slowlogThresholdMicros, $0.slowlogMaxLength) }
+        let threshold = slowlogThreshold.load(ordering: .relaxed)
         guard threshold >= 0, micros >= threshold else { return }
+        let maxLen = live.withLock { $0.slowlogMaxLength }
         // Redis keeps at most 32 arguments and 128 bytes of each.
         var kept = args.prefix(32).map { a -> [UInt8] in
             a.count > 128 ? Array(a.prefix(128)) + Array("... (\(a.count - 128) more bytes)".utf8) : a

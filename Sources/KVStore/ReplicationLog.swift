@@ -46,6 +46,10 @@ public final class ReplicationLog: Sendable {
     }
 
     private let logs = Mutex<[Int: ShardLog]>([:])
+    /// Whether groups are kept: from the first follower request on (``activate(lastSequences:)``).
+    /// Until then an append costs one atomic load and holds no memory, as a Redis master
+    /// without replicas keeps no backlog.
+    private let active = Atomic<Bool>(false)
     private let capacity = Atomic<Int>(256 << 20)
     /// Bumped whenever groups are appended.
     public let appended = Atomic<UInt64>(0)
@@ -72,6 +76,31 @@ public final class ReplicationLog: Sendable {
         { [self] batch in append(shard: id, batch: batch) }
     }
 
+    /// Whether groups are being kept (a follower has asked for them).
+    public var isActive: Bool { active.load(ordering: .relaxed) }
+
+    /// Starts keeping groups, once: `lastSequences` are the shards' committed sequences, read
+    /// after this call set the flag (``ShardedStore/activateReplicationLog()``). A shard's
+    /// backlog then starts after that sequence, so an older position gets `.tooOld` (a full
+    /// sync), never a silent gap; groups appended since the flag was set are kept.
+    public func activate(lastSequences: () -> [(shard: Int, sequence: UInt64)]) {
+        if active.exchange(true, ordering: .sequentiallyConsistent) { return }
+        let sequences = lastSequences()
+        logs.withLock { l in
+            for (id, seq) in sequences {
+                let s = l[id] ?? ShardLog()
+                l[id] = s
+                if s.groups.count > s.head { continue }
+                s.groups.removeAll()
+                s.head = 0
+                s.bytes = 0
+                s.last = seq
+                s.oldest = seq &+ 1
+                s.started = true
+            }
+        }
+    }
+
     /// Records the starting point of shard `id` (its engine's last sequence at open).
     func start(shard id: Int, at sequence: UInt64) {
         logs.withLock { l in
@@ -85,6 +114,7 @@ public final class ReplicationLog: Sendable {
     }
 
     func append(shard id: Int, batch: [UInt8]) {
+        guard active.load(ordering: .sequentiallyConsistent) else { return }
         guard batch.count >= WriteBatch.headerSize else { return }
         let first = batch.withUnsafeBytes { $0.fixed64(at: 0) }
         let count = UInt64(batch.withUnsafeBytes { $0.fixed32(at: 8) })
@@ -96,6 +126,13 @@ public final class ReplicationLog: Sendable {
             if !known { l[id] = s }
             if !s.started {
                 s.started = true
+                s.oldest = first
+            } else if first != s.last &+ 1 {
+                // Groups were committed while none were kept (before activation): what is
+                // held must stay contiguous, so the ring starts over at this group.
+                s.groups.removeAll()
+                s.head = 0
+                s.bytes = 0
                 s.oldest = first
             }
             s.groups.append(group)

@@ -1,3 +1,5 @@
+import Atomics
+import KVBase
 import KVEngine
 import Synchronization
 
@@ -39,5 +41,58 @@ final class Routing: Sendable {
     @inline(__always)
     func shard(forSlot slot: Int) -> Shard {
         shards[Int(owners[slot])]
+    }
+}
+
+/// What the per-operation paths read without the store mutex: the routing in force, whether
+/// the store is closed, and a running reshard's gate. Immutable; a new one is published (under
+/// the store mutex, sequentially consistent) whenever any of these change.
+final class RouteView: AtomicReference, Sendable {
+    let routing: Routing
+    let closed: Bool
+    /// The slots a reshard's copy phase moves; nil when none runs.
+    let moving: [Bool]?
+    /// Writes to moving slots wait while the switch holds the gate.
+    let gateClosed: Bool
+    /// The switch failed after its rename: writes to moving slots fail until reopen.
+    let failure: KVError?
+
+    init(routing: Routing, closed: Bool, moving: [Bool]?, gateClosed: Bool, failure: KVError?) {
+        self.routing = routing
+        self.closed = closed
+        self.moving = moving
+        self.gateClosed = gateClosed
+        self.failure = failure
+    }
+}
+
+/// Writes in flight per slot, as atomic counters: a write increments its slots' counters
+/// before it reads the ``RouteView`` and decrements them when it has ended, so a reshard that
+/// has published a closed gate and then sees a moving slot's counter at 0 knows no write to it
+/// is running or can start (both sides are sequentially consistent: Dekker's pattern).
+/// `@unchecked Sendable`: the counters are only touched through atomic operations.
+final class SlotCounters: @unchecked Sendable {
+    private let storage: UnsafeMutablePointer<UnsafeAtomic<Int>.Storage>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: UnsafeAtomic<Int>.Storage(0), count: count)
+    }
+
+    deinit {
+        storage.deinitialize(count: count)
+        storage.deallocate()
+    }
+
+    @inline(__always)
+    func add(_ slot: Int, _ delta: Int) {
+        UnsafeAtomic<Int>(at: storage + slot).wrappingIncrement(by: delta, ordering: .sequentiallyConsistent)
+    }
+
+    @inline(__always)
+    func load(_ slot: Int) -> Int {
+        UnsafeAtomic<Int>(at: storage + slot).load(ordering: .sequentiallyConsistent)
     }
 }

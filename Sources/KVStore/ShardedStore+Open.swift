@@ -202,6 +202,7 @@ extension ShardedStore {
         let shards: [Shard]? = state.withLock { s in
             if s.closed { return nil }
             s.closed = true
+            publishView(s)
             return s.shards.compactMap { $0 }
         }
         guard let shards else { return }
@@ -229,6 +230,7 @@ extension ShardedStore {
         let shards = state.withLock { s in
             s.halted = true
             s.closed = true
+            publishView(s)
             return s.shards.compactMap { $0 }
         }
         for shard in shards { shard.db.haltForCrashTest() }

@@ -66,6 +66,15 @@ extension ShardedStore {
         }
     }
 
+    /// Makes the replication log keep committed groups from now on (a follower has asked for
+    /// them); until then it keeps nothing. Idempotent.
+    public func activateReplicationLog() {
+        replicationLog.activate {
+            let shards = state.withLock { $0.shards.compactMap { $0 } }
+            return shards.map { (shard: $0.id, sequence: $0.db.lastSequence) }
+        }
+    }
+
     /// The last committed sequence number of every shard owning slots, by shard id.
     public var shardSequences: [UInt64] {
         state.withLock { $0.routing.shards.map(\.db) }.map(\.lastSequence)

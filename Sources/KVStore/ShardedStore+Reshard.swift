@@ -182,7 +182,10 @@ extension ShardedStore {
             }
             // From here on, completing writes to moving slots record their keys. The copy's
             // snapshots are taken afterwards, so every write is in a snapshot or recorded.
-            state.withLock { $0.migration = Migration(moving: moving, oldOwners: oldOwners, newOwners: newOwners) }
+            state.withLock { s in
+                s.migration = Migration(moving: moving, oldOwners: oldOwners, newOwners: newOwners)
+                publishView(s)
+            }
             let shards = state.withLock { $0.shards }
             var batches = 0
             for source in sources.sorted() {
@@ -201,7 +204,10 @@ extension ShardedStore {
                 if dirty.count < Self.smallCatchUp { break }
             }
             gateClosedAt = ContinuousClock.now
-            state.withLock { $0.migration!.gateClosed = true }
+            state.withLock { s in
+                s.migration!.gateClosed = true
+                publishView(s)
+            }
             try waitForWrites(on: movingSlots)
             try checkpoint(.gateClosed)
             let last = takeDirtyKeys()
@@ -232,6 +238,7 @@ extension ShardedStore {
             state.withLock { s in
                 s.migration!.failure = error.error
                 s.reshardError = error.error
+                publishView(s)
             }
             throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(error.error)); reopen the store")
         }
@@ -249,6 +256,7 @@ extension ShardedStore {
             s.keysCaughtUpByLastReshard = caughtUp
             s.gateHeld = ContinuousClock.now - gateClosedAt
             s.reshardError = nil
+            publishView(s)
         }
         if let hook = state.withLock({ $0.hook }), hook(.switched) {
             state.withLock { $0.halted = true }
@@ -293,6 +301,7 @@ extension ShardedStore {
         let run = state.withLock { s -> Bool in
             s.migration = nil
             s.cleanup = plan
+            publishView(s)
             // Closing: the next open rolls back from the descriptor instead.
             if s.closed { return false }
             s.cleanupRunning = true
@@ -314,10 +323,8 @@ extension ShardedStore {
     func waitForWrites(on slots: [Int]) throws(KVError) {
         var wait: UInt32 = 10
         while true {
-            let busy = try state.withLock { (s) throws(KVError) -> Bool in
-                if s.closed { throw .closed }
-                return slots.contains { s.inflight[$0] != 0 }
-            }
+            if view.load(ordering: .sequentiallyConsistent).closed { throw .closed }
+            let busy = slots.contains { inflight.load($0) != 0 }
             if !busy { return }
             pause(microseconds: wait)
             wait = min(wait * 2, 500)

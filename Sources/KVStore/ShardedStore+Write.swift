@@ -57,35 +57,40 @@ extension ShardedStore {
         if let failure { throw failure }
     }
 
-    /// Registers a write on its slots and returns the routing to use. While a switch holds
-    /// the gate on any of the slots, waits (polling; the gate is held for a few milliseconds).
-    /// The routing of a registered slot cannot change until ``endWrite(_:_:)``: the switch
-    /// waits for registered writes on moving slots to end.
+    /// Registers a write on its slots and returns the routing to use: a few atomic
+    /// operations and no lock when no reshard holds the gate. While a switch holds the gate on
+    /// any of the slots, waits (the gate is held for a few milliseconds). The routing of a
+    /// registered slot cannot change until ``endWrite(_:_:)``: the switch publishes the closed
+    /// gate, then waits for the in-flight counters of the moving slots to reach 0 (see
+    /// ``SlotCounters`` for why the two sides cannot miss each other).
     func beginWrite(_ slots: [Int]) throws(KVError) -> Routing {
         var pause: UInt32 = 20
         while true {
-            let routing = try state.withLock { (s) throws(KVError) -> Routing? in
-                if s.closed { throw .closed }
-                if let m = s.migration, m.gateClosed, m.touches(slots) {
-                    if let f = m.failure {
-                        throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
-                    }
-                    return nil
-                }
-                for slot in slots { s.inflight[slot] += 1 }
-                return s.routing
+            for slot in slots { inflight.add(slot, 1) }
+            let v = view.load(ordering: .sequentiallyConsistent)
+            if v.closed {
+                for slot in slots { inflight.add(slot, -1) }
+                throw .closed
             }
-            if let routing { return routing }
+            guard v.gateClosed, let moving = v.moving, slots.contains(where: { moving[$0] }) else { return v.routing }
+            for slot in slots { inflight.add(slot, -1) }
+            if let f = v.failure {
+                throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
+            }
             usleep(pause)
             pause = min(pause * 2, 1000)
         }
     }
 
-    /// Unregisters a write; during a copy phase records the keys it wrote in moving slots
-    /// (whether or not it succeeded), so the reshard copies them again.
+    /// Unregisters a write; during a copy phase first records the keys it wrote in moving
+    /// slots (whether or not it succeeded), so the reshard copies them again. Recording comes
+    /// before the counters drop, so a switch that sees them at 0 finds the keys recorded.
     func endWrite(_ batch: WriteBatch, _ slots: [Int]) {
+        defer { for slot in slots { inflight.add(slot, -1) } }
+        // A copy phase that starts after this load takes its snapshots later still, so this
+        // write (already committed) is in them.
+        guard view.load(ordering: .sequentiallyConsistent).moving != nil else { return }
         state.withLock { s in
-            for slot in slots { s.inflight[slot] -= 1 }
             guard s.migration != nil else { return }
             // Only the bitmap is held apart, so the dirty set stays uniquely referenced and
             // is updated in place.

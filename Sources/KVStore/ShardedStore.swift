@@ -1,3 +1,4 @@
+import Atomics
 import KVBase
 import KVEngine
 import KVFileSystem
@@ -51,6 +52,11 @@ public final class ShardedStore: Sendable {
     var fs: any FileSystem { options.fileSystem }
     let lock: any FileLock
     let state: Mutex<State>
+    /// The routing, closed flag and reshard gate as the per-operation paths read them, with no
+    /// lock (see ``RouteView``); republished by ``publishView(_:)`` under `state`.
+    let view: ManagedAtomic<RouteView>
+    /// Writes in flight per slot (see ``SlotCounters``).
+    let inflight = SlotCounters(count: HashSlot.count)
     /// Mirror of `state.routing.generation`, read without the lock after a point read.
     let routingGeneration = Atomic<UInt64>(0)
     /// Every shard's recently committed write groups, for followers.
@@ -78,8 +84,6 @@ public final class ShardedStore: Sendable {
         var descriptor: StoreDescriptor
         /// The copy phase of a running reshard.
         var migration: Migration?
-        /// Writes in flight per slot (a batch counts once per key).
-        var inflight: [Int32] = Array(repeating: 0, count: HashSlot.count)
         /// Work left after a switch or an aborted reshard (deleting leftovers, removing shards).
         var cleanup: CleanupPlan?
         var cleanupRunning = false
@@ -137,6 +141,7 @@ public final class ShardedStore: Sendable {
         let owning = (0..<descriptor.shardCount).map { shards[$0]! }
         let routing = Routing(generation: 1, owners: descriptor.owners, shards: owning)
         state = Mutex(State(routing: routing, shards: shards, descriptor: descriptor, cleanup: cleanup))
+        view = ManagedAtomic(RouteView(routing: routing, closed: false, moving: nil, gateClosed: false, failure: nil))
         routingGeneration.store(1, ordering: .releasing)
     }
 
@@ -183,10 +188,18 @@ public final class ShardedStore: Sendable {
 
     /// The routing in force; throws ``KVError/closed`` after ``close()``.
     func currentRouting() throws(KVError) -> Routing {
-        try state.withLock { (s) throws(KVError) -> Routing in
-            if s.closed { throw .closed }
-            return s.routing
-        }
+        let v = view.load(ordering: .acquiring)
+        if v.closed { throw .closed }
+        return v.routing
+    }
+
+    /// Publishes what `s` says of routing, closing and the reshard gate to the lock-free
+    /// paths. Called with the store mutex held, after every change of those fields.
+    func publishView(_ s: State) {
+        view.store(
+            RouteView(routing: s.routing, closed: s.closed, moving: s.migration?.moving,
+                      gateClosed: s.migration?.gateClosed ?? false, failure: s.migration?.failure),
+            ordering: .sequentiallyConsistent)
     }
 
     /// Flushes every shard's memtable to a table; see ``Database/flush()``.

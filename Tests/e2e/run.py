@@ -25,6 +25,7 @@ if HERE not in sys.path:
 MODULES = [
     "test_commands",
     "test_protocol_abuse",
+    "test_hostile",
     "test_operations",
     "test_differential",
     "test_redis_cli",

@@ -1,4 +1,5 @@
 import KVBase
+import KVEngine
 import KVProtocol
 import KVStore
 import NIOCore
@@ -126,6 +127,51 @@ enum Commands {
         default:
             return syncedWrites && (table[name]?.isWrite ?? false)
         }
+    }
+
+    /// Whether a request is a plain `SET key value` (no options): consecutive ones of one
+    /// connection are committed together by ``executePlainSets(_:server:session:)``.
+    @inline(__always)
+    static func isPlainSet(_ arguments: [[UInt8]]) -> Bool {
+        arguments.count == 3 && RedisText.eq(arguments[0], "set")
+            && arguments[1].count < KVLimits.maxKeySize - 8 && arguments[2].count <= KVLimits.maxValueSize - 16
+    }
+
+    /// Runs consecutive plain SETs of one connection as one store write (one batch per shard,
+    /// so one WAL record and one group commit instead of one per SET), and returns their
+    /// replies in order. The same as running them one by one as far as any client can tell:
+    /// the connection's replies are sent only after all of them, and Redis too runs a client's
+    /// whole read buffer before serving another client. Each still counts as a call of SET.
+    /// Returns nil (nothing done) when they cannot run this way here: the client must
+    /// authenticate, or this server is a follower; the caller then runs them one by one.
+    static func executePlainSets(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica else { return nil }
+        let started = monotonicNanos()
+        var batch = WriteBatch()
+        for r in requests { batch.put(r[1], r[2]) }
+        var reply = RESPValue.ok
+        var failure: String?
+        do {
+            try server.store.write(batch)
+        } catch let e as KVError {
+            failure = CommandError("ERR " + String(describing: e)).message
+            reply = .simpleError(failure!)
+        } catch {
+            failure = CommandError("ERR " + String(describing: error)).message
+            reply = .simpleError(failure!)
+        }
+        let n = Int64(requests.count)
+        server.counters.commandsProcessed.wrappingAdd(Int(n) > 0 ? n : 0, ordering: .relaxed)
+        session.info.withLock { i in
+            i.lastCommand = "set"
+            i.lastInteraction = monotonicMillis()
+        }
+        let share = (monotonicNanos() - started) / n
+        for r in requests {
+            server.counters.record(command: "set", nanos: share, error: failure)
+            server.logSlow(r, micros: share / 1000, session: session)
+        }
+        return Array(repeating: reply, count: requests.count)
     }
 
     /// Whether `word <n>` appears from index `from` on with n above ``largeCount``.

@@ -239,6 +239,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
                     return
                 }
+                if Commands.isPlainSet(args), runPlainSets(into: &out, session: session, encoderVersion: encoderVersion) {
+                    ran += 1
+                    continue
+                }
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 ran += 1
@@ -263,6 +267,31 @@ final class ConnectionHandler: ChannelInboundHandler {
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.eventLoop.execute { handler.value.schedule(context: ctx.value) }
         }
+    }
+
+    /// Takes the run of plain SETs at the front of the queue (at most ``batchLimit``) and
+    /// commits them as one write (``Commands/executePlainSets(_:server:session:)``), encoding
+    /// their replies. Returns false, taking nothing, when there is only one or they cannot
+    /// run that way.
+    private func runPlainSets(into out: inout ByteBuffer, session: ClientSession, encoderVersion: Int) -> Bool {
+        var run: [[[UInt8]]] = []
+        var bytes = 0
+        for item in queue {
+            guard case .request(let args) = item, Commands.isPlainSet(args), run.count < Self.batchLimit,
+                  bytes < Self.batchOutputLimit else { break }
+            run.append(args)
+            bytes += args[1].count + args[2].count
+        }
+        guard run.count > 1, let replies = Commands.executePlainSets(run[...], server: server, session: session) else {
+            return false
+        }
+        for _ in 0..<run.count {
+            let item = queue.removeFirst()
+            queuedBytes -= Self.size(of: item)
+        }
+        let encoder = RESPEncoder(version: encoderVersion == 3 ? .resp3 : .resp2)
+        for reply in replies { encoder.write(reply, into: &out) }
+        return true
     }
 
     /// Runs the front of the queue on the worker pool: the request that must run off the loop

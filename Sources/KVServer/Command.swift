@@ -161,7 +161,7 @@ enum Commands {
             reply = .simpleError(failure!)
         }
         let n = Int64(requests.count)
-        server.counters.commandsProcessed.wrappingAdd(Int(n) > 0 ? n : 0, ordering: .relaxed)
+        server.counters.commandsProcessed.wrappingAdd(n, ordering: .relaxed)
         session.info.withLock { i in
             i.lastCommand = "set"
             i.lastInteraction = monotonicMillis()
@@ -172,6 +172,97 @@ enum Commands {
             server.logSlow(r, micros: share / 1000, session: session)
         }
         return Array(repeating: reply, count: requests.count)
+    }
+
+    /// The command name of an INCR, DECR, INCRBY or DECRBY request with its arity right
+    /// (consecutive ones of one connection run as one read-modify-write); nil otherwise.
+    static func counterCommand(_ arguments: [[UInt8]]) -> String? {
+        switch arguments.count {
+        case 2:
+            if RedisText.eq(arguments[0], "incr") { return "incr" }
+            if RedisText.eq(arguments[0], "decr") { return "decr" }
+        case 3:
+            if RedisText.eq(arguments[0], "incrby") { return "incrby" }
+            if RedisText.eq(arguments[0], "decrby") { return "decrby" }
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// Runs consecutive INCR/DECR/INCRBY/DECRBY requests of one connection as one
+    /// read-modify-write of their keys (``ShardedStore/modify(_:durability:_:)`` holds every
+    /// key's lock, so no other write comes between): each is applied in order to the rows as
+    /// the ones before it left them, with its own reply (its own error leaves its key as it
+    /// was), and the changed rows are committed once. Returns nil (nothing done) when they
+    /// cannot run this way (authentication pending, a follower).
+    static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica else { return nil }
+        let started = monotonicNanos()
+        var index: [[UInt8]: Int] = [:]
+        var keys: [[UInt8]] = []
+        var names: [String] = []
+        var increments: [Result<Int64, CommandError>] = []
+        for r in requests {
+            let name = counterCommand(r) ?? "incr"
+            names.append(name)
+            if index[r[1]] == nil {
+                index[r[1]] = keys.count
+                keys.append(r[1])
+            }
+            switch name {
+            case "incr": increments.append(.success(1))
+            case "decr": increments.append(.success(-1))
+            case "incrby":
+                increments.append(RedisText.parseInt(r[2]).map { .success($0) } ?? .failure(.notInteger))
+            default:
+                if let n = RedisText.parseInt(r[2]) {
+                    increments.append(n == Int64.min ? .failure(CommandError("ERR decrement would overflow")) : .success(-n))
+                } else {
+                    increments.append(.failure(.notInteger))
+                }
+            }
+        }
+        var replies: [RESPValue] = []
+        var failures: [String?] = []
+        do {
+            try server.store.modify(keys) { rows in
+                for (i, r) in requests.enumerated() {
+                    let slot = index[r[1]]!
+                    do {
+                        let incr = try increments[i].get()
+                        var value: Int64 = 0
+                        if let row = rows[slot] {
+                            guard let v = RedisText.parseInt(row.value) else { throw CommandError.notInteger }
+                            value = v
+                        }
+                        let (sum, overflow) = value.addingReportingOverflow(incr)
+                        if overflow { throw CommandError.overflow }
+                        rows[slot] = StoredEntry(value: RedisText.bytes(sum), expiresAt: rows[slot]?.expiresAt)
+                        replies.append(.integer(sum))
+                        failures.append(nil)
+                    } catch let e as CommandError {
+                        replies.append(.simpleError(e.message))
+                        failures.append(e.message)
+                    }
+                }
+            }
+        } catch {
+            let text = CommandError("ERR " + String(describing: error)).message
+            replies = Array(repeating: .simpleError(text), count: requests.count)
+            failures = Array(repeating: text, count: requests.count)
+        }
+        server.counters.commandsProcessed.wrappingAdd(Int64(requests.count), ordering: .relaxed)
+        session.info.withLock { i in
+            i.lastCommand = names.last ?? "incr"
+            i.lastInteraction = monotonicMillis()
+        }
+        let share = (monotonicNanos() - started) / Int64(requests.count)
+        for (i, r) in requests.enumerated() {
+            server.counters.record(command: names[i], nanos: share, error: failures[i])
+            server.logSlow(r, micros: share / 1000, session: session)
+        }
+        return replies
     }
 
     /// Whether `word <n>` appears from index `from` on with n above ``largeCount``.

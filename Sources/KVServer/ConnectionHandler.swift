@@ -239,7 +239,12 @@ final class ConnectionHandler: ChannelInboundHandler {
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
                     return
                 }
-                if Commands.isPlainSet(args), runPlainSets(into: &out, session: session, encoderVersion: encoderVersion) {
+                if Commands.isPlainSet(args), runCoalesced(.plainSet, into: &out, session: session, encoderVersion: encoderVersion) {
+                    ran += 1
+                    continue
+                }
+                if Commands.counterCommand(args) != nil,
+                   runCoalesced(.counter, into: &out, session: session, encoderVersion: encoderVersion) {
                     ran += 1
                     continue
                 }
@@ -269,22 +274,41 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Takes the run of plain SETs at the front of the queue (at most ``batchLimit``) and
-    /// commits them as one write (``Commands/executePlainSets(_:server:session:)``), encoding
-    /// their replies. Returns false, taking nothing, when there is only one or they cannot
-    /// run that way.
-    private func runPlainSets(into out: inout ByteBuffer, session: ClientSession, encoderVersion: Int) -> Bool {
+    /// Kinds of request that consecutive ones of a connection run together.
+    private enum Coalesced {
+        /// Plain `SET key value`: one store write.
+        case plainSet
+        /// INCR/DECR/INCRBY/DECRBY: one read-modify-write of their keys.
+        case counter
+
+        func matches(_ args: [[UInt8]]) -> Bool {
+            switch self {
+            case .plainSet: return Commands.isPlainSet(args)
+            case .counter: return Commands.counterCommand(args) != nil
+            }
+        }
+    }
+
+    /// Takes the run of `kind` requests at the front of the queue (at most ``batchLimit``)
+    /// and runs them as one store operation (``Commands/executePlainSets(_:server:session:)``,
+    /// ``Commands/executeCounters(_:server:session:)``), encoding their replies in order.
+    /// Returns false, taking nothing, when there is only one or they cannot run that way.
+    private func runCoalesced(_ kind: Coalesced, into out: inout ByteBuffer, session: ClientSession, encoderVersion: Int) -> Bool {
         var run: [[[UInt8]]] = []
         var bytes = 0
         for item in queue {
-            guard case .request(let args) = item, Commands.isPlainSet(args), run.count < Self.batchLimit,
+            guard case .request(let args) = item, kind.matches(args), run.count < Self.batchLimit,
                   bytes < Self.batchOutputLimit else { break }
             run.append(args)
-            bytes += args[1].count + args[2].count
+            bytes += args.reduce(0) { $0 + $1.count }
         }
-        guard run.count > 1, let replies = Commands.executePlainSets(run[...], server: server, session: session) else {
-            return false
+        guard run.count > 1 else { return false }
+        let replies: [RESPValue]?
+        switch kind {
+        case .plainSet: replies = Commands.executePlainSets(run[...], server: server, session: session)
+        case .counter: replies = Commands.executeCounters(run[...], server: server, session: session)
         }
+        guard let replies else { return false }
         for _ in 0..<run.count {
             let item = queue.removeFirst()
             queuedBytes -= Self.size(of: item)

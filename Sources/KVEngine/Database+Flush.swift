@@ -159,6 +159,7 @@ extension Database {
             if let n = edit.logNumber { s.versionLogNumber = n }
             for (level, key) in edit.compactPointers { s.compactPointers[level] = key }
             install(&s)
+            publishReadState(&s)
         }
     }
 

@@ -197,6 +197,7 @@ extension Database {
                 state.wait(writersDrained)
             }
             s.pointee.closed = true
+            publishReadState(&s.pointee)
             closing.broadcast()
             backgroundWork.broadcast()
             while s.pointee.syncerRunning {
@@ -226,6 +227,7 @@ extension Database {
     package func haltForCrashTest() {
         state.locked { s in
             s.pointee.closed = true
+            publishReadState(&s.pointee)
             closing.broadcast()
             backgroundWork.broadcast()
             while s.pointee.syncerRunning || s.pointee.backgroundRunning {

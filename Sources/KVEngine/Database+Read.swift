@@ -1,4 +1,23 @@
+import Atomics
 import KVBase
+
+/// The memtables, version and last sequence as of one moment, published for lock-free reads
+/// (``Database/readState``). Immutable.
+final class ReadState: AtomicReference, Sendable {
+    let mem: MemTable
+    let imm: [MemTable]
+    let version: Version
+    let lastSequence: SequenceNumber
+    let closed: Bool
+
+    init(_ s: borrowing Database.State) {
+        mem = s.mem
+        imm = s.imm
+        version = s.version
+        lastSequence = s.lastSequence
+        closed = s.closed
+    }
+}
 
 extension Database {
     /// What a read pins: the memtables (and, with tables, the version) at one sequence.
@@ -10,10 +29,9 @@ extension Database {
     }
 
     func readView(_ snapshot: Snapshot?) throws(KVError) -> ReadView {
-        try state.withLock { (s) throws(KVError) -> ReadView in
-            if s.closed { throw .closed }
-            return ReadView(mem: s.mem, imm: s.imm, version: s.version, sequence: snapshot?.sequence ?? s.lastSequence)
-        }
+        let r = readState.load(ordering: .acquiring)
+        if r.closed { throw .closed }
+        return ReadView(mem: r.mem, imm: r.imm, version: r.version, sequence: snapshot?.sequence ?? r.lastSequence)
     }
 
     /// The value stored under `key`, or nil if there is none.

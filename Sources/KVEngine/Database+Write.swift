@@ -138,6 +138,7 @@ extension Database {
                 if s.backgroundError == nil { s.backgroundError = failure }
             } else {
                 s.lastSequence = group.first + SequenceNumber(group.count) - 1
+                publishReadState(&s)
                 s.stats.walBytesWritten += UInt64(group.rep.count)
                 s.stats.userBytesWritten += UInt64(group.rep.count - WriteBatch.headerSize)
                 if !group.sync { s.walDirty = true }
@@ -238,6 +239,7 @@ extension Database {
         s.pointee.logFile = file
         s.pointee.logNumber = number
         s.pointee.walDirty = false
+        publishReadState(&s.pointee)
         memtableBecameImmutable(s)
     }
 }

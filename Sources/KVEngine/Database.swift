@@ -1,3 +1,4 @@
+import Atomics
 import KVBase
 import KVFileSystem
 import KVLog
@@ -25,6 +26,10 @@ public final class Database: Sendable {
     let options: Options
     let fs: any FileSystem
     let state: ConditionMutex<State>
+    /// What point reads and iterators pin, published under `state` whenever the memtables,
+    /// the version, the last sequence or the closed flag change, so reads take no mutex (and
+    /// never wait behind a memtable switch's fsyncs or a group commit).
+    let readState: ManagedAtomic<ReadState>
     let snapshots = SnapshotList()
     let lock: any FileLock
     let tables: TableCache
@@ -91,7 +96,15 @@ public final class Database: Sendable {
         self.lock = lock
         self.tables = tables
         self.rowCache = options.rowCacheCapacity > 0 ? RowCache(capacity: options.rowCacheCapacity) : nil
+        self.readState = ManagedAtomic(ReadState(state))
         self.state = ConditionMutex(state)
+    }
+
+    /// Publishes the read state of `s`; called with the mutex held after every change of the
+    /// memtables, the version, the last sequence or the closed flag.
+    @inline(__always)
+    func publishReadState(_ s: inout State) {
+        readState.store(ReadState(s), ordering: .releasing)
     }
 
     /// Opens (and by default creates) the database in `path`, replaying its write-ahead log.

@@ -102,7 +102,7 @@ extension Database {
         manifest.lastSequence = lastSequence
         let manifestWriter = try Manifest.create(fs: fs, directory: path, number: manifestNumber, state: manifest)
         return State(
-            mem: MemTable(logNumber: logNumber), log: log, logFile: logFile, logNumber: logNumber,
+            mem: MemTable(logNumber: logNumber, expectedBytes: options.writeBufferSize), log: log, logFile: logFile, logNumber: logNumber,
             lastSequence: lastSequence, nextFileNumber: nextFile,
             version: version, manifest: manifestWriter, manifestNumber: manifestNumber,
             versionLogNumber: logNumber, compactPointers: manifest.compactPointers)

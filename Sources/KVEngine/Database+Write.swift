@@ -234,7 +234,7 @@ extension Database {
         }
         try? s.pointee.log.close()
         s.pointee.imm.append(s.pointee.mem)
-        s.pointee.mem = MemTable(logNumber: number)
+        s.pointee.mem = MemTable(logNumber: number, expectedBytes: options.writeBufferSize)
         s.pointee.log = writer
         s.pointee.logFile = file
         s.pointee.logNumber = number

@@ -20,6 +20,28 @@ struct MemTableTests {
         }
     }
 
+    /// The key filter never says no for a key that was added (even when the memtable holds
+    /// far more than it was sized for), and says no for most keys that were not.
+    @Test func keyFilterHasNoFalseNegatives() {
+        for (expected, count) in [(4 << 20, 20_000), (16 << 10, 20_000)] {
+            let m = MemTable(logNumber: 1, expectedBytes: expected)
+            for i in 0..<count { add(m, SequenceNumber(i + 1), i % 7 == 0 ? .deletion : .value, "key:\(i)", "v") }
+            for i in 0..<count {
+                let present = Array("key:\(i)".utf8).withUnsafeBytes { m.mayContain($0) }
+                #expect(present, "added key key:\(i) filtered out (sized for \(expected) bytes)")
+                #expect(lookup(m, "key:\(i)", SequenceNumber(count)) == (i % 7 == 0 ? "<deleted>" : "v"))
+            }
+            var falsePositives = 0
+            for i in count..<(2 * count) where Array("key:\(i)".utf8).withUnsafeBytes({ m.mayContain($0) }) {
+                falsePositives += 1
+            }
+            if expected == 4 << 20 {
+                #expect(falsePositives < count / 50, "\(falsePositives) false positives of \(count)")
+            }
+            #expect(lookup(m, "key:\(count + 1)", SequenceNumber(count)) == nil)
+        }
+    }
+
     @Test func snapshotVisibility() {
         let m = MemTable(logNumber: 1)
         add(m, 1, .value, "a", "a1")

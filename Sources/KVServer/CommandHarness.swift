@@ -22,12 +22,12 @@ private final class ReplyBox: Sendable {
 package final class CommandHarness {
     package let server: ServerState
     package let session: ClientSession
-    private let store: ShardedStore
+    package let store: ShardedStore
     private let deferredWaitMillis: Int64
 
     /// A fresh harness: `shards` shards on a new in-memory file system, a clock frozen at a
     /// fixed time, small write buffers (so flushes and compactions happen).
-    package init(shards: Int = 2, deferredWaitMillis: Int64 = 50) throws {
+    package init(shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50) throws {
         var o = Options()
         o.fileSystem = MemoryFileSystem()
         o.writeBufferSize = 64 << 10
@@ -35,6 +35,7 @@ package final class CommandHarness {
         store.freezeClock(at: 1_700_000_000_000)
         var cfg = ServerConfig()
         cfg.dir = "/db"
+        cfg.requirePass = requirePass
         var logger = Logger(label: "command-harness")
         logger.logLevel = .critical
         server = ServerState(store: store, config: cfg, logger: logger)

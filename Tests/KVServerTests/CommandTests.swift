@@ -10,23 +10,14 @@ import Testing
 /// Command-executor tests: commands run against a store on the in-memory file system,
 /// replies compared with what Redis answers.
 final class Harness {
-    let store: ShardedStore
-    let server: ServerState
-    let session: ClientSession
+    private let base: CommandHarness
+    var store: ShardedStore { base.store }
+    var server: ServerState { base.server }
+    var session: ClientSession { base.session }
 
     init(requirePass: String? = nil, shards: Int = 2) throws {
-        var o = Options()
-        o.fileSystem = MemoryFileSystem()
-        o.writeBufferSize = 64 << 10
-        store = try ShardedStore.open(at: "/db", shards: shards, options: o)
-        store.freezeClock(at: 1_700_000_000_000)
-        var cfg = ServerConfig()
-        cfg.requirePass = requirePass
-        server = ServerState(store: store, config: cfg, logger: Logger(label: "test"))
-        session = server.register(remote: "127.0.0.1:1", local: "127.0.0.1:2")!
+        base = try CommandHarness(shards: shards, requirePass: requirePass)
     }
-
-    deinit { try? store.close() }
 
     @discardableResult
     func run(_ args: String...) -> RESPValue? {

@@ -32,6 +32,11 @@ public struct ServerConfig: Sendable {
     public var maxClients = 10_000
     /// Block cache budget for the whole server, in MiB (split over the shards).
     public var blockCacheMB = 256
+    /// Row cache budget in MiB for the whole store (0: off), split over the shards at start.
+    public var rowCacheMB = 0
+    /// Memtable budget in MiB for the whole store, split over the shards at start: each
+    /// shard's write buffer is this divided by the shard count (at least 1 MiB).
+    public var writeBufferMB = 64
     /// Log level.
     public var logLevel: Logger.Level = .info
     /// Protocol limits (bulk length, multibulk count, inline length).
@@ -75,6 +80,8 @@ public struct ServerConfig: Sendable {
         var o = Options()
         o.durability = fsync
         o.blockCacheCapacity = max(1, blockCacheMB << 20 / max(1, shards))
+        o.rowCacheCapacity = rowCacheMB << 20 / max(1, shards)
+        o.writeBufferSize = max(1 << 20, writeBufferMB << 20 / max(1, shards))
         return o
     }
 

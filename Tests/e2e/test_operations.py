@@ -101,7 +101,7 @@ class Configuration(harness.E2ETestCase):
         code, out = run_binary(["--help"])
         self.assertEqual(code, 0, out)
         names = ["dir", "bind", "port", "shards", "fsync", "metrics-port", "replicaof",
-                 "requirepass", "masterauth", "maxclients", "block-cache-mb", "log-level",
+                 "requirepass", "masterauth", "maxclients", "block-cache-mb", "row-cache-mb", "write-buffer-mb", "log-level",
                  "protected-mode", "timeout", "proto-max-bulk-len", "proto-max-multibulk-len",
                  "proto-inline-max-size", "client-query-buffer-limit", "client-output-buffer-limit", "slowlog-log-slower-than",
                  "slowlog-max-len", "latency-tracking", "latency-tracking-info-percentiles",

@@ -68,6 +68,12 @@ struct KVServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("maxclients"), help: setting("maxclients"))
     var maxclients: String?
 
+    @Option(name: .customLong("row-cache-mb"), help: setting("row-cache-mb"))
+    var rowCacheMb: String?
+
+    @Option(name: .customLong("write-buffer-mb"), help: setting("write-buffer-mb"))
+    var writeBufferMb: String?
+
     @Option(name: .customLong("block-cache-mb"), help: setting("block-cache-mb"))
     var blockCacheMb: String?
 
@@ -128,6 +134,8 @@ struct KVServerCommand: AsyncParsableCommand {
             ("masterauth", masterauth),
             ("maxclients", maxclients),
             ("block-cache-mb", blockCacheMb),
+            ("row-cache-mb", rowCacheMb),
+            ("write-buffer-mb", writeBufferMb),
             ("log-level", logLevel),
             ("protected-mode", protectedMode),
             ("timeout", timeout),

@@ -2,9 +2,13 @@ import KVProtocol
 import NIOCore
 import NIOPosix
 
-/// One client connection: decodes requests on the event loop, runs them in order on the
-/// worker pool in batches (engine work never runs on an event loop), and writes the replies
-/// of a batch with one flush.
+/// One client connection: decodes requests on the event loop and runs them in order there,
+/// to completion, writing each read batch's replies with one write and one flush; a request
+/// that may run long (``Commands/runsOffLoop(_:syncedWrites:)``) goes to the worker pool with
+/// the off-loop requests behind it, and one that waits (WAIT, the replication long poll)
+/// parks until its future completes. Either way nothing else of the connection runs until its
+/// reply is back, so replies keep request order. Consecutive plain SETs, and consecutive
+/// INCR/DECR/INCRBY/DECRBY, run as one store operation each.
 ///
 /// Memory a client can make the server hold is bounded on both sides:
 /// - Requests: while a batch runs, newly decoded requests queue up; reading pauses at

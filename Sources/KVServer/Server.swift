@@ -15,10 +15,11 @@ import Synchronization
 /// let server = try KVServer(config: config, logger: logger)   // opens the store, binds
 /// try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
-/// Threads: `ioThreads` event loops do network I/O and RESP decoding only; every command
-/// runs on one of `workerThreads` pool threads, so a slow command or an fsync never holds up
-/// other connections. A timer on the event loops samples the op rate and starts the active
-/// expiry cycle on the pool.
+/// Threads: `ioThreads` event loops (default: the number of cores) do network I/O and run
+/// every point command to completion; commands that may run long (and, with `fsync always`,
+/// writes) run on `workerThreads` pool threads, so a slow command or an fsync holds up only its
+/// own connection. A timer on the event loops samples the op rate and starts the active expiry
+/// cycle on the pool.
 ///
 /// Shutdown (SIGTERM, SIGINT or SHUTDOWN): stop accepting, let running batches finish,
 /// close connections, flush the memtables, record the cache-warm list and close the store.

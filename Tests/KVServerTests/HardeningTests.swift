@@ -103,6 +103,13 @@ struct HardeningTests {
         while live.state.replication.parkedWaits < 65 && monotonicSeconds() < deadline { usleep(10_000) }
         #expect(live.state.replication.parkedWaits == 65)
         let other = try live.client()
+        // Parked clients are Redis's blocked clients.
+        try other.send(command: "INFO", "clients")
+        guard case .bulkString(let info?) = try other.promptReply(timeout: 5) else {
+            Issue.record("INFO clients did not answer")
+            return
+        }
+        #expect(String(buffer: info).contains("blocked_clients:65\r\n"))
         var worst = 0.0
         for i in 0..<100 {
             let s = monotonicSeconds()

@@ -107,9 +107,12 @@ enum Commands {
     /// with a COUNT above ``largeCount``, an IDX.QUERY without a LIMIT count at most that, or
     /// — when writes wait for an fsync (`fsync always`) — any write, so that writers of many
     /// connections wait in one group commit instead of holding the event loops.
-    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool) -> Bool {
+    ///
+    /// `name` is the lower-cased command name when the caller has it (it is then not made
+    /// again here and in ``execute(_:server:session:loop:name:)``).
+    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool, name known: String? = nil) -> Bool {
         guard let first = arguments.first else { return false }
-        let name = RedisText.lower(first)
+        let name = known ?? RedisText.lower(first)
         if offLoopCommands.contains(name) { return true }
         switch name {
         case "scan":
@@ -160,18 +163,25 @@ enum Commands {
             failure = CommandError("ERR " + String(describing: error)).message
             reply = .simpleError(failure!)
         }
-        let n = Int64(requests.count)
-        server.counters.commandsProcessed.wrappingAdd(n, ordering: .relaxed)
+        recordRun(requests, names: Array(repeating: "set", count: requests.count),
+                  failures: Array(repeating: failure, count: requests.count), started: started, server: server, session: session)
+        return Array(repeating: reply, count: requests.count)
+    }
+
+    /// Counts a run of requests executed together as calls of their commands, each with an
+    /// equal share of the run's time (statistics, slow log, the client's last command).
+    static func recordRun(_ requests: ArraySlice<[[UInt8]]>, names: [String], failures: [String?], started: Int64,
+                          server: ServerState, session: ClientSession) {
+        server.counters.commandsProcessed.wrappingAdd(Int64(requests.count), ordering: .relaxed)
         session.info.withLock { i in
-            i.lastCommand = "set"
+            i.lastCommand = names.last ?? ""
             i.lastInteraction = monotonicMillis()
         }
-        let share = (monotonicNanos() - started) / n
-        for r in requests {
-            server.counters.record(command: "set", nanos: share, error: failure)
+        let share = (monotonicNanos() - started) / Int64(max(1, requests.count))
+        for (i, r) in requests.enumerated() {
+            server.counters.record(command: names[i], nanos: share, error: failures[i])
             server.logSlow(r, micros: share / 1000, session: session)
         }
-        return Array(repeating: reply, count: requests.count)
     }
 
     /// The command name of an INCR, DECR, INCRBY or DECRBY request with its arity right
@@ -252,16 +262,7 @@ enum Commands {
             replies = Array(repeating: .simpleError(text), count: requests.count)
             failures = Array(repeating: text, count: requests.count)
         }
-        server.counters.commandsProcessed.wrappingAdd(Int64(requests.count), ordering: .relaxed)
-        session.info.withLock { i in
-            i.lastCommand = names.last ?? "incr"
-            i.lastInteraction = monotonicMillis()
-        }
-        let share = (monotonicNanos() - started) / Int64(requests.count)
-        for (i, r) in requests.enumerated() {
-            server.counters.record(command: names[i], nanos: share, error: failures[i])
-            server.logSlow(r, micros: share / 1000, session: session)
-        }
+        recordRun(requests, names: names, failures: failures, started: started, server: server, session: session)
         return replies
     }
 
@@ -287,9 +288,9 @@ enum Commands {
     /// later: ``ConnectionAction/later(_:)``) and what to do next. `loop` is the connection's
     /// event loop (any loop of the shared group when nil).
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
-                        loop: (any EventLoop)? = nil) -> (RESPValue?, ConnectionAction) {
+                        loop: (any EventLoop)? = nil, name known: String? = nil) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
-        let name = RedisText.lower(first)
+        let name = known ?? RedisText.lower(first)
         let started = monotonicNanos()
         server.counters.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.info.withLock { i in

@@ -227,7 +227,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         let outputCap = min(Self.batchOutputLimit, max(1, limit.pauseBytes / 2))
         let synced = server.syncedWrites
         var out = context.channel.allocator.buffer(capacity: 256)
-        var encoderVersion = session.protocolVersion
+        // The reply protocol; only an executed command (HELLO) can change it.
+        var version = session.protocolVersion
         var ran = 0
         while let item = queue.first {
             if ran > 0 && out.readableBytes >= outputCap { break }
@@ -238,28 +239,22 @@ final class ConnectionHandler: ChannelInboundHandler {
                 finish(context: context, output: out, action: .close, unrun: [])
                 return
             case .request(let args):
-                if Commands.runsOffLoop(args, syncedWrites: synced) {
+                let name = args.first.map(RedisText.lower) ?? ""
+                if Commands.runsOffLoop(args, syncedWrites: synced, name: name) {
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
                     return
                 }
-                if Commands.isPlainSet(args), runCoalesced(.plainSet, into: &out, session: session, encoderVersion: encoderVersion) {
-                    ran += 1
-                    continue
-                }
-                if Commands.counterCommand(args) != nil,
-                   runCoalesced(.counter, into: &out, session: session, encoderVersion: encoderVersion) {
+                if let kind = Coalesced(args), runCoalesced(kind, into: &out, session: session, version: version) {
                     ran += 1
                     continue
                 }
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 ran += 1
-                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop)
-                if let reply {
-                    if session.protocolVersion != encoderVersion { encoderVersion = session.protocolVersion }
-                    RESPEncoder(version: encoderVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
-                }
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop, name: name)
+                version = session.protocolVersion
+                if let reply { RESPEncoder(version: version == 3 ? .resp3 : .resp2).write(reply, into: &out) }
                 if case .none = next { continue }
                 finish(context: context, output: out, action: next, unrun: [])
                 return
@@ -285,10 +280,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         /// INCR/DECR/INCRBY/DECRBY: one read-modify-write of their keys.
         case counter
 
-        func matches(_ args: [[UInt8]]) -> Bool {
-            switch self {
-            case .plainSet: return Commands.isPlainSet(args)
-            case .counter: return Commands.counterCommand(args) != nil
+        /// The kind of `args`; nil when it is not one that runs together.
+        init?(_ args: [[UInt8]]) {
+            if Commands.isPlainSet(args) {
+                self = .plainSet
+            } else if Commands.counterCommand(args) != nil {
+                self = .counter
+            } else {
+                return nil
             }
         }
     }
@@ -297,11 +296,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// and runs them as one store operation (``Commands/executePlainSets(_:server:session:)``,
     /// ``Commands/executeCounters(_:server:session:)``), encoding their replies in order.
     /// Returns false, taking nothing, when there is only one or they cannot run that way.
-    private func runCoalesced(_ kind: Coalesced, into out: inout ByteBuffer, session: ClientSession, encoderVersion: Int) -> Bool {
+    private func runCoalesced(_ kind: Coalesced, into out: inout ByteBuffer, session: ClientSession, version: Int) -> Bool {
         var run: [[[UInt8]]] = []
         var bytes = 0
         for item in queue {
-            guard case .request(let args) = item, kind.matches(args), run.count < Self.batchLimit,
+            guard case .request(let args) = item, Coalesced(args) == kind, run.count < Self.batchLimit,
                   bytes < Self.batchOutputLimit else { break }
             run.append(args)
             bytes += args.reduce(0) { $0 + $1.count }
@@ -317,7 +316,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             let item = queue.removeFirst()
             queuedBytes -= Self.size(of: item)
         }
-        let encoder = RESPEncoder(version: encoderVersion == 3 ? .resp3 : .resp2)
+        let encoder = RESPEncoder(version: version == 3 ? .resp3 : .resp2)
         for reply in replies { encoder.write(reply, into: &out) }
         return true
     }

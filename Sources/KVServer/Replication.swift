@@ -131,28 +131,23 @@ final class ReplicationState: Sendable {
     /// Drops the WAITs of a client that disconnected (their answers have no reader).
     func cancelWaits(session: Int64) {
         guard hasAckWaiters.load(ordering: .sequentiallyConsistent) else { return }
-        let gone = ackWaiters.withLock { w -> [AckWaiter] in
-            let mine = w.waiting.filter { $0.value.session == session }
-            for t in mine.keys { w.waiting[t] = nil }
-            if w.waiting.isEmpty { hasAckWaiters.store(false, ordering: .sequentiallyConsistent) }
-            return Array(mine.values)
-        }
-        for waiter in gone {
-            waiter.timer?.cancel()
-            waiter.promise.succeed(.integer(Int64(waiter.counter())))
-        }
+        answerWaiters { $0.session == session }
     }
 
     /// Answers every parked WAIT with its count now (the server shuts down).
     func cancelAllWaits() {
-        let all = ackWaiters.withLock { w -> [AckWaiter] in
-            defer {
-                w.waiting.removeAll()
-                hasAckWaiters.store(false, ordering: .sequentiallyConsistent)
-            }
-            return Array(w.waiting.values)
+        answerWaiters { _ in true }
+    }
+
+    /// Removes the parked WAITs `pick` selects and answers each with its count now.
+    private func answerWaiters(_ pick: (AckWaiter) -> Bool) {
+        let picked = ackWaiters.withLock { w -> [AckWaiter] in
+            let mine = w.waiting.filter { pick($0.value) }
+            for t in mine.keys { w.waiting[t] = nil }
+            if w.waiting.isEmpty { hasAckWaiters.store(false, ordering: .sequentiallyConsistent) }
+            return Array(mine.values)
         }
-        for waiter in all {
+        for waiter in picked {
             waiter.timer?.cancel()
             waiter.promise.succeed(.integer(Int64(waiter.counter())))
         }

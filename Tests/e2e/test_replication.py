@@ -145,6 +145,18 @@ class ReplicationTest(harness.E2ETestCase):
         extra = list(opts.pop("extra_args", ())) + ["--replicaof", "127.0.0.1:%d" % leader.port]
         return self.start_server(extra_args=extra, **opts)
 
+    def resumes_partially(self, leader, follower, rng, n, what):
+        """Kill -9 `follower`, write `n` mixed writes to `leader`, restart it: it converges and
+        resumed with a partial sync (its position survived with its data, and the backlog
+        still holds what followed)."""
+        follower.kill9()
+        mixed_writes(leader.client(), rng, n)
+        follower.start()
+        converge(self, leader, [follower], what)
+        stats = info(follower.client(), "stats")
+        self.assertGreaterEqual(stats["sync_partial_ok"], 1, "the restarted follower resumed partially: %r" % stats)
+        self.assertEqual(stats["sync_full"], 0, "no full sync was needed: %r" % stats)
+
     def test_leader_and_two_followers_converge(self):
         rng = harness.rng("leader-two-followers")
         n = 100000 if harness.soak() else 10000
@@ -186,15 +198,7 @@ class ReplicationTest(harness.E2ETestCase):
         lc = leader.client()
         mixed_writes(lc, rng, 3000)
         converge(self, leader, [f], "before the kill")
-        # Kill -9 mid-stream, keep writing, restart: the position survived with the data,
-        # and the backlog still holds what followed, so it resumes with a partial sync.
-        f.kill9()
-        mixed_writes(lc, rng, 3000)
-        f.start()
-        converge(self, leader, [f], "after a follower kill -9")
-        stats = info(f.client(), "stats")
-        self.assertGreaterEqual(stats["sync_partial_ok"], 1, "the restarted follower resumed partially: %r" % stats)
-        self.assertEqual(stats["sync_full"], 0, "no full sync was needed: %r" % stats)
+        self.resumes_partially(leader, f, rng, 3000, "after a follower kill -9")
 
         # A leader with a 1 MiB backlog: a follower that misses more than that must resync.
         small = self.start_server(extra_args=["--repl-backlog-mb", "1"])
@@ -263,13 +267,7 @@ class ReplicationTest(harness.E2ETestCase):
         same_data(self, ac, bc, "after re-attaching the promoted follower")
         self.assertGreater(info(bc, "stats")["sync_full"], full_before, "the re-attach took a full sync")
         # The common case is unchanged: same history, just behind -> partial resync.
-        b.kill9()
-        mixed_writes(ac, rng, 500)
-        b.start()
-        converge(self, a, [b], "after a restart of the re-attached follower")
-        stats = info(b.client(), "stats")
-        self.assertEqual(stats["sync_full"], 0, "a restart on the same history needs no full sync: %r" % stats)
-        self.assertGreaterEqual(stats["sync_partial_ok"], 1)
+        self.resumes_partially(a, b, rng, 500, "after a restart of the re-attached follower")
 
     def test_follower_with_another_shard_count(self):
         """A 2-shard leader and a 5-shard follower: rows, TTLs and index results converge

@@ -73,7 +73,7 @@ extension Database {
         }
         logs.sort()
         var nextFile = maxNumber
-        let mem = MemTable(logNumber: 0)
+        let mem = MemTable(logNumber: 0, expectedBytes: options.writeBufferSize)
         var lastSequence = manifest.lastSequence
         for number in logs {
             let seq = try replayLog(path: path, number: number, into: mem, options: options)

@@ -32,28 +32,20 @@ public final class MemTable: @unchecked Sendable {
     /// Scratch space for `add` (writer only).
     private let prevScratch = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: MemTable.maxHeight)
 
-    /// A blocked Bloom filter over the user keys added: one 64-byte block per key, 4 bits in
-    /// it. A point read of a key this memtable never saw is answered without walking the
-    /// skiplist (a walk misses the cache at almost every node), which matters most for keys in
-    /// older memtables and tables: each newer memtable would otherwise be walked first.
-    /// Bits are set (relaxed atomic OR) before the node is published, and readers see every
-    /// committed entry's bits through the engine's acquire of its read state, so the filter
-    /// never says no for a key a read may see.
-    private let bloom: UnsafeMutablePointer<UInt64>
-    private let bloomBlocks: Int
+    /// The point index: user key -> newest node for that key (see ``PointIndex``). A point
+    /// read finds its key with one or two cache misses instead of a skiplist walk that misses
+    /// at almost every node, and a read of a key this memtable never saw ends at an empty slot.
+    private let index: PointIndex
 
     deinit {
         prevScratch.deallocate()
-        bloom.deallocate()
     }
 
-    /// A memtable whose filter is sized for about `expectedBytes` of entries (the write
-    /// buffer size): one bit per 4 bytes, at least 4 KiB.
+    /// A memtable whose point index starts sized for about `expectedBytes` of entries (the
+    /// write buffer size) and grows as entries arrive.
     init(logNumber: UInt64, expectedBytes: Int = 4 << 20) {
         self.logNumber = logNumber
-        bloomBlocks = max(64, min(expectedBytes, 1 << 30) / 4 / 512)
-        bloom = .allocate(capacity: bloomBlocks * 8)
-        bloom.initialize(repeating: 0, count: bloomBlocks * 8)
+        index = PointIndex(initialCapacity: min(max(expectedBytes, 0), 1 << 30) / 512)
         head = arena.allocate(Self.headerSize + Self.maxHeight * 8)
         head.storeBytes(of: 0, toByteOffset: 0, as: UInt32.self)
         head.storeBytes(of: 0, toByteOffset: 4, as: UInt32.self)
@@ -62,7 +54,7 @@ public final class MemTable: @unchecked Sendable {
     }
 
     /// Approximate bytes held (arena blocks reserved).
-    public var approximateMemoryUsage: Int { arena.memoryUsage }
+    public var approximateMemoryUsage: Int { arena.memoryUsage + index.memoryUsage }
 
     /// Number of entries inserted.
     public var count: Int { entryCount.load(ordering: .relaxed) }
@@ -182,56 +174,16 @@ public final class MemTable: @unchecked Sendable {
         return h
     }
 
-    // MARK: filter
-
-    /// 64-bit FNV-1a of the key, then a final mix (so nearby keys spread over blocks).
-    @inline(__always)
-    static func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in key { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        h ^= h >> 33
-        h = h &* 0xff51_afd7_ed55_8ccd
-        h ^= h >> 33
-        return h
-    }
-
-    @inline(__always)
-    private func bloomWords(_ h: UInt64) -> UnsafeMutablePointer<UInt64> {
-        bloom + Int((h >> 32) % UInt64(bloomBlocks)) * 8
-    }
-
-    @inline(__always)
-    private func bloomAdd(_ key: UnsafeRawBufferPointer) {
-        let h = Self.keyHash(key)
-        let words = bloomWords(h)
-        var bits = h
-        for _ in 0..<4 {
-            let bit = Int(bits & 511)
-            _ = UnsafeAtomic<UInt64>(at: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>(OpaquePointer(words + (bit >> 6))))
-                .loadThenBitwiseOr(with: 1 << UInt64(bit & 63), ordering: .relaxed)
-            bits >>= 9
-        }
-    }
+    // MARK: point index
 
     /// False when no entry for `key` was ever added (no false negatives).
     @inline(__always)
     func mayContain(_ key: UnsafeRawBufferPointer) -> Bool {
-        let h = Self.keyHash(key)
-        let words = bloomWords(h)
-        var bits = h
-        for _ in 0..<4 {
-            let bit = Int(bits & 511)
-            let word = UnsafeAtomic<UInt64>(at: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>(OpaquePointer(words + (bit >> 6))))
-                .load(ordering: .relaxed)
-            if word & (1 << UInt64(bit & 63)) == 0 { return false }
-            bits >>= 9
-        }
-        return true
+        index.newest(key) != nil
     }
 
     /// Inserts one entry. Single writer only (see the type's rules).
     func add(_ sequence: SequenceNumber, _ kind: ValueKind, _ userKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-        bloomAdd(userKey)
         let trailer = packTrailer(sequence, kind)
         let prev = prevScratch
         _ = findGreaterOrEqual(userKey, trailer, prev)
@@ -254,6 +206,9 @@ public final class MemTable: @unchecked Sendable {
             Self.nextSlot(node, i).initialize(to: UnsafeAtomic<Int>.Storage(Int(bitPattern: Self.next(prev[i], i))))
         }
         for i in 0..<h { Self.setNext(prev[i], i, node) }
+        // After the skiplist links: a reader that finds the node through the index may walk
+        // on from it to older versions of the key.
+        index.insert(node, userKey)
         entryCount.wrappingIncrement(ordering: .relaxed)
     }
 
@@ -269,10 +224,16 @@ public final class MemTable: @unchecked Sendable {
     /// The newest entry for `userKey` with sequence <= `snapshot`. The returned buffer points
     /// into the memtable and is valid while the caller holds the memtable.
     func get(_ userKey: UnsafeRawBufferPointer, snapshot: SequenceNumber) -> Lookup {
-        guard mayContain(userKey) else { return .notFound }
-        guard let n = findGreaterOrEqual(userKey, packTrailer(snapshot, .value), nil) else { return .notFound }
-        let k = Self.key(n)
-        guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
+        guard var n = index.newest(userKey) else { return .notFound }
+        // Versions of a key sit together in the skiplist, newest first: step from the newest
+        // to the first one the snapshot sees.
+        var k = Self.key(n)
+        while InternalKey.sequence(k) > snapshot {
+            guard let older = Self.next(n, 0) else { return .notFound }
+            k = Self.key(older)
+            guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
+            n = older
+        }
         switch InternalKey.kind(k) {
         case .value: return .found(Self.value(n))
         case .deletion, .none: return .deleted

@@ -20,25 +20,64 @@ struct MemTableTests {
         }
     }
 
-    /// The key filter never says no for a key that was added (even when the memtable holds
-    /// far more than it was sized for), and says no for most keys that were not.
-    @Test func keyFilterHasNoFalseNegatives() {
-        for (expected, count) in [(4 << 20, 20_000), (16 << 10, 20_000)] {
+    /// The point index answers exactly (a key added is found, a key never added is not),
+    /// also after it grew far past the size it started with.
+    @Test func pointIndexIsExactAcrossGrowth() {
+        for (expected, count) in [(4 << 20, 20_000), (16 << 10, 50_000)] {
             let m = MemTable(logNumber: 1, expectedBytes: expected)
-            for i in 0..<count { add(m, SequenceNumber(i + 1), i % 7 == 0 ? .deletion : .value, "key:\(i)", "v") }
+            for i in 0..<count { add(m, SequenceNumber(i + 1), i % 7 == 0 ? .deletion : .value, "key:\(i)", "v\(i)") }
             for i in 0..<count {
                 let present = Array("key:\(i)".utf8).withUnsafeBytes { m.mayContain($0) }
-                #expect(present, "added key key:\(i) filtered out (sized for \(expected) bytes)")
-                #expect(lookup(m, "key:\(i)", SequenceNumber(count)) == (i % 7 == 0 ? "<deleted>" : "v"))
+                #expect(present, "added key key:\(i) not in the index (sized for \(expected) bytes)")
+                #expect(lookup(m, "key:\(i)", SequenceNumber(count)) == (i % 7 == 0 ? "<deleted>" : "v\(i)"))
             }
-            var falsePositives = 0
-            for i in count..<(2 * count) where Array("key:\(i)".utf8).withUnsafeBytes({ m.mayContain($0) }) {
-                falsePositives += 1
-            }
-            if expected == 4 << 20 {
-                #expect(falsePositives < count / 50, "\(falsePositives) false positives of \(count)")
+            for i in count..<(2 * count) {
+                let present = Array("key:\(i)".utf8).withUnsafeBytes { m.mayContain($0) }
+                #expect(!present, "key:\(i) was never added")
             }
             #expect(lookup(m, "key:\(count + 1)", SequenceNumber(count)) == nil)
+        }
+    }
+
+    /// Point reads through the index agree with a walk of the skiplist at every snapshot,
+    /// for keys with many versions, deletions, empty keys and keys of every length.
+    @Test func pointReadsMatchSkiplistWalk() {
+        let seed = testSeed("memtable-point-index")
+        var rng = TestRandom(seed: seed)
+        let m = MemTable(logNumber: 1, expectedBytes: 4 << 10)
+        var keys: [[UInt8]] = [[]]
+        for _ in 0..<300 {
+            let length = rng.next(40)
+            keys.append((0..<length).map { _ in UInt8(rng.next(4)) })
+        }
+        var sequence: SequenceNumber = 0
+        for _ in 0..<5_000 {
+            let key = keys[rng.next(keys.count)]
+            sequence += 1
+            let kind: ValueKind = rng.chance(20) ? .deletion : .value
+            let value = Array("v\(sequence)".utf8)
+            key.withUnsafeBytes { k in value.withUnsafeBytes { v in m.add(sequence, kind, k, v) } }
+        }
+        for key in keys {
+            for _ in 0..<10 {
+                let snapshot = SequenceNumber(rng.next(Int(sequence) + 2))
+                let got = key.withUnsafeBytes { k in Self.describe(m.get(k, snapshot: snapshot)) }
+                let want = key.withUnsafeBytes { k -> String in
+                    guard let n = m.findGreaterOrEqual(k, packTrailer(snapshot, .value), nil) else { return "absent" }
+                    let ik = MemTable.key(n)
+                    guard compareBytes(InternalKey.userKey(ik), k) == 0 else { return "absent" }
+                    return InternalKey.kind(ik) == .value ? String(decoding: MemTable.value(n), as: UTF8.self) : "deleted"
+                }
+                #expect(got == want, "seed \(seed): key \(key) at snapshot \(snapshot)")
+            }
+        }
+    }
+
+    static func describe(_ lookup: MemTable.Lookup) -> String {
+        switch lookup {
+        case .found(let v): return String(decoding: v, as: UTF8.self)
+        case .deleted: return "deleted"
+        case .notFound: return "absent"
         }
     }
 

@@ -1,0 +1,197 @@
+import Atomics
+import KVBase
+
+/// A memtable's point index: a hash table from user key to the newest skiplist node of that
+/// key, so a point read costs a probe or two instead of a skiplist walk.
+///
+/// Layout (native-endian, in one allocation per table):
+///
+///     mask Int | slot[mask + 1] (atomic UInt64)
+///
+/// Open addressing with linear probing over a power-of-two number of slots, at most half
+/// full. A slot is 0 (empty) or `tag << 48 | node address`: the tag is the top 16 bits of the
+/// key's hash, never 0, and lets a probe skip other keys' slots without touching their nodes.
+/// A node whose address does not fit in 48 bits is stored whole with tag 0, which matches
+/// every key (the key is then compared in full).
+///
+/// Invariants and thread safety (the memtable's): one writer inserts; readers probe without
+/// locks. A slot only ever goes from empty to a node, or from a node to a newer node of the
+/// same key, each a release store after the node is linked into the skiplist. Growing
+/// builds a table twice the size, fills it, and publishes it with a release store; the old
+/// table stays allocated (a reader may still probe it, and everything in it is still true)
+/// until the memtable is freed. A reader that sees a committed sequence (the engine's
+/// acquire of its read state) sees every table and slot stored before that commit.
+final class PointIndex: @unchecked Sendable {
+    // @unchecked Sendable: see the rules above; `count`, `capacity` and `retired` are the
+    // writer's alone.
+    private static let addressBits: UInt64 = 48
+    private static let addressMask: UInt64 = (1 << addressBits) - 1
+
+    private let current: UnsafeAtomic<Int>
+    /// Tables replaced by a larger one, freed with the index.
+    private var retired: [UnsafeMutableRawPointer] = []
+    /// Keys in the current table.
+    private var count = 0
+    /// Slots in the current table.
+    private var capacity: Int
+    /// Bytes of all tables, current and replaced (read by any thread).
+    private let bytes = ManagedAtomic<Int>(0)
+
+    /// An index with room for about `initialCapacity` keys before it first grows.
+    init(initialCapacity: Int) {
+        var slots = 64
+        while slots < initialCapacity * 2 && slots < 1 << 28 { slots <<= 1 }
+        capacity = slots
+        current = .create(Int(bitPattern: Self.allocateTable(slots: slots)))
+        bytes.store(8 + slots * 8, ordering: .relaxed)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(bitPattern: current.load(ordering: .relaxed))?.deallocate()
+        current.destroy()
+        for t in retired { t.deallocate() }
+    }
+
+    /// Bytes the index holds (current and replaced tables).
+    var memoryUsage: Int { bytes.load(ordering: .relaxed) }
+
+    private static func allocateTable(slots: Int) -> UnsafeMutableRawPointer {
+        let table = UnsafeMutableRawPointer.allocate(byteCount: 8 + slots * 8, alignment: 64)
+        table.storeBytes(of: slots - 1, as: Int.self)
+        (table + 8).initializeMemory(as: UInt64.self, repeating: 0, count: slots)
+        return table
+    }
+
+    @inline(__always)
+    private static func slot(_ table: UnsafeMutableRawPointer, _ i: Int) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic<UInt64>(at: (table + 8 + i * 8).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
+    }
+
+    /// A 64-bit hash of `key`, eight bytes at a time.
+    @inline(__always)
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: key.count)
+        guard var p = key.baseAddress else { return finalize(h) }
+        var n = key.count
+        while n >= 8 {
+            h = (h ^ p.loadUnaligned(as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+            p += 8
+            n -= 8
+        }
+        if n > 0 {
+            var w: UInt64 = 0
+            for i in 0..<n { w |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << UInt64(8 * i) }
+            h = (h ^ w) &* 0xC4CE_B9FE_1A85_EC53
+            h ^= h >> 29
+        }
+        return finalize(h)
+    }
+
+    @inline(__always)
+    private static func finalize(_ x: UInt64) -> UInt64 {
+        var h = x
+        h ^= h >> 33
+        h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return h
+    }
+
+    @inline(__always)
+    private static func tag(_ h: UInt64) -> UInt64 {
+        let t = h >> addressBits
+        return t == 0 ? 1 : t
+    }
+
+    @inline(__always)
+    private static func encode(_ node: UnsafeMutableRawPointer, tag: UInt64) -> UInt64 {
+        let address = UInt64(UInt(bitPattern: node))
+        return address <= addressMask ? (tag << addressBits) | address : address
+    }
+
+    /// The node a slot holds and whether it may be `tag`'s key.
+    @inline(__always)
+    private static func decode(_ value: UInt64, tag: UInt64) -> UnsafeMutableRawPointer? {
+        let t = value >> addressBits
+        if t == 0 { return UnsafeMutableRawPointer(bitPattern: UInt(value)) }
+        guard t == tag else { return nil }
+        return UnsafeMutableRawPointer(bitPattern: UInt(value & addressMask))
+    }
+
+    @inline(__always)
+    private static func userKey(_ node: UnsafeMutableRawPointer) -> UnsafeRawBufferPointer {
+        InternalKey.userKey(MemTable.key(node))
+    }
+
+    /// The newest node of `key`, or nil when the memtable has none.
+    @inline(__always)
+    func newest(_ key: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer? {
+        let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .acquiring)).unsafelyUnwrapped
+        let mask = table.load(as: Int.self)
+        let h = Self.hash(key)
+        let tag = Self.tag(h)
+        var i = Int(truncatingIfNeeded: h) & mask
+        // At most half the slots are full, so the probe ends at an empty one.
+        while true {
+            let value = Self.slot(table, i).load(ordering: .acquiring)
+            if value == 0 { return nil }
+            if let node = Self.decode(value, tag: tag), compareBytes(Self.userKey(node), key) == 0 {
+                return node
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Makes `node` the newest of `key` (writer only; `node` is already in the skiplist and
+    /// newer than any node of `key` inserted before).
+    func insert(_ node: UnsafeMutableRawPointer, _ key: UnsafeRawBufferPointer) {
+        let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .relaxed)).unsafelyUnwrapped
+        let h = Self.hash(key)
+        if Self.place(node, key: key, hash: h, in: table, mask: capacity - 1) {
+            count += 1
+            if count * 2 > capacity { grow() }
+        }
+    }
+
+    /// Stores `node` in its key's slot or the first empty one; true when the key is new.
+    @inline(__always)
+    private static func place(_ node: UnsafeMutableRawPointer, key: UnsafeRawBufferPointer, hash h: UInt64, in table: UnsafeMutableRawPointer, mask: Int) -> Bool {
+        let tag = tag(h)
+        let value = encode(node, tag: tag)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slot(table, i)
+            let old = s.load(ordering: .relaxed)
+            if old == 0 {
+                s.store(value, ordering: .releasing)
+                return true
+            }
+            if let other = decode(old, tag: tag), compareBytes(userKey(other), key) == 0 {
+                s.store(value, ordering: .releasing)
+                return false
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    private func grow() {
+        let old = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .relaxed)).unsafelyUnwrapped
+        let slots = capacity * 2
+        let table = Self.allocateTable(slots: slots)
+        for i in 0..<capacity {
+            let value = Self.slot(old, i).load(ordering: .relaxed)
+            guard value != 0 else { continue }
+            let node = value >> Self.addressBits == 0
+                ? UnsafeMutableRawPointer(bitPattern: UInt(value)).unsafelyUnwrapped
+                : UnsafeMutableRawPointer(bitPattern: UInt(value & Self.addressMask)).unsafelyUnwrapped
+            let key = Self.userKey(node)
+            _ = Self.place(node, key: key, hash: Self.hash(key), in: table, mask: slots - 1)
+        }
+        current.store(Int(bitPattern: table), ordering: .releasing)
+        retired.append(old)
+        capacity = slots
+        bytes.wrappingIncrement(by: 8 + slots * 8, ordering: .relaxed)
+    }
+}

@@ -43,3 +43,33 @@ uint32_t shale_crc32c_hw(uint32_t crc, const void *p, size_t n) {
 }
 
 #endif
+
+static unsigned shale_next_stripe = 0;
+static _Thread_local unsigned shale_stripe_plus_one = 0;
+
+unsigned shale_thread_stripe(void) {
+    unsigned s = shale_stripe_plus_one;
+    if (s == 0) {
+        s = __atomic_fetch_add(&shale_next_stripe, 1, __ATOMIC_RELAXED) % SHALE_COUNTER_STRIPES + 1;
+        shale_stripe_plus_one = s;
+    }
+    return s - 1;
+}
+
+void shale_counter_add(uint64_t *slots, uint64_t n) {
+    __atomic_fetch_add(&slots[shale_thread_stripe() * 8], n, __ATOMIC_RELAXED);
+}
+
+uint64_t shale_counter_sum(const uint64_t *slots) {
+    uint64_t total = 0;
+    for (unsigned i = 0; i < SHALE_COUNTER_STRIPES; i++) {
+        total += __atomic_load_n(&slots[i * 8], __ATOMIC_RELAXED);
+    }
+    return total;
+}
+
+void shale_counter_reset(uint64_t *slots) {
+    for (unsigned i = 0; i < SHALE_COUNTER_STRIPES; i++) {
+        __atomic_store_n(&slots[i * 8], 0, __ATOMIC_RELAXED);
+    }
+}

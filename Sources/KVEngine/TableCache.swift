@@ -13,11 +13,11 @@ final class TableCache: Sendable {
     let blockCache: ShardedLRUCache<BlockCacheKey, Block>?
     private let readers: ShardedLRUCache<UInt64, TableReader>
     /// Point lookups that consulted a table's bloom filter, and those it answered "absent".
-    let bloomChecked = Atomic<Int>(0)
-    let bloomUseful = Atomic<Int>(0)
+    let bloomChecked = StripedCounter()
+    let bloomUseful = StripedCounter()
 
     func bloomStatistics() -> (checked: Int, useful: Int) {
-        (bloomChecked.load(ordering: .relaxed), bloomUseful.load(ordering: .relaxed))
+        (bloomChecked.value, bloomUseful.value)
     }
 
     init(directory: String, fs: any FileSystem, tableOptions: TableOptions, blockCacheBytes: Int, maxOpenFiles: Int) {

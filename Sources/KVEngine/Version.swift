@@ -1,3 +1,4 @@
+import Atomics
 import KVBase
 import KVTable
 
@@ -9,9 +10,27 @@ import KVTable
 /// its files from being deleted.
 final class Version: Sendable {
     let files: [[FileMetaData]]
+    /// Versions with at most this many files keep their files' readers (see `readers`).
+    static let pinnedReaderLimit = 128
+    /// The reader of each file (levels in order, flattened; `levelStarts[level]` is a level's
+    /// first slot), stored on a point read's first probe of the file, so later probes skip
+    /// the table cache (a lock, a hash lookup and an LRU move per probe, on lines every event
+    /// loop writes). Empty for versions of more than ``pinnedReaderLimit`` files, which go
+    /// through the cache only, so `maxOpenFiles` still bounds what big databases keep open.
+    /// A version's files are never deleted while it lives, so the readers stay valid.
+    private let readers: [ManagedAtomicLazyReference<TableReader>]
+    private let levelStarts: [Int]
 
     init(files: [[FileMetaData]]) {
         self.files = files
+        var starts: [Int] = []
+        var total = 0
+        for level in files {
+            starts.append(total)
+            total += level.count
+        }
+        levelStarts = starts
+        readers = total <= Self.pinnedReaderLimit ? (0..<total).map { _ in ManagedAtomicLazyReference() } : []
     }
 
     static let empty = Version(files: Array(repeating: [], count: numLevels))
@@ -38,23 +57,31 @@ final class Version: Sendable {
 
     /// Looks `userKey` up as of `sequence`: level 0 newest first, then one file per deeper level.
     func get(_ userKey: UnsafeRawBufferPointer, sequence: SequenceNumber, tables: TableCache) throws(KVError) -> Lookup {
-        let lookup = ScratchBuffer(capacity: userKey.count + 8)
-        lookup.append(userKey)
-        lookup.appendFixed64(packTrailer(sequence, .value))
-        for f in files[0] where Self.userRangeContains(f, userKey) {
-            let r = try probe(f, userKey, lookup.bytes, tables)
+        // The lookup key (user key and trailer) on the stack for keys up to 1 KiB.
+        try withUnsafeTemporaryAllocation(byteCount: userKey.count + 8, alignment: 8) { (buffer) throws(KVError) -> Lookup in
+            if let base = userKey.baseAddress, userKey.count > 0 {
+                buffer.baseAddress.unsafelyUnwrapped.copyMemory(from: base, byteCount: userKey.count)
+            }
+            buffer.storeBytes(of: packTrailer(sequence, .value).littleEndian, toByteOffset: userKey.count, as: UInt64.self)
+            return try get(userKey, lookup: UnsafeRawBufferPointer(buffer), tables: tables)
+        }
+    }
+
+    private func get(_ userKey: UnsafeRawBufferPointer, lookup: UnsafeRawBufferPointer, tables: TableCache) throws(KVError) -> Lookup {
+        for (i, f) in files[0].enumerated() where Self.userRangeContains(f, userKey) {
+            let r = try probe(f, slot: i, userKey, lookup, tables)
             if case .notFound = r { continue }
             return r
         }
-        for level in 1..<numLevels {
-            let level = files[level]
+        for levelNumber in 1..<numLevels {
+            let level = files[levelNumber]
             if level.isEmpty { continue }
             // First file whose largest key >= lookup.
             var lo = 0
             var hi = level.count
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if level[mid].largest.withUnsafeBytes({ InternalKey.compare($0, lookup.bytes) }) < 0 {
+                if level[mid].largest.withUnsafeBytes({ InternalKey.compare($0, lookup) }) < 0 {
                     lo = mid + 1
                 } else {
                     hi = mid
@@ -63,25 +90,34 @@ final class Version: Sendable {
             guard lo < level.count else { continue }
             let f = level[lo]
             guard f.smallest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) <= 0 else { continue }
-            let r = try probe(f, userKey, lookup.bytes, tables)
+            let r = try probe(f, slot: levelStarts[levelNumber] + lo, userKey, lookup, tables)
             if case .notFound = r { continue }
             return r
         }
         return .notFound
     }
 
-    private func probe(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer, _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
-        let reader = try tables.reader(f.number)
-        tables.bloomChecked.add(1, ordering: .relaxed)
+    /// The reader of `f`, the file in `slot` of ``readers``.
+    @inline(__always)
+    private func reader(_ f: FileMetaData, slot: Int, _ tables: TableCache) throws(KVError) -> TableReader {
+        guard slot < readers.count else { return try tables.reader(f.number) }
+        if let r = readers[slot].load() { return r }
+        return readers[slot].storeIfNilThenLoad(try tables.reader(f.number))
+    }
+
+    private func probe(_ f: FileMetaData, slot: Int, _ userKey: UnsafeRawBufferPointer, _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
+        let reader = try reader(f, slot: slot, tables)
+        tables.bloomChecked.add()
         if !reader.mayContain(userKey: userKey) {
-            tables.bloomUseful.add(1, ordering: .relaxed)
+            tables.bloomUseful.add()
             return .notFound
         }
-        guard let (key, value) = try reader.get(lookup) else { return .notFound }
-        return key.withUnsafeBytes { k -> Lookup in
+        // Only the value of a matching entry is copied.
+        let r = try reader.get(lookup) { k, v -> Lookup in
             guard k.count >= 8, compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
-            return InternalKey.kind(k) == .value ? .found(value) : .deleted
+            return InternalKey.kind(k) == .value ? .found(Array(v)) : .deleted
         }
+        return r ?? .notFound
     }
 
     static func userRangeContains(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer) -> Bool {

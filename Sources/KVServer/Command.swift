@@ -172,7 +172,7 @@ enum Commands {
     /// equal share of the run's time (statistics, slow log, the client's last command).
     static func recordRun(_ requests: ArraySlice<[[UInt8]]>, names: [String], failures: [String?], started: Int64,
                           server: ServerState, session: ClientSession) {
-        server.counters.commandsProcessed.wrappingAdd(Int64(requests.count), ordering: .relaxed)
+        server.counters.commandsProcessed.add(requests.count)
         session.info.withLock { i in
             i.lastCommand = names.last ?? ""
             i.lastInteraction = monotonicMillis()
@@ -292,7 +292,7 @@ enum Commands {
         guard let first = arguments.first else { return (nil, .none) }
         let name = known ?? RedisText.lower(first)
         let started = monotonicNanos()
-        server.counters.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
+        server.counters.commandsProcessed.add()
         session.info.withLock { i in
             i.lastCommand = name
             i.lastInteraction = monotonicMillis()

@@ -188,10 +188,10 @@ extension Commands {
     /// A bulk reply of a read value, counting keyspace hits and misses.
     static func bulkOrNull(_ server: ServerState, _ value: [UInt8]?) throws -> RESPValue {
         if let value {
-            server.counters.keyspaceHits.wrappingAdd(1, ordering: .relaxed)
+            server.counters.keyspaceHits.add()
             return .bulk(value)
         }
-        server.counters.keyspaceMisses.wrappingAdd(1, ordering: .relaxed)
+        server.counters.keyspaceMisses.add()
         return .nullBulk
     }
 

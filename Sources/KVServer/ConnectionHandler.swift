@@ -130,7 +130,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        server.counters.netInputBytes.wrappingAdd(Int64(buffer.readableBytes), ordering: .relaxed)
+        server.counters.netInputBytes.add(buffer.readableBytes)
         guard !closing, !failed, let session else { return }
         session.info.withLock { $0.lastInteraction = monotonicMillis() }
         refreshLimits()
@@ -453,7 +453,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             closeForOutputLimit(context: context, reason: "hard")
             return false
         }
-        server.counters.netOutputBytes.wrappingAdd(Int64(size), ordering: .relaxed)
+        server.counters.netOutputBytes.add(size)
         addPendingOutput(size, context: context)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)

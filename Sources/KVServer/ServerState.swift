@@ -75,16 +75,16 @@ public final class ClientSession: Sendable {
 
 /// What the server counts; read by INFO (and the metrics endpoint).
 final class ServerCounters: Sendable {
-    let commandsProcessed = Atomic<Int64>(0)
+    let commandsProcessed = StripedCounter()
     let connectionsReceived = Atomic<Int64>(0)
     let rejectedConnections = Atomic<Int64>(0)
-    let keyspaceHits = Atomic<Int64>(0)
-    let keyspaceMisses = Atomic<Int64>(0)
+    let keyspaceHits = StripedCounter()
+    let keyspaceMisses = StripedCounter()
     let expiredKeys = Atomic<Int64>(0)
     let errorReplies = Atomic<Int64>(0)
     let protocolErrors = Atomic<Int64>(0)
-    let netInputBytes = Atomic<Int64>(0)
-    let netOutputBytes = Atomic<Int64>(0)
+    let netInputBytes = StripedCounter()
+    let netOutputBytes = StripedCounter()
     /// Clients closed for their output buffer (Redis's `client_output_buffer_limit_disconnections`).
     let outputBufferDisconnections = Atomic<Int64>(0)
     /// Clients closed for an unfinished request over the limit (`client_query_buffer_limit_disconnections`).
@@ -130,16 +130,16 @@ final class ServerCounters: Sendable {
 
     /// Zeroes the counters (CONFIG RESETSTAT).
     func reset() {
-        commandsProcessed.store(0, ordering: .relaxed)
+        commandsProcessed.reset()
         connectionsReceived.store(0, ordering: .relaxed)
         rejectedConnections.store(0, ordering: .relaxed)
-        keyspaceHits.store(0, ordering: .relaxed)
-        keyspaceMisses.store(0, ordering: .relaxed)
+        keyspaceHits.reset()
+        keyspaceMisses.reset()
         expiredKeys.store(0, ordering: .relaxed)
         errorReplies.store(0, ordering: .relaxed)
         protocolErrors.store(0, ordering: .relaxed)
-        netInputBytes.store(0, ordering: .relaxed)
-        netOutputBytes.store(0, ordering: .relaxed)
+        netInputBytes.reset()
+        netOutputBytes.reset()
         outputBufferDisconnections.store(0, ordering: .relaxed)
         queryBufferDisconnections.store(0, ordering: .relaxed)
         idleDisconnections.store(0, ordering: .relaxed)
@@ -151,7 +151,7 @@ final class ServerCounters: Sendable {
     /// Takes a sample (every 100 ms) and returns the rate over the last samples.
     func sampleOps() {
         let now = monotonicMillis()
-        let n = commandsProcessed.load(ordering: .relaxed)
+        let n = Int64(commandsProcessed.value)
         opsSamples.withLock { s in
             s.append((now, n))
             if s.count > 16 { s.removeFirst(s.count - 16) }

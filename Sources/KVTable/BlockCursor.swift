@@ -234,6 +234,18 @@ struct BlockCursor: ~Copyable {
         }
     }
 
+    /// Positions at the entry that starts restart point `i` (invalid when `i` is the number
+    /// of restart points). In a block written with restart interval 1 (index blocks), that
+    /// is the block's `i`-th entry.
+    mutating func seek(toRestart i: Int) throws(KVError) {
+        guard i >= 0, i < numRestarts else { return invalidate() }
+        seekToRestartPoint(i)
+        _ = try parseNext()
+    }
+
+    /// Number of restart points in the block.
+    var restartCount: Int { numRestarts }
+
     mutating func next() throws(KVError) {
         precondition(isValid, "next on an invalid block iterator")
         _ = try parseNext()

@@ -60,20 +60,22 @@ public final class TableReader: Sendable {
     let keyOrder: KeyOrder
     let blockCache: ShardedLRUCache<BlockCacheKey, Block>?
     let indexBlock: Block
+    /// The index keys as numbers for point lookups (nil: binary search of the block).
+    let indexSearch: IndexSearch?
     let filter: BloomFilter?
     let metaindexHandle: BlockHandle
     /// End of the data blocks (start of the first metadata block).
     let dataEnd: UInt64
     /// End of all blocks (start of the footer).
     let blocksEnd: UInt64
-    private let bloomChecks = Atomic<Int>(0)
-    private let bloomUseful = Atomic<Int>(0)
-    private let blockReads = Atomic<Int>(0)
+    private let bloomChecks = StripedCounter()
+    private let bloomUseful = StripedCounter()
+    private let blockReads = StripedCounter()
 
     private init(
         fileNumber: UInt64, properties: TableProperties, file: any ReadableFile, keyOrder: KeyOrder,
-        blockCache: ShardedLRUCache<BlockCacheKey, Block>?, indexBlock: Block, filter: BloomFilter?,
-        metaindexHandle: BlockHandle, dataEnd: UInt64, blocksEnd: UInt64
+        blockCache: ShardedLRUCache<BlockCacheKey, Block>?, indexBlock: Block, indexSearch: IndexSearch?,
+        filter: BloomFilter?, metaindexHandle: BlockHandle, dataEnd: UInt64, blocksEnd: UInt64
     ) {
         self.fileNumber = fileNumber
         self.properties = properties
@@ -81,6 +83,7 @@ public final class TableReader: Sendable {
         self.keyOrder = keyOrder
         self.blockCache = blockCache
         self.indexBlock = indexBlock
+        self.indexSearch = indexSearch
         self.filter = filter
         self.metaindexHandle = metaindexHandle
         self.dataEnd = dataEnd
@@ -151,7 +154,8 @@ public final class TableReader: Sendable {
         let index = try read(footer.index)
         return TableReader(
             fileNumber: fileNumber, properties: properties, file: file, keyOrder: options.keyOrder,
-            blockCache: blockCache, indexBlock: index, filter: filter, metaindexHandle: footer.metaindex,
+            blockCache: blockCache, indexBlock: index, indexSearch: try IndexSearch(index: index, order: options.keyOrder),
+            filter: filter, metaindexHandle: footer.metaindex,
             dataEnd: filterHandle?.offset ?? propertiesHandle.offset, blocksEnd: blocksEnd)
     }
 
@@ -165,9 +169,9 @@ public final class TableReader: Sendable {
     /// Bloom and block-read counters since open.
     public var statistics: TableReaderStatistics {
         TableReaderStatistics(
-            bloomChecks: bloomChecks.load(ordering: .relaxed),
-            bloomUseful: bloomUseful.load(ordering: .relaxed),
-            blockReads: blockReads.load(ordering: .relaxed))
+            bloomChecks: bloomChecks.value,
+            bloomUseful: bloomUseful.value,
+            blockReads: blockReads.value)
     }
 
     // MARK: blocks
@@ -177,7 +181,7 @@ public final class TableReader: Sendable {
     func dataBlock(_ handle: BlockHandle, fillCache: Bool, readahead: Readahead? = nil) throws(KVError) -> Block {
         let cacheKey = BlockCacheKey(fileNumber: fileNumber, blockOffset: handle.offset)
         if let blockCache, let block = blockCache.get(cacheKey) { return block }
-        blockReads.wrappingAdd(1, ordering: .relaxed)
+        blockReads.add()
         let contents: BlockContents
         if let readahead,
            let stored = try readahead.block(file, handle, total: checkedBlockExtent(file.path, handle, limit: dataEnd), limit: dataEnd) {
@@ -252,10 +256,10 @@ public final class TableReader: Sendable {
             precondition(lookupKey.count >= internalKeyTrailerSize, "lookup keys of internal-key tables are internal keys")
         }
         if let filter {
-            bloomChecks.wrappingAdd(1, ordering: .relaxed)
+            bloomChecks.add()
             let userKey = keyOrder == .internalKey ? InternalKey.userKey(lookupKey) : lookupKey
             if !filter.mayContain(userKey) {
-                bloomUseful.wrappingAdd(1, ordering: .relaxed)
+                bloomUseful.add()
                 return false
             }
         }
@@ -264,7 +268,7 @@ public final class TableReader: Sendable {
             let half = scratch.count / 2
             var index = BlockCursor(block: indexBlock, order: keyOrder, scratch: UnsafeMutableRawBufferPointer(rebasing: scratch[..<half]))
             var data = BlockCursor(block: nil, order: keyOrder, scratch: UnsafeMutableRawBufferPointer(rebasing: scratch[half...]))
-            try index.seek(lookupKey)
+            try seekIndex(&index, lookupKey)
             while index.isValid {
                 try data.reset(dataBlock(dataHandle(index.value), fillCache: true))
                 try data.seek(lookupKey)
@@ -278,6 +282,21 @@ public final class TableReader: Sendable {
             }
             return false
         }
+    }
+
+    /// Positions `index` at the first index entry at or after `lookupKey`: through
+    /// ``IndexSearch`` when the table has one, comparing in full only the entries whose
+    /// prefixes tie; else by binary search of the block.
+    @inline(__always)
+    func seekIndex(_ index: inout BlockCursor, _ lookupKey: UnsafeRawBufferPointer) throws(KVError) {
+        guard let indexSearch else { return try index.seek(lookupKey) }
+        var (lo, hi) = indexSearch.candidates(IndexSearch.userKey(lookupKey, keyOrder))
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            try index.seek(toRestart: mid)
+            if compareKeys(keyOrder, index.key, lookupKey) < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        try index.seek(toRestart: lo)
     }
 
     /// The first entry at or after `lookupKey`, copied; nil when there is none or the bloom

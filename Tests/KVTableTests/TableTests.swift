@@ -80,6 +80,43 @@ struct TableTests {
         }
     }
 
+    @Test("point lookups position the index like a binary search of the index block", arguments: [KeyOrder.bytewise, .internalKey])
+    func indexSearchMatchesBlockSearch(order: KeyOrder) throws {
+        let seed = testSeed(0x1D5E_A2C4 &+ (order == .bytewise ? 0 : 1))
+        print("TableTests.indexSearchMatchesBlockSearch(\(order)) seed \(seed)")
+        var rnd = TestRandom(seed: seed)
+        let fs = MemoryFileSystem()
+        // Small blocks make many index entries; the long shared prefix and keys that differ
+        // only past 8 more bytes make prefixes tie.
+        for (n, longPrefix) in [0, 3, 20].enumerated() {
+            let entries = randomEntries(&rnd, count: 2000, order: order, maxKey: 14, maxValue: 8, longPrefix: longPrefix)
+            let options = TableOptions(blockSize: 64, restartInterval: 2, compression: .none, bloomBitsPerKey: 0, keyOrder: order)
+            try writeTable(fs, "/s\(n).sst", entries, options)
+            let table = try openTable(fs, "/s\(n).sst", options)
+            #expect(table.indexSearch != nil)
+            let prefix = [UInt8](repeating: 0x70, count: longPrefix)
+            for i in 0..<3000 {
+                var target = randomTarget(&rnd, entries, order)
+                if i % 3 == 0 {
+                    // Targets around and inside the shared prefix too.
+                    let user = Array(prefix.prefix(rnd.int(0..<(longPrefix + 1)))) + rnd.bytes(rnd.int(0..<4), alphabet: 7).map { $0 + 0x6E }
+                    target = order == .internalKey ? InternalKey.make(user, SequenceNumber(rnd.int(0..<1000)), .value) : user
+                }
+                let viaSearch = try target.withUnsafeBytes { (t) throws(KVError) -> [UInt8]? in
+                    var c = BlockCursor(block: table.indexBlock, order: order)
+                    try table.seekIndex(&c, t)
+                    return c.isValid ? Array(c.key) : nil
+                }
+                let viaBlock = try target.withUnsafeBytes { (t) throws(KVError) -> [UInt8]? in
+                    var c = BlockCursor(block: table.indexBlock, order: order)
+                    try c.seek(t)
+                    return c.isValid ? Array(c.key) : nil
+                }
+                #expect(viaSearch == viaBlock, "seed \(seed): target \(target)")
+            }
+        }
+    }
+
     @Test("empty table")
     func emptyTable() throws {
         let fs = MemoryFileSystem()

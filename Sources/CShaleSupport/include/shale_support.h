@@ -16,4 +16,22 @@ static inline void shale_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
 
+/// Number of stripes of a striped counter (`shale_counter_*`): 16 cache lines of 64 bytes.
+#define SHALE_COUNTER_STRIPES 16
+
+/// This thread's stripe of a striped counter, in 0..<SHALE_COUNTER_STRIPES: threads get
+/// consecutive stripes in the order they first ask, so the first 16 threads never share one.
+unsigned shale_thread_stripe(void);
+
+/// Adds `n` to this thread's stripe of the counter at `slots` (SHALE_COUNTER_STRIPES * 8
+/// words, 64-byte aligned), with a relaxed atomic add on a line no other thread of the first
+/// 16 writes.
+void shale_counter_add(uint64_t *slots, uint64_t n);
+
+/// The sum of all stripes of the counter at `slots` (relaxed loads; wraps modulo 2^64).
+uint64_t shale_counter_sum(const uint64_t *slots);
+
+/// Sets every stripe of the counter at `slots` to 0.
+void shale_counter_reset(uint64_t *slots);
+
 #endif

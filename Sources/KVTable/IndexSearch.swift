@@ -5,17 +5,26 @@ import KVBase
 /// almost every step, since each probe decodes an entry somewhere in the block).
 ///
 /// Built when a table opens, from an index block written with restart interval 1 (every
-/// entry is a restart point): `common` is the longest prefix shared by the user keys of all
-/// index entries, and `prefixes[i]` is the 8 bytes of entry `i`'s user key after `common`,
-/// big-endian and zero-padded. For two user keys that share `common`, a smaller prefix means
+/// entry is a restart point): `common` is the longest prefix shared by the user keys of the
+/// index entries (all but perhaps the last, see below), and `prefixes[i]` is the 8 bytes of
+/// entry `i`'s user key after `common`, big-endian and zero-padded. For two user keys that share `common`, a smaller prefix means
 /// a smaller key; equal prefixes say nothing, and those few entries are compared in full.
 /// (For internal-key tables the user key is the key without its 8-byte trailer; keys equal
 /// in user key order by trailer, which the full comparison handles.)
+///
+/// The last index entry is often a short successor of the table's last key ("1" after
+/// "0000999"), which shares nothing with the rest: `common` is taken from the other entries,
+/// and entries from `shared` on (that last one, when it does not share `common`) are always
+/// compared in full.
 ///
 /// Immutable after init; read by any thread.
 struct IndexSearch: Sendable {
     let common: [UInt8]
     let prefixes: [UInt64]
+    /// Entries `0..<shared` start with `common`.
+    let shared: Int
+    /// All entries.
+    let entries: Int
 
     /// The search over `index`, or nil when its layout does not allow one (an interval other
     /// than 1, or a key shorter than the trailer in an internal-key table).
@@ -31,13 +40,20 @@ struct IndexSearch: Sendable {
         }
         guard keys.count == cursor.restartCount else { return nil }
         var common: [UInt8] = []
-        if let first = keys.first, let last = keys.last {
+        var shared = keys.count
+        if let first = keys.first {
+            // Sorted keys: the prefix shared by the first and the last considered is shared
+            // by all between.
+            let last = keys[max(0, keys.count - 2)]
             var n = 0
             while n < first.count && n < last.count && first[n] == last[n] { n += 1 }
             common = Array(first[..<n])
+            if let final = keys.last, !final.starts(with: common) { shared = keys.count - 1 }
         }
         self.common = common
-        prefixes = keys.map { k in k.withUnsafeBytes { Self.prefix($0, after: common.count) } }
+        self.shared = shared
+        entries = keys.count
+        prefixes = keys[..<shared].map { k in k.withUnsafeBytes { Self.prefix($0, after: common.count) } }
     }
 
     @inline(__always)
@@ -65,12 +81,14 @@ struct IndexSearch: Sendable {
     /// cannot tell: every entry before `lo` is smaller, every entry from `hi` on is larger.
     @inline(__always)
     func candidates(_ userKey: UnsafeRawBufferPointer) -> (lo: Int, hi: Int) {
+        let count = entries
         let n = common.count
         if n > 0 {
             let r = common.withUnsafeBytes { c in compareRaw(userKey.baseAddress, min(userKey.count, n), c.baseAddress, n) }
             // Below every entry: smaller in the shared part, or a proper prefix of it.
             if r < 0 { return (0, 0) }
-            if r > 0 { return (prefixes.count, prefixes.count) }
+            // Above every entry that shares the prefix: only the ones after them remain.
+            if r > 0 { return (shared, count) }
         }
         let p = Self.prefix(userKey, after: n)
         return prefixes.withUnsafeBufferPointer { a in
@@ -86,7 +104,8 @@ struct IndexSearch: Sendable {
                 let mid = (end + hi) >> 1
                 if a[mid] <= p { end = mid + 1 } else { hi = mid }
             }
-            return (lo, end)
+            // Past every entry that shares the prefix: the ones after them are unknown too.
+            return (lo, end == a.count ? count : end)
         }
     }
 }

@@ -117,6 +117,38 @@ struct TableTests {
         }
     }
 
+    @Test("the index search narrows a lookup to a few entries when the last separator is a short successor", arguments: [KeyOrder.bytewise, .internalKey])
+    func indexSearchNarrows(order: KeyOrder) throws {
+        let fs = MemoryFileSystem()
+        // Keys as kvbench and most servers make them: a long shared prefix, then digits. The
+        // table's last index entry is the successor of the last key, "1", which shares nothing.
+        func padded(_ n: Int) -> [UInt8] {
+            let digits = Array(String(n).utf8)
+            return [UInt8](repeating: 0x30, count: 16 - digits.count) + digits
+        }
+        let entries = (0..<5000).map { i -> Entry in
+            let user = padded(i * 7)
+            let key = order == .internalKey ? InternalKey.make(user, SequenceNumber(i + 1), .value) : user
+            return Entry(key: key, value: Array(repeating: 0x76, count: 20))
+        }
+        let options = TableOptions(blockSize: 256, restartInterval: 4, compression: .none, bloomBitsPerKey: 0, keyOrder: order)
+        try writeTable(fs, "/n.sst", entries, options)
+        let table = try openTable(fs, "/n.sst", options)
+        let search = try #require(table.indexSearch)
+        #expect(search.common.count >= 10, "common prefix \(search.common)")
+        var widest = 0
+        for i in stride(from: 0, to: 5000 * 7 + 10, by: 13) {
+            let user = padded(i)
+            let range = user.withUnsafeBytes { search.candidates($0) }
+            widest = max(widest, range.hi - range.lo)
+            let target = order == .internalKey ? InternalKey.make(user, SequenceNumber(1 << 40), .value) : user
+            let i = lowerBound(entries, target, order)
+            let got = try table.get(target)
+            #expect(got?.key == (i < entries.count ? entries[i].key : nil))
+        }
+        #expect(widest <= 2, "a lookup compared up to \(widest) index entries in full")
+    }
+
     @Test("empty table")
     func emptyTable() throws {
         let fs = MemoryFileSystem()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # kvserver beside redis-server on the same machine, in one run, with redis-benchmark:
 #
-#   Benchmarks/server-compare.sh [--runs N] [--requests N] [--kvserver PATH] [--skip-always] [--keep]
+#   Benchmarks/server-compare.sh [--runs N] [--requests N] [--kvserver PATH] [--kv-args "ARGS"]
+#                                [--skip-always] [--keep]
 #
-# 1. Starts kvserver (defaults: --fsync everysec) and redis-server (--appendonly yes
+# 1. Starts kvserver (defaults: --fsync everysec; --kv-args adds options, e.g.
+#    "--io-threads 1") and redis-server (--appendonly yes
 #    --appendfsync everysec), both on 127.0.0.1 on free ports with fresh data directories.
 # 2. Loads 1,000,000 distinct keys with 100-byte values into each (redis-cli --pipe) and
 #    reads each server's RSS (VmRSS) after the load.
@@ -27,14 +29,16 @@ requests=1000000
 kvserver=.build/release/kvserver
 skip_always=0
 keep=0
+kv_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --requests) requests="$2"; shift 2 ;;
     --kvserver) kvserver="$2"; shift 2 ;;
+    --kv-args) kv_args="$2"; shift 2 ;;
     --skip-always) skip_always=1; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "server-compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -79,8 +83,9 @@ wait_ready() {  # port pid
 start_kv() {  # name fsync -> sets port, pid
   port=$(free_port)
   mkdir -p "$work/$1"
+  # shellcheck disable=SC2086 # --kv-args is a list of options
   "$kvserver" --dir "$work/$1/data" --bind 127.0.0.1 --port "$port" --fsync "$2" --metrics-port 0 \
-    --log-level warning >"$work/$1/log" 2>&1 &
+    --log-level warning $kv_args >"$work/$1/log" 2>&1 &
   pid=$!
   pids+=("$pid")
   wait_ready "$port" "$pid"
@@ -120,7 +125,7 @@ print("%s,%s,%s" % (r[1], r[4], r[6]))'
 }
 
 echo "server-compare: $(date -u '+%Y-%m-%d %H:%M UTC'), load $load, $(nproc) cores, runs $runs, requests $requests"
-echo "kvserver: $kvserver ($("$kvserver" --help >/dev/null 2>&1 && echo ok))   redis: $(redis-server --version | awk '{print $3}')"
+echo "kvserver: $kvserver ($("$kvserver" --help >/dev/null 2>&1 && echo ok))${kv_args:+ with $kv_args}   redis: $(redis-server --version | awk '{print $3}')"
 
 start_kv kv everysec; kv_port=$port; kv_pid=$pid
 start_redis redis everysec; redis_port=$port; redis_pid=$pid

@@ -29,6 +29,7 @@ final class EngineTarget: BenchTarget {
         o.durability = Durability(rawValue: config.durability.rawValue) ?? .no
         if let v = config.writeBufferSize { o.writeBufferSize = v }
         if let v = config.blockSize { o.blockSize = v }
+        if let v = config.blockRestartInterval { o.blockRestartInterval = v }
         o.compression = config.compression == .lz4 ? .lz4 : .none
         if let v = config.bloomBits { o.bloomBitsPerKey = v }
         if let v = config.cacheSize { o.blockCacheCapacity = v }

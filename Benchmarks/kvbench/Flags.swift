@@ -88,6 +88,9 @@ struct KVBench: ParsableCommand {
     @Option(name: .customLong("block_size"), help: "Table block size in bytes; 0 means the engine default.")
     var blockSize = 0
 
+    @Option(name: .customLong("block_restart_interval"), help: "Entries between restart points in data blocks; 0 means the engine default.")
+    var blockRestartInterval = 0
+
     @Option(name: .customLong("write_buffer_size"), help: "Memtable size in bytes; 0 means the engine default.")
     var writeBufferSize = 0
 
@@ -170,6 +173,7 @@ struct BenchConfig: Sendable {
     var cacheSize: Int?
     var bloomBits: Int?
     var blockSize: Int?
+    var blockRestartInterval: Int?
     var writeBufferSize: Int?
     var histogram: Bool
     var jsonPath: String?
@@ -208,6 +212,7 @@ struct BenchConfig: Sendable {
         cacheSize = flags.cacheSize < 0 ? nil : flags.cacheSize
         bloomBits = flags.bloomBits < 0 ? nil : flags.bloomBits
         blockSize = flags.blockSize <= 0 ? nil : flags.blockSize
+        blockRestartInterval = flags.blockRestartInterval <= 0 ? nil : flags.blockRestartInterval
         writeBufferSize = flags.writeBufferSize <= 0 ? nil : flags.writeBufferSize
         histogram = flags.histogram.value
         jsonPath = flags.json

@@ -232,6 +232,7 @@ final class BenchRun<Target: BenchTarget> {
             ("cache_size", .optional(config.cacheSize)),
             ("bloom_bits", .optional(config.bloomBits)),
             ("block_size", .optional(config.blockSize)),
+            ("block_restart_interval", .optional(config.blockRestartInterval)),
             ("write_buffer_size", .optional(config.writeBufferSize)),
             ("seed", .integer(config.seed)),
             ("shards", .integer(config.shards)),

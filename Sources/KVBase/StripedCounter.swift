@@ -38,3 +38,11 @@ public final class StripedCounter: @unchecked Sendable {
         shale_counter_reset(slots)
     }
 }
+
+/// This thread's stripe number, 0..<16: threads get consecutive numbers in the order they
+/// first ask (the numbering ``StripedCounter`` uses), so the first 16 threads to ask never
+/// share one. For per-thread striping of other statistics.
+@inline(__always)
+public func currentThreadStripe() -> Int {
+    Int(shale_thread_stripe())
+}

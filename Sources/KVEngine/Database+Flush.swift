@@ -8,6 +8,7 @@ extension Options {
     var tableOptions: TableOptions {
         var t = TableOptions()
         t.blockSize = blockSize
+        t.restartInterval = blockRestartInterval
         t.bloomBitsPerKey = bloomBitsPerKey
         t.compression = compression == .lz4 ? .lz4 : .none
         t.keyOrder = .internalKey

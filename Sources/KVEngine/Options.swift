@@ -52,6 +52,11 @@ public struct Options: Sendable {
 
     /// Uncompressed size of a table data block. Default 4 KiB.
     public var blockSize: Int = 4096
+    /// Entries between restart points in table data blocks (LevelDB's
+    /// `block_restart_interval`): a point lookup binary-searches the restart points, then
+    /// scans at most this many entries; a larger interval prefix-compresses more keys.
+    /// Default 16.
+    public var blockRestartInterval: Int = 16
     /// Compression of table blocks. Default LZ4.
     public var compression: Compression = .lz4
     /// Bloom filter bits per key in each table (0 = no filter). Default 10 (~1% false positives).
@@ -103,6 +108,9 @@ public struct Options: Sendable {
     public func validate() throws(KVError) {
         if writeBufferSize < 4096 || writeBufferSize > 4 << 30 {
             throw .invalidArgument("writeBufferSize must be between 4 KiB and 4 GiB, got \(writeBufferSize)")
+        }
+        if blockRestartInterval < 1 || blockRestartInterval > 1024 {
+            throw .invalidArgument("blockRestartInterval must be between 1 and 1024, got \(blockRestartInterval)")
         }
         if blockSize < 256 || blockSize > 4 << 20 {
             throw .invalidArgument("blockSize must be between 256 B and 4 MiB, got \(blockSize)")

@@ -37,7 +37,10 @@ struct CommandCall {
 
 /// A command of the table: Redis's arity rule (n exact, -n at least n), flags for COMMAND
 /// INFO, the key positions, and the handler.
-struct CommandSpec: Sendable {
+///
+/// A class, so that looking one up per request costs one reference, and its flags are
+/// decided once here rather than by string comparisons per request.
+final class CommandSpec: Sendable {
     let name: String
     let arity: Int
     let flags: [String]
@@ -45,11 +48,12 @@ struct CommandSpec: Sendable {
     let lastKey: Int
     let step: Int
     let handler: @Sendable (inout CommandCall) throws -> RESPValue
-
     /// Whether a client that has not authenticated may call it.
-    var allowedBeforeAuth: Bool { flags.contains("no_auth") }
+    let allowedBeforeAuth: Bool
     /// Whether it changes data.
-    var isWrite: Bool { flags.contains("write") }
+    let isWrite: Bool
+    /// Whether it always runs off the event loop (``Commands/offLoopCommands``).
+    let alwaysOffLoop: Bool
 
     init(_ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0),
          _ handler: @escaping @Sendable (inout CommandCall) throws -> RESPValue) {
@@ -60,6 +64,9 @@ struct CommandSpec: Sendable {
         self.lastKey = keys.1
         self.step = keys.2
         self.handler = handler
+        allowedBeforeAuth = flags.contains("no_auth")
+        isWrite = flags.contains("write")
+        alwaysOffLoop = Commands.offLoopCommands.contains(name)
     }
 
     func arityOK(_ argc: Int) -> Bool {
@@ -113,7 +120,14 @@ enum Commands {
     static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool, name known: String? = nil) -> Bool {
         guard let first = arguments.first else { return false }
         let name = known ?? RedisText.lower(first)
-        if offLoopCommands.contains(name) { return true }
+        return runsOffLoop(arguments, syncedWrites: syncedWrites, name: name, spec: table[name])
+    }
+
+    /// ``runsOffLoop(_:syncedWrites:name:)`` for a request whose command the caller has
+    /// looked up (`spec`, nil for an unknown command).
+    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool, name: String, spec: CommandSpec?) -> Bool {
+        guard let spec else { return false }
+        if spec.alwaysOffLoop { return true }
         switch name {
         case "scan":
             return largeCountArgument(arguments, after: "count", from: 2)
@@ -128,7 +142,7 @@ enum Commands {
             }
             return true
         default:
-            return syncedWrites && (table[name]?.isWrite ?? false)
+            return syncedWrites && spec.isWrite
         }
     }
 
@@ -291,14 +305,22 @@ enum Commands {
                         loop: (any EventLoop)? = nil, name known: String? = nil) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let name = known ?? RedisText.lower(first)
+        return execute(arguments, server: server, session: session, loop: loop, name: name, spec: table[name])
+    }
+
+    /// ``execute(_:server:session:loop:name:)`` for a request whose command the caller has
+    /// looked up (`spec`, nil for an unknown command).
+    static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
+                        loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
+        guard let first = arguments.first else { return (nil, .none) }
         let started = monotonicNanos()
         server.counters.commandsProcessed.add()
         session.info.withLock { i in
             i.lastCommand = name
-            i.lastInteraction = monotonicMillis()
+            i.lastInteraction = started / 1_000_000
         }
         // Redis's order: unknown command, then arity, then authentication.
-        guard let spec = table[name] else {
+        guard let spec = found else {
             var args = ""
             for a in arguments.dropFirst() where args.utf8.count < 128 {
                 let room = 128 - args.utf8.count

@@ -51,27 +51,46 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private let server: ServerState
     private let pool: NIOThreadPool
+    // Unchecked exclusivity on the mutable fields: they are touched on the channel's event
+    // loop only and never with overlapping accesses of one field, so the dynamic checks on
+    // every access (several per request) would only cost time.
+    @exclusivity(unchecked)
     private var session: ClientSession?
+    @exclusivity(unchecked)
     private var decoder: RESPRequestDecoder
+    @exclusivity(unchecked)
     private var limitsGeneration: Int
     /// `client-output-buffer-limit` and `client-query-buffer-limit` as of `limitsGeneration`
     /// (refreshed on the next read after a CONFIG SET), so requests take no server-wide lock.
+    @exclusivity(unchecked)
     private var outputLimit: OutputBufferLimit
+    @exclusivity(unchecked)
     private var queryLimit: Int
+    @exclusivity(unchecked)
     private var inbound: ByteBuffer?
+    @exclusivity(unchecked)
     private var queue = CircularBuffer<Item>()
     /// Argument bytes of the queued requests.
+    @exclusivity(unchecked)
     private var queuedBytes = 0
+    @exclusivity(unchecked)
     private var running = false
     /// `schedule` is on the stack.
+    @exclusivity(unchecked)
     private var scheduling = false
+    @exclusivity(unchecked)
     private var closing = false
+    @exclusivity(unchecked)
     private var readPaused = false
+    @exclusivity(unchecked)
     private var failed = false
     /// Reply bytes written to the channel whose write has not completed.
+    @exclusivity(unchecked)
     private var pendingOutput = 0
     /// When `pendingOutput` last reached the soft limit (monotonic ms); nil while below it.
+    @exclusivity(unchecked)
     private var softLimitSince: Int64?
+    @exclusivity(unchecked)
     private var softLimitCheck: Scheduled<Void>?
 
     init(server: ServerState, pool: NIOThreadPool) {
@@ -240,7 +259,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 return
             case .request(let args):
                 let name = args.first.map(RedisText.lower) ?? ""
-                if Commands.runsOffLoop(args, syncedWrites: synced, name: name) {
+                let spec = Commands.table[name]
+                if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec) {
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
                     return
@@ -252,7 +272,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 ran += 1
-                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop, name: name)
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop, name: name, spec: spec)
                 version = session.protocolVersion
                 if let reply { RESPEncoder(version: version == 3 ? .resp3 : .resp2).write(reply, into: &out) }
                 if case .none = next { continue }

@@ -1,19 +1,14 @@
+import KVBase
 import Histogram
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Per-command call counts, time, failures and latency histograms (`INFO commandstats`,
 /// `INFO latencystats`, the metrics endpoint).
 ///
 /// Recording is cheap and scales with the worker threads: the figures are split over
 /// ``stripeCount`` stripes, each a `Mutex` around a dictionary keyed by command name, and a
-/// thread always records into the stripe its thread id hashes to, so two workers rarely
-/// contend. A record is one dictionary lookup and, when tracking is on, one HdrHistogram
+/// thread always records into its own stripe (``currentThreadStripe()``), so two event loops
+/// or workers rarely contend. A record is one dictionary lookup and, when tracking is on, one HdrHistogram
 /// increment (an index computation and an add). Readers merge the stripes.
 ///
 /// Histograms hold nanoseconds from 1 ns to 100 s with two significant digits (values
@@ -50,13 +45,10 @@ final class CommandStatistics: Sendable {
         Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: highestNanos, numberOfSignificantValueDigits: .two)
     }
 
+    /// The calling thread's stripe (threads take stripes in the order they first count, so
+    /// the event loops do not share one).
     private var stripe: Stripe {
-        #if canImport(Glibc)
-        let id = UInt64(pthread_self())
-        #else
-        let id = UInt64(UInt(bitPattern: pthread_self()))
-        #endif
-        return stripes[Int((id &* 0x9E37_79B9_7F4A_7C15) >> 61) % Self.stripeCount]
+        stripes[currentThreadStripe() % Self.stripeCount]
     }
 
     /// Records one call of `command` that took `nanos`; `histogram` says whether latency

@@ -117,7 +117,14 @@ enum RedisText {
 
     /// Lower-cased ASCII text of a command name or option.
     static func lower(_ s: [UInt8]) -> String {
-        String(decoding: s.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }, as: UTF8.self)
+        // Command names are short: lower-case them on the stack (no intermediate array).
+        if s.count <= 32 {
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+                for i in 0..<s.count { buffer[i] = s[i] >= 65 && s[i] <= 90 ? s[i] | 0x20 : s[i] }
+                return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<s.count]), as: UTF8.self)
+            }
+        }
+        return String(decoding: s.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     /// Whether `s` equals the ASCII word `word` (lower-case), ignoring case.

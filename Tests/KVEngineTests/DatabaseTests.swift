@@ -114,6 +114,27 @@ struct DatabaseTests {
         var missing = memoryOptions(MemoryFileSystem())
         missing.createIfMissing = false
         #expect(throws: KVError.self) { try Database.open(at: "/nope", options: missing) }
+        for interval in [0, -3, 1025] {
+            var restart = memoryOptions(MemoryFileSystem())
+            restart.blockRestartInterval = interval
+            #expect(throws: KVError.self) { try Database.open(at: "/db", options: restart) }
+        }
+    }
+
+    /// Tables written with another restart interval read back the same, and the interval
+    /// is the one asked for.
+    @Test func blockRestartIntervalIsUsed() throws {
+        for interval in [1, 4, 64] {
+            let fs = MemoryFileSystem()
+            var o = memoryOptions(fs)
+            o.blockRestartInterval = interval
+            #expect(o.tableOptions.restartInterval == interval)
+            let db = try Database.open(at: "/db", options: o)
+            for i in 0..<2000 { try db.put("key\(i)", "value\(i)") }
+            try db.compactRange(nil, nil)
+            for i in stride(from: 0, to: 2000, by: 7) { #expect(try db.get("key\(i)") == Array("value\(i)".utf8)) }
+            try db.close()
+        }
     }
 
     @Test func secondOpenInSameProcessIsLocked() throws {

@@ -179,7 +179,7 @@ public final class MemTable: @unchecked Sendable {
     /// False when no entry for `key` was ever added (no false negatives).
     @inline(__always)
     func mayContain(_ key: UnsafeRawBufferPointer) -> Bool {
-        index.newest(key) != nil
+        !index.isComplete || index.newest(key) != nil
     }
 
     /// Inserts one entry. Single writer only (see the type's rules).
@@ -224,6 +224,7 @@ public final class MemTable: @unchecked Sendable {
     /// The newest entry for `userKey` with sequence <= `snapshot`. The returned buffer points
     /// into the memtable and is valid while the caller holds the memtable.
     func get(_ userKey: UnsafeRawBufferPointer, snapshot: SequenceNumber) -> Lookup {
+        guard index.isComplete else { return walk(userKey, snapshot: snapshot) }
         guard var n = index.newest(userKey) else { return .notFound }
         // Versions of a key sit together in the skiplist, newest first: step from the newest
         // to the first one the snapshot sees.
@@ -234,6 +235,20 @@ public final class MemTable: @unchecked Sendable {
             guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
             n = older
         }
+        switch InternalKey.kind(k) {
+        case .value: return .found(Self.value(n))
+        case .deletion, .none: return .deleted
+        }
+    }
+
+    /// Makes point reads walk the skiplist, as an incomplete point index does (tests only).
+    func markPointIndexIncomplete() { index.markIncomplete() }
+
+    /// ``get(_:snapshot:)`` by a walk of the skiplist (when the point index is incomplete).
+    func walk(_ userKey: UnsafeRawBufferPointer, snapshot: SequenceNumber) -> Lookup {
+        guard let n = findGreaterOrEqual(userKey, packTrailer(snapshot, .value), nil) else { return .notFound }
+        let k = Self.key(n)
+        guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
         switch InternalKey.kind(k) {
         case .value: return .found(Self.value(n))
         case .deletion, .none: return .deleted

@@ -11,8 +11,9 @@ import KVBase
 /// Open addressing with linear probing over a power-of-two number of slots, at most half
 /// full. A slot is 0 (empty) or `tag << 48 | node address`: the tag is the top 16 bits of the
 /// key's hash, never 0, and lets a probe skip other keys' slots without touching their nodes.
-/// A node whose address does not fit in 48 bits is stored whole with tag 0, which matches
-/// every key (the key is then compared in full).
+/// A node whose address does not fit in 48 bits (no Linux x86-64 or arm64 process gets one
+/// without asking) is not stored; instead the index marks itself incomplete (`isComplete`
+/// false, for good), and the memtable answers point reads from the skiplist from then on.
 ///
 /// Invariants and thread safety (the memtable's): one writer inserts; readers probe without
 /// locks. A slot only ever goes from empty to a node, or from a node to a newer node of the
@@ -36,6 +37,7 @@ final class PointIndex: @unchecked Sendable {
     private var capacity: Int
     /// Bytes of all tables, current and replaced (read by any thread).
     private let bytes = ManagedAtomic<Int>(0)
+    private let incomplete = ManagedAtomic<Bool>(false)
 
     /// An index with room for about `initialCapacity` keys before it first grows.
     init(initialCapacity: Int) {
@@ -105,18 +107,32 @@ final class PointIndex: @unchecked Sendable {
         return t == 0 ? 1 : t
     }
 
+    /// Whether every node inserted so far is in the index. Once false, stays false: the
+    /// caller must not trust ``newest(_:)``. Set (release) before the node that did not fit
+    /// is published, so a reader that can see that node sees this too.
     @inline(__always)
-    private static func encode(_ node: UnsafeMutableRawPointer, tag: UInt64) -> UInt64 {
-        let address = UInt64(UInt(bitPattern: node))
-        return address <= addressMask ? (tag << addressBits) | address : address
+    var isComplete: Bool { !incomplete.load(ordering: .acquiring) }
+
+    /// Marks the index incomplete, as a node whose address does not fit does (for tests of
+    /// the memtable's fallback).
+    func markIncomplete() {
+        incomplete.store(true, ordering: .releasing)
     }
 
-    /// The node a slot holds and whether it may be `tag`'s key.
+    @inline(__always)
+    private static func fits(_ node: UnsafeMutableRawPointer) -> Bool {
+        UInt64(UInt(bitPattern: node)) <= addressMask
+    }
+
+    @inline(__always)
+    private static func encode(_ node: UnsafeMutableRawPointer, tag: UInt64) -> UInt64 {
+        (tag << addressBits) | UInt64(UInt(bitPattern: node))
+    }
+
+    /// The node a slot holds when it may be `tag`'s key.
     @inline(__always)
     private static func decode(_ value: UInt64, tag: UInt64) -> UnsafeMutableRawPointer? {
-        let t = value >> addressBits
-        if t == 0 { return UnsafeMutableRawPointer(bitPattern: UInt(value)) }
-        guard t == tag else { return nil }
+        guard value >> addressBits == tag else { return nil }
         return UnsafeMutableRawPointer(bitPattern: UInt(value & addressMask))
     }
 
@@ -147,6 +163,10 @@ final class PointIndex: @unchecked Sendable {
     /// Makes `node` the newest of `key` (writer only; `node` is already in the skiplist and
     /// newer than any node of `key` inserted before).
     func insert(_ node: UnsafeMutableRawPointer, _ key: UnsafeRawBufferPointer) {
+        guard Self.fits(node) else {
+            incomplete.store(true, ordering: .releasing)
+            return
+        }
         let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .relaxed)).unsafelyUnwrapped
         let h = Self.hash(key)
         if Self.place(node, key: key, hash: h, in: table, mask: capacity - 1) {
@@ -183,9 +203,7 @@ final class PointIndex: @unchecked Sendable {
         for i in 0..<capacity {
             let value = Self.slot(old, i).load(ordering: .relaxed)
             guard value != 0 else { continue }
-            let node = value >> Self.addressBits == 0
-                ? UnsafeMutableRawPointer(bitPattern: UInt(value)).unsafelyUnwrapped
-                : UnsafeMutableRawPointer(bitPattern: UInt(value & Self.addressMask)).unsafelyUnwrapped
+            let node = UnsafeMutableRawPointer(bitPattern: UInt(value & Self.addressMask)).unsafelyUnwrapped
             let key = Self.userKey(node)
             _ = Self.place(node, key: key, hash: Self.hash(key), in: table, mask: slots - 1)
         }

@@ -58,7 +58,13 @@ struct MemTableTests {
             let value = Array("v\(sequence)".utf8)
             key.withUnsafeBytes { k in value.withUnsafeBytes { v in m.add(sequence, kind, k, v) } }
         }
-        for key in keys {
+        // Half way through the checks the index gives up (as it does for a node whose
+        // address does not fit its slots); reads then walk the skiplist, with the same answers.
+        for (n, key) in keys.enumerated() {
+            if n == keys.count / 2 {
+                m.markPointIndexIncomplete()
+                #expect(key.withUnsafeBytes { m.mayContain($0) })
+            }
             for _ in 0..<10 {
                 let snapshot = SequenceNumber(rng.next(Int(sequence) + 2))
                 let got = key.withUnsafeBytes { k in Self.describe(m.get(k, snapshot: snapshot)) }

@@ -72,11 +72,12 @@ public enum RowValue {
     }
 
     /// Decodes an engine value read for `key` into an entry (expired or not).
-    static func decode(_ raw: [UInt8], key: [UInt8]) throws(KVError) -> StoredEntry {
+    static func decode(_ raw: consuming [UInt8], key: [UInt8]) throws(KVError) -> StoredEntry {
         guard let (n, t) = raw.withUnsafeBytes({ parse($0) }) else { throw damaged(key) }
-        var v = raw
-        v.removeLast(v.count - n)
-        return StoredEntry(value: v, expiresAt: t)
+        // Consumed: when the caller hands over its only reference, the envelope is cut off
+        // in place instead of the value being copied.
+        raw.removeLast(raw.count - n)
+        return StoredEntry(value: raw, expiresAt: t)
     }
 
     static func damaged(_ key: [UInt8]) -> KVError {

@@ -216,9 +216,13 @@ extension Database {
     func switchMemtable(_ s: UnsafeMutablePointer<State>) throws(KVError) {
         let number = s.pointee.nextFileNumber
         s.pointee.nextFileNumber += 1
-        let file = try fs.createWritable(FileNames.log(path, number))
+        // Any failure here latches, as a failed WAL write does (RocksDB sets its background
+        // error when a memtable switch fails too): later writes fail instead of some of them
+        // succeeding on the old log after one was refused.
+        let file: any WritableFile
         let writer: LogWriter
         do throws(KVError) {
+            file = try fs.createWritable(FileNames.log(path, number))
             writer = try LogWriter(file: file, logNumber: number)
             try writer.sync()
             try fs.syncDirectory(path)

@@ -124,7 +124,7 @@ extension ShardedStore {
         while shard.readers.load(ordering: .acquiring) > 0 {
             try state.withLock { (s) throws(KVError) in
                 if s.closed { throw .closed }
-                s.cleanupWaitingForReaders = [shard.id]
+                s.cleanupWaitingForReaders = [shard]
             }
             pause(microseconds: 5_000)
         }

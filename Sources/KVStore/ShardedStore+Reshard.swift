@@ -271,11 +271,13 @@ extension ShardedStore {
     func finishPreviousReshard() throws(KVError) {
         var wait: UInt32 = 100
         while true {
-            let (running, blocked) = state.withLock { ($0.cleanupRunning, $0.cleanupWaitingForReaders) }
+            let (running, waiting) = state.withLock { ($0.cleanupRunning, $0.cleanupWaitingForReaders) }
             if !running { break }
-            if !blocked.isEmpty {
+            // The cleanup notices released readers only at its next look: count them here, so
+            // a snapshot released just before this call does not make it fail.
+            if let blocked = waiting.first(where: { $0.readers.load(ordering: .acquiring) > 0 }) {
                 throw .invalidState(
-                    "store \(path): shard \(blocked[0]), removed by the last reshard, is still read by a store snapshot or scan; release them and retry")
+                    "store \(path): shard \(blocked.id), removed by the last reshard, is still read by a store snapshot or scan; release them and retry")
             }
             pause(microseconds: wait)
             wait = min(wait * 2, 10_000)

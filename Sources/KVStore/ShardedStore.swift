@@ -88,7 +88,7 @@ public final class ShardedStore: Sendable {
         var cleanup: CleanupPlan?
         var cleanupRunning = false
         /// Removed shards whose deletion waits for store snapshots and scans to end.
-        var cleanupWaitingForReaders: [Int] = []
+        var cleanupWaitingForReaders: [Shard] = []
         var reshardRunning = false
         var closed = false
         /// Set by the crash-test hooks: no more I/O of any kind.

@@ -235,8 +235,14 @@ public final class MemTable: @unchecked Sendable {
             guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
             n = older
         }
-        switch InternalKey.kind(k) {
-        case .value: return .found(Self.value(n))
+        return Self.lookup(n, key: k)
+    }
+
+    /// What entry `node` (whose internal key is `key`) says of its user key.
+    @inline(__always)
+    private static func lookup(_ node: UnsafeMutableRawPointer, key: UnsafeRawBufferPointer) -> Lookup {
+        switch InternalKey.kind(key) {
+        case .value: return .found(value(node))
         case .deletion, .none: return .deleted
         }
     }
@@ -249,10 +255,7 @@ public final class MemTable: @unchecked Sendable {
         guard let n = findGreaterOrEqual(userKey, packTrailer(snapshot, .value), nil) else { return .notFound }
         let k = Self.key(n)
         guard compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
-        switch InternalKey.kind(k) {
-        case .value: return .found(Self.value(n))
-        case .deletion, .none: return .deleted
-        }
+        return Self.lookup(n, key: k)
     }
 
     /// An iterator over every entry (all versions) in internal-key order.

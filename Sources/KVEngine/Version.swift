@@ -57,7 +57,7 @@ final class Version: Sendable {
 
     /// Looks `userKey` up as of `sequence`: level 0 newest first, then one file per deeper level.
     func get(_ userKey: UnsafeRawBufferPointer, sequence: SequenceNumber, tables: TableCache) throws(KVError) -> Lookup {
-        // The lookup key (user key and trailer) on the stack for keys up to 1 KiB.
+        // The lookup key (user key and trailer) in temporary memory (the stack unless long).
         try withUnsafeTemporaryAllocation(byteCount: userKey.count + 8, alignment: 8) { (buffer) throws(KVError) -> Lookup in
             if let base = userKey.baseAddress, userKey.count > 0 {
                 buffer.baseAddress.unsafelyUnwrapped.copyMemory(from: base, byteCount: userKey.count)
@@ -112,8 +112,8 @@ final class Version: Sendable {
             tables.bloomUseful.add()
             return .notFound
         }
-        // Only the value of a matching entry is copied.
-        let r = try reader.get(lookup) { k, v -> Lookup in
+        // Only the value of a matching entry is copied; the filter was asked above.
+        let r = try reader.get(lookup, filterChecked: true) { k, v -> Lookup in
             guard k.count >= 8, compareBytes(InternalKey.userKey(k), userKey) == 0 else { return .notFound }
             return InternalKey.kind(k) == .value ? .found(Array(v)) : .deleted
         }

@@ -114,17 +114,14 @@ enum Commands {
     /// with a COUNT above ``largeCount``, an IDX.QUERY without a LIMIT count at most that, or
     /// — when writes wait for an fsync (`fsync always`) — any write, so that writers of many
     /// connections wait in one group commit instead of holding the event loops.
-    ///
-    /// `name` is the lower-cased command name when the caller has it (it is then not made
-    /// again here and in ``execute(_:server:session:loop:name:)``).
-    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool, name known: String? = nil) -> Bool {
+    static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool) -> Bool {
         guard let first = arguments.first else { return false }
-        let name = known ?? RedisText.lower(first)
+        let name = RedisText.lower(first)
         return runsOffLoop(arguments, syncedWrites: syncedWrites, name: name, spec: table[name])
     }
 
-    /// ``runsOffLoop(_:syncedWrites:name:)`` for a request whose command the caller has
-    /// looked up (`spec`, nil for an unknown command).
+    /// ``runsOffLoop(_:syncedWrites:)`` for a request whose lower-cased command `name` the
+    /// caller has looked up (`spec`, nil for an unknown command).
     static func runsOffLoop(_ arguments: [[UInt8]], syncedWrites: Bool, name: String, spec: CommandSpec?) -> Bool {
         guard let spec else { return false }
         if spec.alwaysOffLoop { return true }
@@ -302,14 +299,14 @@ enum Commands {
     /// later: ``ConnectionAction/later(_:)``) and what to do next. `loop` is the connection's
     /// event loop (any loop of the shared group when nil).
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
-                        loop: (any EventLoop)? = nil, name known: String? = nil) -> (RESPValue?, ConnectionAction) {
+                        loop: (any EventLoop)? = nil) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
-        let name = known ?? RedisText.lower(first)
+        let name = RedisText.lower(first)
         return execute(arguments, server: server, session: session, loop: loop, name: name, spec: table[name])
     }
 
-    /// ``execute(_:server:session:loop:name:)`` for a request whose command the caller has
-    /// looked up (`spec`, nil for an unknown command).
+    /// ``execute(_:server:session:loop:)`` for a request whose lower-cased command `name` the
+    /// caller has looked up (`spec`, nil for an unknown command).
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
                         loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }

@@ -8,8 +8,8 @@ import Synchronization
 /// Recording is cheap and scales with the worker threads: the figures are split over
 /// ``stripeCount`` stripes, each a `Mutex` around a dictionary keyed by command name, and a
 /// thread always records into its own stripe (``currentThreadStripe()``), so two event loops
-/// or workers rarely contend. A record is one dictionary lookup and, when tracking is on, one HdrHistogram
-/// increment (an index computation and an add). Readers merge the stripes.
+/// or workers rarely contend. A record is one dictionary lookup and, when tracking is on,
+/// one HdrHistogram increment (an index computation and an add). Readers merge the stripes.
 ///
 /// Histograms hold nanoseconds from 1 ns to 100 s with two significant digits (values
 /// above are counted at 100 s), like Redis's latency tracking (Redis stops at 1 s).

@@ -7,8 +7,9 @@ import KVBase
 /// Built when a table opens, from an index block written with restart interval 1 (every
 /// entry is a restart point): `common` is the longest prefix shared by the user keys of the
 /// index entries (all but perhaps the last, see below), and `prefixes[i]` is the 8 bytes of
-/// entry `i`'s user key after `common`, big-endian and zero-padded. For two user keys that share `common`, a smaller prefix means
-/// a smaller key; equal prefixes say nothing, and those few entries are compared in full.
+/// entry `i`'s user key after `common`, big-endian and zero-padded. For two user keys that
+/// share `common`, a smaller prefix means a smaller key; equal prefixes say nothing, and those
+/// few entries are compared in full.
 /// (For internal-key tables the user key is the key without its 8-byte trailer; keys equal
 /// in user key order by trailer, which the full comparison handles.)
 ///
@@ -29,31 +30,43 @@ struct IndexSearch: Sendable {
     /// The search over `index`, or nil when its layout does not allow one (an interval other
     /// than 1, or a key shorter than the trailer in an internal-key table).
     init?(index: Block, order: KeyOrder) throws(KVError) {
+        // First pass: count the entries and keep the first, second-to-last and last user keys.
         var cursor = BlockCursor(block: index, order: order)
-        var keys: [[UInt8]] = []
+        var count = 0
+        var first: [UInt8] = []
+        var previous: [UInt8] = []
+        var last: [UInt8] = []
         try cursor.seekToFirst()
         while cursor.isValid {
             let key = cursor.key
             if order == .internalKey && key.count < internalKeyTrailerSize { return nil }
-            keys.append(Array(Self.userKey(key, order)))
+            swap(&previous, &last)
+            last.removeAll(keepingCapacity: true)
+            last.append(contentsOf: Self.userKey(key, order))
+            if count == 0 { first = last }
+            count += 1
             try cursor.next()
         }
-        guard keys.count == cursor.restartCount else { return nil }
-        var common: [UInt8] = []
-        var shared = keys.count
-        if let first = keys.first {
-            // Sorted keys: the prefix shared by the first and the last considered is shared
-            // by all between.
-            let last = keys[max(0, keys.count - 2)]
-            var n = 0
-            while n < first.count && n < last.count && first[n] == last[n] { n += 1 }
-            common = Array(first[..<n])
-            if let final = keys.last, !final.starts(with: common) { shared = keys.count - 1 }
+        guard count == cursor.restartCount else { return nil }
+        // Sorted keys: the prefix the first and the second-to-last share is shared by all
+        // between them.
+        let bound = count >= 2 ? previous : last
+        var n = 0
+        while n < first.count && n < bound.count && first[n] == bound[n] { n += 1 }
+        let common = Array(first[..<n])
+        let shared = count > 0 && !last.starts(with: common) ? count - 1 : count
+        // Second pass: the prefixes of the entries that share `common`.
+        var prefixes: [UInt64] = []
+        prefixes.reserveCapacity(shared)
+        try cursor.seekToFirst()
+        while cursor.isValid && prefixes.count < shared {
+            prefixes.append(Self.prefix(Self.userKey(cursor.key, order), after: n))
+            try cursor.next()
         }
         self.common = common
         self.shared = shared
-        entries = keys.count
-        prefixes = keys[..<shared].map { k in k.withUnsafeBytes { Self.prefix($0, after: common.count) } }
+        self.prefixes = prefixes
+        entries = count
     }
 
     @inline(__always)

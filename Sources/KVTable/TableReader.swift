@@ -237,25 +237,33 @@ public final class TableReader: Sendable {
     ///
     /// - Parameters:
     ///   - lookupKey: An internal key (for internal-key tables) or a plain key.
+    ///   - filterChecked: The caller has already asked ``mayContain(userKey:)`` and got true,
+    ///     so the filter is not probed (or counted) again.
     ///   - body: Receives the entry's key and value, valid only during the call.
     /// - Returns: `body`'s result, or nil when no entry is at or after `lookupKey` or the
     ///   filter excluded it.
     /// - Throws: ``KVError/corruption(file:offset:reason:)`` or an I/O error.
     @inlinable
-    public func get<R>(_ lookupKey: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) throws(KVError) -> R? {
+    public func get<R>(
+        _ lookupKey: UnsafeRawBufferPointer, filterChecked: Bool = false,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R
+    ) throws(KVError) -> R? {
         var result: R?
-        guard try find(lookupKey, { key, value in result = body(key, value) }) else { return nil }
+        guard try find(lookupKey, filterChecked: filterChecked, { key, value in result = body(key, value) }) else { return nil }
         return result
     }
 
-    /// The non-generic body of ``get(_:_:)``: calls `body` with the first entry at or after
-    /// `lookupKey` and returns true, or returns false.
+    /// The non-generic body of ``get(_:filterChecked:_:)``: calls `body` with the first
+    /// entry at or after `lookupKey` and returns true, or returns false.
     @usableFromInline
-    func find(_ lookupKey: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) throws(KVError) -> Bool {
+    func find(
+        _ lookupKey: UnsafeRawBufferPointer, filterChecked: Bool = false,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) throws(KVError) -> Bool {
         if keyOrder == .internalKey {
             precondition(lookupKey.count >= internalKeyTrailerSize, "lookup keys of internal-key tables are internal keys")
         }
-        if let filter {
+        if !filterChecked, let filter {
             bloomChecks.add()
             let userKey = keyOrder == .internalKey ? InternalKey.userKey(lookupKey) : lookupKey
             if !filter.mayContain(userKey) {

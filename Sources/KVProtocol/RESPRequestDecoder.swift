@@ -23,7 +23,7 @@ import NIOCore
 
 /// One command: its arguments, the first being the command name.
 public struct RESPRequest: Sendable, Hashable {
-    /// The arguments; for multibulk requests, slices of the decoder's input buffer.
+    /// The arguments.
     public var arguments: [ByteBuffer]
 
     /// Creates a request from arguments.
@@ -40,9 +40,10 @@ public struct RESPRequest: Sendable, Hashable {
 /// Decodes client requests, multibulk (`*3\r\n$3\r\nSET\r\n...`) or inline (`SET k v\r\n`),
 /// with Redis's rules, limits and error texts.
 ///
-/// Feed it bytes as they arrive: ``decode(buffer:)`` consumes one request from the front
-/// of the buffer, or returns `nil` and waits for more bytes; call it again until it
-/// returns `nil` to drain pipelined requests. A partially received request is kept across
+/// Feed it bytes as they arrive: ``decodeArguments(buffer:)`` (or ``decode(buffer:)``)
+/// consumes one request from the front of the buffer, or returns `nil` and waits for more
+/// bytes; call it again until it returns `nil` to drain pipelined requests. Each argument
+/// is copied out of the buffer once, into an array of its own. A partially received request is kept across
 /// calls (arguments already complete are held, the rest stays in the buffer), so the
 /// result does not depend on how the stream is split. Nothing is allocated from a length
 /// header before its bytes arrive.
@@ -63,7 +64,7 @@ public struct RESPRequestDecoder: Sendable {
     /// Elements still expected by the multibulk request being decoded; 0 between requests.
     private var remaining = 0
     /// Elements of the multibulk request being decoded, complete so far.
-    private var arguments: [ByteBuffer] = []
+    private var arguments: [[UInt8]] = []
     /// Bytes of ``arguments`` (the request in progress) that the decoder holds; a server adds
     /// the unconsumed input to bound what one client's unfinished request costs.
     public private(set) var heldArgumentBytes = 0
@@ -96,6 +97,16 @@ public struct RESPRequestDecoder: Sendable {
     ///   input; the same error on every call after the first failure.
     /// - Complexity: O(bytes consumed) plus O(new bytes) for the line being searched.
     public mutating func decode(buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPRequest? {
+        try decodeArguments(buffer: &buffer).map { RESPRequest(arguments: $0.map { ByteBuffer(bytes: $0) }) }
+    }
+
+    /// Decodes the next request from the front of `buffer` as its arguments' bytes (the
+    /// command name first): ``decode(buffer:)`` without wrapping each argument in a buffer.
+    ///
+    /// - Parameter buffer: The received bytes not yet consumed.
+    /// - Returns: The next request's arguments, or `nil` when more bytes are needed.
+    /// - Throws: As ``decode(buffer:)``.
+    public mutating func decodeArguments(buffer: inout ByteBuffer) throws(RESPProtocolError) -> [[UInt8]]? {
         if let failure { throw failure }
         do throws(RESPProtocolError) {
             return try decodeRequest(&buffer)
@@ -105,7 +116,7 @@ public struct RESPRequestDecoder: Sendable {
         }
     }
 
-    private mutating func decodeRequest(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPRequest? {
+    private mutating func decodeRequest(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> [[UInt8]]? {
         while true {
             if remaining == 0 {
                 guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
@@ -117,16 +128,16 @@ public struct RESPRequestDecoder: Sendable {
                 } else {
                     guard let inline = try readInline(&buffer) else { return nil }
                     if inline.isEmpty { continue }
-                    return RESPRequest(arguments: inline)
+                    return inline.map { Array($0.readableBytesView) }
                 }
             }
             while remaining > 0 {
                 guard let argument = try readBulk(&buffer) else { return nil }
                 arguments.append(argument)
-                heldArgumentBytes += argument.readableBytes
+                heldArgumentBytes += argument.count
                 remaining -= 1
             }
-            let request = RESPRequest(arguments: arguments)
+            let request = arguments
             arguments = []
             heldArgumentBytes = 0
             return request
@@ -179,7 +190,7 @@ public struct RESPRequestDecoder: Sendable {
     }
 
     /// Reads one `$<length>` element; returns its payload, or `nil` until it is complete.
-    private mutating func readBulk(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> ByteBuffer? {
+    private mutating func readBulk(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> [UInt8]? {
         guard let line = try headerLine(buffer, tooBig: .tooBigBulkCountString) else { return nil }
         guard line.first == UInt8(ascii: "$") else { throw .expectedDollar(got: line.first) }
         guard let length = line.value, length >= 0, length <= Int64(limits.maxBulkLength) else {
@@ -190,7 +201,7 @@ public struct RESPRequestDecoder: Sendable {
         let payloadLength = Int(length)
         guard buffer.readableBytes - payloadStart >= payloadLength + 2 else { return nil }
         buffer.moveReaderIndex(forwardBy: payloadStart)
-        let payload = buffer.readSlice(length: payloadLength)!
+        let payload = buffer.readBytes(length: payloadLength)!
         buffer.moveReaderIndex(forwardBy: 2)
         consumed()
         return payload

@@ -4,6 +4,7 @@ import KVProtocol
 import KVStore
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What the connection does after a command's reply.
 enum ConnectionAction: Sendable {
@@ -54,6 +55,12 @@ final class CommandSpec: Sendable {
     let isWrite: Bool
     /// Whether it always runs off the event loop (``Commands/offLoopCommands``).
     let alwaysOffLoop: Bool
+    /// Its position in ``Commands/specs``: statistics and a client's last command are kept
+    /// by it, without a lookup by name.
+    let index: Int
+
+    /// Hands out ``index``: every spec is made once, in the command lists, so they are dense.
+    private static let created = Atomic<Int>(0)
 
     init(_ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0),
          _ handler: @escaping @Sendable (inout CommandCall) throws -> RESPValue) {
@@ -67,6 +74,7 @@ final class CommandSpec: Sendable {
         allowedBeforeAuth = flags.contains("no_auth")
         isWrite = flags.contains("write")
         alwaysOffLoop = Commands.offLoopCommands.contains(name)
+        index = Self.created.add(1, ordering: .relaxed).oldValue
     }
 
     func arityOK(_ argc: Int) -> Bool {
@@ -184,10 +192,8 @@ enum Commands {
     static func recordRun(_ requests: ArraySlice<[[UInt8]]>, names: [String], failures: [String?], started: Int64,
                           server: ServerState, session: ClientSession) {
         server.counters.commandsProcessed.add(requests.count)
-        session.info.withLock { i in
-            i.lastCommand = names.last ?? ""
-            i.lastInteraction = monotonicMillis()
-        }
+        session.lastCommandIndex.store(names.last.flatMap { table[$0]?.index } ?? -1, ordering: .relaxed)
+        session.touch()
         let share = (monotonicNanos() - started) / Int64(max(1, requests.count))
         for (i, r) in requests.enumerated() {
             server.counters.record(command: names[i], nanos: share, error: failures[i])
@@ -289,10 +295,14 @@ enum Commands {
 
     static let table: [String: CommandSpec] = {
         var t: [String: CommandSpec] = [:]
-        for spec in stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands {
-            t[spec.name] = spec
-        }
+        for spec in specs { t[spec.name] = spec }
         return t
+    }()
+
+    /// Every command, at its ``CommandSpec/index``.
+    static let specs: [CommandSpec] = {
+        let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
+        return all.sorted { $0.index < $1.index }
     }()
 
     /// Runs one request and returns its reply (nil for no reply, or for a reply that comes
@@ -312,10 +322,8 @@ enum Commands {
         guard let first = arguments.first else { return (nil, .none) }
         let started = monotonicNanos()
         server.counters.commandsProcessed.add()
-        session.info.withLock { i in
-            i.lastCommand = name
-            i.lastInteraction = started / 1_000_000
-        }
+        session.touch(started / 1_000_000)
+        session.lastCommandIndex.store(found?.index ?? -1, ordering: .relaxed)
         // Redis's order: unknown command, then arity, then authentication.
         guard let spec = found else {
             var args = ""
@@ -330,17 +338,17 @@ enum Commands {
         }
         if !spec.arityOK(arguments.count) {
             let e = CommandError.wrongArity(name)
-            server.counters.record(command: name, micros: 0, error: e.message)
+            server.counters.recordRejected(spec, error: e.message)
             return (.simpleError(e.message), .none)
         }
         if !session.authenticated && !spec.allowedBeforeAuth {
-            server.counters.record(command: name, micros: 0, error: CommandError.noAuth.message)
+            server.counters.recordRejected(spec, error: CommandError.noAuth.message)
             return (.simpleError(CommandError.noAuth.message), .none)
         }
         let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
         if writes && server.replication.isReplica {
             let e = CommandError("READONLY You can't write against a read only replica.")
-            server.counters.record(command: name, micros: 0, error: e.message)
+            server.counters.recordRejected(spec, error: e.message)
             return (.simpleError(e.message), .none)
         }
         var call = CommandCall(server: server, session: session, args: arguments, name: name,
@@ -366,13 +374,13 @@ enum Commands {
             // WAIT that waited), once its reply is there.
             future.whenComplete { _ in
                 let nanos = monotonicNanos() - started
-                server.counters.record(command: name, nanos: nanos, error: nil)
+                server.counters.record(spec, nanos: nanos, error: nil)
                 server.logSlow(arguments, micros: nanos / 1000, session: session)
             }
             return (nil, call.action)
         }
         let nanos = monotonicNanos() - started
-        server.counters.record(command: name, nanos: nanos, error: failure)
+        server.counters.record(spec, nanos: nanos, error: failure)
         server.logSlow(arguments, micros: nanos / 1000, session: session)
         switch call.action {
         case .shutdown, .later: return (nil, call.action)

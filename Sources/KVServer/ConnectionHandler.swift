@@ -92,6 +92,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var softLimitSince: Int64?
     @exclusivity(unchecked)
     private var softLimitCheck: Scheduled<Void>?
+    /// The last command name as sent, and its lower-cased name and spec: a client that sends
+    /// one command again and again (as most do) skips lower-casing and the table lookup.
+    @exclusivity(unchecked)
+    private var lastCommand: (sent: [UInt8], name: String, spec: CommandSpec?) = ([], "", nil)
 
     init(server: ServerState, pool: NIOThreadPool) {
         self.server = server
@@ -151,7 +155,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         var buffer = unwrapInboundIn(data)
         server.counters.netInputBytes.add(buffer.readableBytes)
         guard !closing, !failed, let session else { return }
-        session.info.withLock { $0.lastInteraction = monotonicMillis() }
+        session.touch()
         refreshLimits()
         if inbound == nil {
             inbound = buffer
@@ -207,8 +211,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard inbound != nil else { return }
         while !failed {
             do {
-                guard let request = try decoder.decode(buffer: &inbound!) else { break }
-                let args = request.arguments.map { Array($0.readableBytesView) }
+                guard let args = try decoder.decodeArguments(buffer: &inbound!) else { break }
                 queuedBytes += args.reduce(0) { $0 + $1.count }
                 queue.append(.request(args))
             } catch {
@@ -258,8 +261,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 finish(context: context, output: out, action: .close, unrun: [])
                 return
             case .request(let args):
-                let name = args.first.map(RedisText.lower) ?? ""
-                let spec = Commands.table[name]
+                let (name, spec) = lookUp(args.first ?? [])
                 if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec) {
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
@@ -291,6 +293,16 @@ final class ConnectionHandler: ChannelInboundHandler {
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.eventLoop.execute { handler.value.schedule(context: ctx.value) }
         }
+    }
+
+    /// The lower-cased name and the spec (nil: unknown) of the command sent as `sent`.
+    @inline(__always)
+    private func lookUp(_ sent: [UInt8]) -> (String, CommandSpec?) {
+        if sent == lastCommand.sent { return (lastCommand.name, lastCommand.spec) }
+        let name = RedisText.lower(sent)
+        let spec = Commands.table[name]
+        lastCommand = (sent, name, spec)
+        return (name, spec)
     }
 
     /// Kinds of request that consecutive ones of a connection run together.
@@ -346,7 +358,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// back to the event loop and are written with one flush.
     private func submitToPool(context: ChannelHandlerContext, session: ClientSession, outputCap: Int, synced: Bool) {
         running = true
-        session.info.withLock { $0.executing = true }
+        session.executing.store(true, ordering: .relaxed)
         var batch: [Item] = []
         while batch.count < Self.batchLimit, let item = queue.first {
             if case .request(let args) = item, batch.isEmpty || Commands.runsOffLoop(args, syncedWrites: synced) {
@@ -399,10 +411,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         if case .later = action { running = true } else { running = false }
         if let session {
             decoder.authenticationRequired = !session.authenticated
-            session.info.withLock { i in
-                i.executing = false
-                i.lastInteraction = monotonicMillis()
-            }
+            session.executing.store(false, ordering: .relaxed)
+            session.touch()
         }
         let wasClosing = closing
         var deferred: EventLoopFuture<RESPValue>?
@@ -492,12 +502,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func written(_ size: Int, context: ChannelHandlerContext) {
         pendingOutput -= size
         if let session {
-            let now = monotonicMillis()
-            let waiting = pendingOutput
-            session.info.withLock { i in
-                i.outputBytes = waiting
-                i.lastInteraction = now
-            }
+            session.outputBytes.store(pendingOutput, ordering: .relaxed)
+            session.touch()
         }
         let limit = outputLimit
         if softLimitSince != nil && (limit.softBytes == 0 || pendingOutput < limit.softBytes) {
@@ -513,8 +519,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func addPendingOutput(_ size: Int, context: ChannelHandlerContext) {
         pendingOutput += size
-        let waiting = pendingOutput
-        session?.info.withLock { $0.outputBytes = waiting }
+        session?.outputBytes.store(pendingOutput, ordering: .relaxed)
         let limit = outputLimit
         guard limit.softBytes > 0, pendingOutput >= limit.softBytes, softLimitSince == nil else { return }
         softLimitSince = monotonicMillis()

@@ -6,10 +6,11 @@ import Synchronization
 /// `INFO latencystats`, the metrics endpoint).
 ///
 /// Recording is cheap and scales with the worker threads: the figures are split over
-/// ``stripeCount`` stripes, each a `Mutex` around a dictionary keyed by command name, and a
-/// thread always records into its own stripe (``currentThreadStripe()``), so two event loops
-/// or workers rarely contend. A record is one dictionary lookup and, when tracking is on,
-/// one HdrHistogram increment (an index computation and an add). Readers merge the stripes.
+/// ``stripeCount`` stripes, each a `Mutex` around an array indexed by ``CommandSpec/index``
+/// (and a dictionary for names outside the command table), and a thread always records
+/// into its own stripe (``currentThreadStripe()``), so two event loops or workers rarely
+/// contend. A record is one array update and, when tracking is on, one HdrHistogram
+/// increment (an index computation and an add). Readers merge the stripes.
 ///
 /// Histograms hold nanoseconds from 1 ns to 100 s with two significant digits (values
 /// above are counted at 100 s), like Redis's latency tracking (Redis stops at 1 s).
@@ -36,8 +37,33 @@ final class CommandStatistics: Sendable {
     static let stripeCount = 8
     static let highestNanos: UInt64 = 100_000_000_000
 
+    /// One stripe's figures.
+    private struct Figures {
+        /// By ``CommandSpec/index``.
+        var byIndex = [Entry](repeating: Entry(), count: Commands.specs.count)
+        /// Names outside the command table.
+        var byName: [String: Entry] = [:]
+
+        @inline(__always)
+        mutating func withEntry(_ spec: CommandSpec, _ body: (inout Entry) -> Void) {
+            if spec.index < byIndex.count {
+                body(&byIndex[spec.index])
+            } else {
+                body(&byName[spec.name, default: Entry()])
+            }
+        }
+
+        mutating func withEntry(_ name: String, _ body: (inout Entry) -> Void) {
+            if let spec = Commands.table[name] {
+                withEntry(spec, body)
+            } else {
+                body(&byName[name, default: Entry()])
+            }
+        }
+    }
+
     private final class Stripe: Sendable {
-        let entries = Mutex<[String: Entry]>([:])
+        let figures = Mutex(Figures())
     }
     private let stripes: [Stripe] = (0..<CommandStatistics.stripeCount).map { _ in Stripe() }
 
@@ -53,31 +79,41 @@ final class CommandStatistics: Sendable {
 
     /// Records one call of `command` that took `nanos`; `histogram` says whether latency
     /// tracking is on.
-    @inline(__always)
     func record(_ command: String, nanos: Int64, failed: Bool, histogram: Bool) {
-        stripe.entries.withLock { entries in
-            entries[command, default: Entry()].update(nanos: nanos, failed: failed, histogram: histogram)
+        stripe.figures.withLock { f in
+            f.withEntry(command) { $0.update(nanos: nanos, failed: failed, histogram: histogram) }
+        }
+    }
+
+    /// ``record(_:nanos:failed:histogram:)`` for a command of the table.
+    @inline(__always)
+    func record(_ spec: CommandSpec, nanos: Int64, failed: Bool, histogram: Bool) {
+        stripe.figures.withLock { f in
+            f.withEntry(spec) { $0.update(nanos: nanos, failed: failed, histogram: histogram) }
         }
     }
 
     /// Counts a call of `command` refused before it ran.
     func recordRejected(_ command: String) {
-        stripe.entries.withLock { $0[command, default: Entry()].rejected += 1 }
+        stripe.figures.withLock { f in f.withEntry(command) { $0.rejected += 1 } }
     }
 
-    /// Every command's merged figures.
+    /// Every command's merged figures, by name (commands never called are left out).
     func snapshot() -> [String: Entry] {
         var out: [String: Entry] = [:]
         for s in stripes {
-            let part = s.entries.withLock { $0 }
-            for (name, e) in part { out[name, default: Entry()].merge(e) }
+            let part = s.figures.withLock { $0 }
+            for (i, e) in part.byIndex.enumerated() where e.calls > 0 || e.rejected > 0 {
+                out[Commands.specs[i].name, default: Entry()].merge(e)
+            }
+            for (name, e) in part.byName { out[name, default: Entry()].merge(e) }
         }
         return out
     }
 
     /// Forgets everything (CONFIG RESETSTAT).
     func reset() {
-        for s in stripes { s.entries.withLock { $0.removeAll() } }
+        for s in stripes { s.figures.withLock { $0 = Figures() } }
     }
 }
 

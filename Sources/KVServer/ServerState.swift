@@ -11,9 +11,9 @@ import Glibc
 import Darwin
 #endif
 
-/// One connected client, as commands and `CLIENT LIST` see it. The connection's commands run
-/// one batch at a time, so the fields only its own commands change need no lock; what other
-/// connections read (name, last command, address) sits behind `info`.
+/// One connected client, as commands and `CLIENT LIST` see it. What each request touches
+/// (protocol, authentication, last command and interaction, waiting output) is atomic; what
+/// only `CLIENT SETNAME`/`SETINFO` change sits behind `info`.
 public final class ClientSession: Sendable {
     /// The client id (`CLIENT ID`), unique for the server's life.
     public let id: Int64
@@ -23,21 +23,26 @@ public final class ClientSession: Sendable {
     /// The connection, for closing it from outside its handler (idle timeout).
     let channel: (any Channel)?
 
+    /// What `CLIENT SETNAME`/`SETINFO` set (rarely changed, so behind a lock).
     struct Info {
         var name: [UInt8]?
         var libName: [UInt8]?
         var libVersion: [UInt8]?
-        var lastCommand = "NULL"
-        var lastInteraction: Int64 = 0
-        var protocolVersion = 2
-        var authenticated: Bool
-        var pendingRequests = 0
-        /// A batch of its requests is running (the idle timeout does not apply meanwhile).
-        var executing = false
-        /// Reply bytes handed to the connection and not yet taken by the socket.
-        var outputBytes = 0
     }
     let info: Mutex<Info>
+
+    // What every request reads or writes is atomic, so a request takes no lock for it.
+    private let protocolState = Atomic<Int>(2)
+    private let authState: Atomic<Bool>
+    /// Monotonic milliseconds of the last request read or reply written.
+    let lastInteraction: Atomic<Int64>
+    /// A batch of its requests is running (the idle timeout does not apply meanwhile).
+    let executing = Atomic<Bool>(false)
+    /// Reply bytes handed to the connection and not yet taken by the socket.
+    let outputBytes = Atomic<Int>(0)
+    /// ``CommandSpec/index`` of the last command run; -1 before the first, or after an
+    /// unknown one (`cmd=NULL` in `CLIENT LIST`, as Redis says).
+    let lastCommandIndex = Atomic<Int>(-1)
 
     init(id: Int64, remoteAddress: String, localAddress: String, authenticated: Bool, channel: (any Channel)? = nil) {
         self.id = id
@@ -45,30 +50,50 @@ public final class ClientSession: Sendable {
         self.localAddress = localAddress
         self.channel = channel
         self.createdAt = monotonicMillis()
-        self.info = Mutex(Info(lastInteraction: monotonicMillis(), authenticated: authenticated))
+        self.info = Mutex(Info())
+        self.authState = Atomic(authenticated)
+        self.lastInteraction = Atomic(monotonicMillis())
     }
 
+    /// The reply protocol, 2 or 3 (HELLO).
     var protocolVersion: Int {
-        get { info.withLock { $0.protocolVersion } }
-        set { info.withLock { $0.protocolVersion = newValue } }
+        get { protocolState.load(ordering: .relaxed) }
+        set { protocolState.store(newValue, ordering: .relaxed) }
     }
 
+    /// Whether the client has authenticated (or needs not).
     var authenticated: Bool {
-        get { info.withLock { $0.authenticated } }
-        set { info.withLock { $0.authenticated = newValue } }
+        get { authState.load(ordering: .relaxed) }
+        set { authState.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Marks a request read or a reply written now.
+    @inline(__always)
+    func touch(_ millis: Int64 = monotonicMillis()) {
+        lastInteraction.store(millis, ordering: .relaxed)
+    }
+
+    /// The last command's name as `CLIENT LIST` shows it.
+    var lastCommand: String {
+        let i = lastCommandIndex.load(ordering: .relaxed)
+        return i >= 0 && i < Commands.specs.count ? Commands.specs[i].name : "NULL"
     }
 
     /// The `CLIENT LIST` / `CLIENT INFO` line of this client.
     func describe() -> String {
         let now = monotonicMillis()
+        let idle = (now - lastInteraction.load(ordering: .relaxed)) / 1000
+        let omem = outputBytes.load(ordering: .relaxed)
+        let cmd = lastCommand
+        let resp = protocolVersion
         return info.withLock { i in
             let name = i.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let lib = i.libName.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let ver = i.libVersion.map { String(decoding: $0, as: UTF8.self) } ?? ""
             return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
-                + "age=\((now - createdAt) / 1000) idle=\((now - i.lastInteraction) / 1000) flags=N db=0 sub=0 psub=0 ssub=0 "
-                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(i.outputBytes) tot-mem=\(i.outputBytes) "
-                + "events=r cmd=\(i.lastCommand) user=default redir=-1 resp=\(i.protocolVersion) lib-name=\(lib) lib-ver=\(ver)"
+                + "age=\((now - createdAt) / 1000) idle=\(idle) flags=N db=0 sub=0 psub=0 ssub=0 "
+                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(omem) tot-mem=\(omem) "
+                + "events=r cmd=\(cmd) user=default redir=-1 resp=\(resp) lib-name=\(lib) lib-ver=\(ver)"
         }
     }
 }
@@ -107,11 +132,27 @@ final class ServerCounters: Sendable {
     /// Records one command call that took `nanos` and failed with `error` (nil for success).
     func record(command: String, nanos: Int64, error: String?) {
         commands.record(command, nanos: nanos, failed: error != nil, histogram: latencyTracking.load(ordering: .relaxed))
-        if let error {
-            errorReplies.wrappingAdd(1, ordering: .relaxed)
-            let code = String(error.prefix { $0 != " " })
-            errors.withLock { $0[code, default: 0] += 1 }
-        }
+        if let error { countError(error) }
+    }
+
+    /// ``record(command:nanos:error:)`` for a command of the table.
+    @inline(__always)
+    func record(_ spec: CommandSpec, nanos: Int64, error: String?) {
+        commands.record(spec, nanos: nanos, failed: error != nil, histogram: latencyTracking.load(ordering: .relaxed))
+        if let error { countError(error) }
+    }
+
+    /// Counts a call of `spec` refused before it ran (arity, authentication, read-only):
+    /// Redis's `rejected_calls`.
+    func recordRejected(_ spec: CommandSpec, error: String) {
+        commands.recordRejected(spec.name)
+        countError(error)
+    }
+
+    private func countError(_ error: String) {
+        errorReplies.wrappingAdd(1, ordering: .relaxed)
+        let code = String(error.prefix { $0 != " " })
+        errors.withLock { $0[code, default: 0] += 1 }
     }
 
     /// Same as ``record(command:nanos:error:)`` with microseconds; a call of 0 µs that
@@ -120,9 +161,7 @@ final class ServerCounters: Sendable {
     func record(command: String, micros: Int64, error: String?) {
         if micros == 0, let error {
             commands.recordRejected(command)
-            errorReplies.wrappingAdd(1, ordering: .relaxed)
-            let code = String(error.prefix { $0 != " " })
-            errors.withLock { $0[code, default: 0] += 1 }
+            countError(error)
             return
         }
         record(command: command, nanos: micros * 1000, error: error)
@@ -303,7 +342,8 @@ public final class ServerState: Sendable {
         let sessions = clients.withLock { Array($0.values) }
         var closed = 0
         for session in sessions {
-            let idle = session.info.withLock { i in !i.executing && now - i.lastInteraction > Int64(timeout) * 1000 }
+            let idle = !session.executing.load(ordering: .relaxed)
+                && now - session.lastInteraction.load(ordering: .relaxed) > Int64(timeout) * 1000
             guard idle, let channel = session.channel else { continue }
             channel.close(promise: nil)
             counters.idleDisconnections.wrappingAdd(1, ordering: .relaxed)
@@ -315,7 +355,7 @@ public final class ServerState: Sendable {
     /// The largest output a client has waiting (`client_recent_max_output_buffer`).
     var largestClientOutput: Int {
         let sessions = clients.withLock { Array($0.values) }
-        return sessions.reduce(0) { m, s in max(m, s.info.withLock { $0.outputBytes }) }
+        return sessions.reduce(0) { m, s in max(m, s.outputBytes.load(ordering: .relaxed)) }
     }
 
     func logSlow(_ args: [[UInt8]], micros: Int64, session: ClientSession) {

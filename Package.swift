@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "KVFileSystem", dependencies: ["KVBase"]),
         .target(name: "KVLog", dependencies: ["KVBase", "KVFileSystem"]),
         .target(name: "KVCache", dependencies: ["KVBase"]),
-        .target(name: "KVTable", dependencies: ["KVBase", "KVFileSystem", "KVCache", "CLZ4"]),
+        .target(name: "KVTable", dependencies: ["KVBase", "KVFileSystem", "KVCache", "CLZ4", "CShaleSupport"]),
         .target(
             name: "KVEngine",
             dependencies: [

@@ -49,13 +49,19 @@ extension Database {
     /// Typed point lookup: memtable, immutable memtables newest first, then the tables.
     package func getTyped(_ key: UnsafeRawBufferPointer, snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
         let view = try readView(snapshot)
-        switch view.mem.get(key, snapshot: view.sequence) {
+        // Start every first memory access of the lookup at once (the memtables' index slots,
+        // the tables' filter lines), so their cache misses overlap instead of queueing.
+        let hash = keyHash64(key)
+        view.mem.prefetch(hash: hash)
+        for m in view.imm { m.prefetch(hash: hash) }
+        view.version.prefetchFilters(key, hash: hash)
+        switch view.mem.get(key, hash: hash, snapshot: view.sequence) {
         case .found(let v): return Array(v)
         case .deleted: return nil
         case .notFound: break
         }
         for m in view.imm.reversed() {
-            switch m.get(key, snapshot: view.sequence) {
+            switch m.get(key, hash: hash, snapshot: view.sequence) {
             case .found(let v): return Array(v)
             case .deleted: return nil
             case .notFound: break
@@ -68,7 +74,7 @@ extension Database {
             generation = rowCache.generation(of: key)
             if let v = rowCache.get(key) { return v }
         }
-        switch try view.version.get(key, sequence: view.sequence, tables: tables) {
+        switch try view.version.get(key, hash: hash, sequence: view.sequence, tables: tables) {
         case .found(let v):
             rowCache?.insert(key, v, ifGeneration: generation)
             return v

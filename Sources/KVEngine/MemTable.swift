@@ -224,8 +224,20 @@ public final class MemTable: @unchecked Sendable {
     /// The newest entry for `userKey` with sequence <= `snapshot`. The returned buffer points
     /// into the memtable and is valid while the caller holds the memtable.
     func get(_ userKey: UnsafeRawBufferPointer, snapshot: SequenceNumber) -> Lookup {
+        get(userKey, hash: keyHash64(userKey), snapshot: snapshot)
+    }
+
+    /// Starts loading what a ``get(_:hash:snapshot:)`` of the key of hash `hash`
+    /// (``keyHash64(_:)``) reads first.
+    @inline(__always)
+    func prefetch(hash: UInt64) {
+        index.prefetch(hash: hash)
+    }
+
+    /// ``get(_:snapshot:)`` for a key whose ``keyHash64(_:)`` the caller has computed.
+    func get(_ userKey: UnsafeRawBufferPointer, hash: UInt64, snapshot: SequenceNumber) -> Lookup {
         guard index.isComplete else { return walk(userKey, snapshot: snapshot) }
-        guard var n = index.newest(userKey) else { return .notFound }
+        guard var n = index.newest(userKey, hash: hash) else { return .notFound }
         // Versions of a key sit together in the skiplist, newest first: step from the newest
         // to the first one the snapshot sees.
         var k = Self.key(n)

@@ -1,4 +1,5 @@
 import Atomics
+import CShaleSupport
 import KVBase
 
 /// A memtable's point index: a hash table from user key to the newest skiplist node of that
@@ -69,37 +70,9 @@ final class PointIndex: @unchecked Sendable {
         UnsafeAtomic<UInt64>(at: (table + 8 + i * 8).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
     }
 
-    /// A 64-bit hash of `key`, eight bytes at a time.
+    /// The hash the index uses (``keyHash64(_:)``).
     @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: key.count)
-        guard var p = key.baseAddress else { return finalize(h) }
-        var n = key.count
-        while n >= 8 {
-            h = (h ^ p.loadUnaligned(as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 29
-            p += 8
-            n -= 8
-        }
-        if n > 0 {
-            var w: UInt64 = 0
-            for i in 0..<n { w |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << UInt64(8 * i) }
-            h = (h ^ w) &* 0xC4CE_B9FE_1A85_EC53
-            h ^= h >> 29
-        }
-        return finalize(h)
-    }
-
-    @inline(__always)
-    private static func finalize(_ x: UInt64) -> UInt64 {
-        var h = x
-        h ^= h >> 33
-        h = h &* 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 33
-        h = h &* 0xC4CE_B9FE_1A85_EC53
-        h ^= h >> 33
-        return h
-    }
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { keyHash64(key) }
 
     @inline(__always)
     private static func tag(_ h: UInt64) -> UInt64 {
@@ -144,9 +117,23 @@ final class PointIndex: @unchecked Sendable {
     /// The newest node of `key`, or nil when the memtable has none.
     @inline(__always)
     func newest(_ key: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer? {
+        newest(key, hash: Self.hash(key))
+    }
+
+    /// Starts loading the slot where a probe for the key of hash `h` (``hash(_:)``) begins,
+    /// so that a ``newest(_:hash:)`` soon after does not wait for memory.
+    @inline(__always)
+    func prefetch(hash h: UInt64) {
         let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .acquiring)).unsafelyUnwrapped
         let mask = table.load(as: Int.self)
-        let h = Self.hash(key)
+        shale_prefetch(table + 8 + (Int(truncatingIfNeeded: h) & mask) * 8)
+    }
+
+    /// ``newest(_:)`` for a key whose ``hash(_:)`` the caller has computed.
+    @inline(__always)
+    func newest(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> UnsafeMutableRawPointer? {
+        let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .acquiring)).unsafelyUnwrapped
+        let mask = table.load(as: Int.self)
         let tag = Self.tag(h)
         var i = Int(truncatingIfNeeded: h) & mask
         // At most half the slots are full, so the probe ends at an empty one.

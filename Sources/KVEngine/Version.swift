@@ -55,21 +55,51 @@ final class Version: Sendable {
         case found([UInt8])
     }
 
-    /// Looks `userKey` up as of `sequence`: level 0 newest first, then one file per deeper level.
-    func get(_ userKey: UnsafeRawBufferPointer, sequence: SequenceNumber, tables: TableCache) throws(KVError) -> Lookup {
+    /// Looks `userKey` up as of `sequence`: level 0 newest first, then one file per deeper
+    /// level. `hash` is the key's ``keyHash64(_:)`` (computed here when nil).
+    func get(_ userKey: UnsafeRawBufferPointer, hash: UInt64? = nil, sequence: SequenceNumber, tables: TableCache) throws(KVError) -> Lookup {
+        let hash = hash ?? keyHash64(userKey)
         // The lookup key (user key and trailer) in temporary memory (the stack unless long).
-        try withUnsafeTemporaryAllocation(byteCount: userKey.count + 8, alignment: 8) { (buffer) throws(KVError) -> Lookup in
+        return try withUnsafeTemporaryAllocation(byteCount: userKey.count + 8, alignment: 8) { (buffer) throws(KVError) -> Lookup in
             if let base = userKey.baseAddress, userKey.count > 0 {
                 buffer.baseAddress.unsafelyUnwrapped.copyMemory(from: base, byteCount: userKey.count)
             }
             buffer.storeBytes(of: packTrailer(sequence, .value).littleEndian, toByteOffset: userKey.count, as: UInt64.self)
-            return try get(userKey, lookup: UnsafeRawBufferPointer(buffer), tables: tables)
+            return try get(userKey, hash: hash, lookup: UnsafeRawBufferPointer(buffer), tables: tables)
         }
     }
 
-    private func get(_ userKey: UnsafeRawBufferPointer, lookup: UnsafeRawBufferPointer, tables: TableCache) throws(KVError) -> Lookup {
+    /// Starts loading the bloom-filter lines a ``get(_:hash:sequence:tables:)`` of
+    /// `userKey` would probe, in every table that may hold the key and whose reader this
+    /// version already keeps, so that the probes (after the memtables') find them in cache
+    /// instead of waiting for memory one after the other. Opens nothing and reads no file.
+    func prefetchFilters(_ userKey: UnsafeRawBufferPointer, hash: UInt64) {
+        guard !readers.isEmpty else { return }
         for (i, f) in files[0].enumerated() where Self.userRangeContains(f, userKey) {
-            let r = try probe(f, slot: i, userKey, lookup, tables)
+            readers[i].load()?.prefetchFilter(hash: hash)
+        }
+        for levelNumber in 1..<numLevels {
+            let level = files[levelNumber]
+            if level.isEmpty { continue }
+            // First file whose largest user key >= userKey.
+            var lo = 0
+            var hi = level.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if level[mid].largest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) < 0 {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
+            }
+            guard lo < level.count else { continue }
+            readers[levelStarts[levelNumber] + lo].load()?.prefetchFilter(hash: hash)
+        }
+    }
+
+    private func get(_ userKey: UnsafeRawBufferPointer, hash: UInt64, lookup: UnsafeRawBufferPointer, tables: TableCache) throws(KVError) -> Lookup {
+        for (i, f) in files[0].enumerated() where Self.userRangeContains(f, userKey) {
+            let r = try probe(f, slot: i, userKey, hash, lookup, tables)
             if case .notFound = r { continue }
             return r
         }
@@ -90,7 +120,7 @@ final class Version: Sendable {
             guard lo < level.count else { continue }
             let f = level[lo]
             guard f.smallest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) <= 0 else { continue }
-            let r = try probe(f, slot: levelStarts[levelNumber] + lo, userKey, lookup, tables)
+            let r = try probe(f, slot: levelStarts[levelNumber] + lo, userKey, hash, lookup, tables)
             if case .notFound = r { continue }
             return r
         }
@@ -105,10 +135,11 @@ final class Version: Sendable {
         return readers[slot].storeIfNilThenLoad(try tables.reader(f.number))
     }
 
-    private func probe(_ f: FileMetaData, slot: Int, _ userKey: UnsafeRawBufferPointer, _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
+    private func probe(_ f: FileMetaData, slot: Int, _ userKey: UnsafeRawBufferPointer, _ hash: UInt64,
+                       _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
         let reader = try reader(f, slot: slot, tables)
         tables.bloomChecked.add()
-        if !reader.mayContain(userKey: userKey) {
+        if !reader.mayContain(userKey: userKey, hash: hash) {
             tables.bloomUseful.add()
             return .notFound
         }

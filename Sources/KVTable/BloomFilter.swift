@@ -1,20 +1,36 @@
-// Filter block (stored raw, trailer type 0), referenced from the metaindex as "filter.bloom":
-//
-//   filter_block := bits bytes[m] | k byte
-//
+import CShaleSupport
+import KVBase
+
+// Filter block (stored raw, trailer type 0), referenced from the metaindex as "filter.bloom".
 // One bloom filter over every key of the table; for internal-key tables over the *user*
-// keys (each distinct user key once), so a point lookup probes by user key. m = number of
-// bytes = ceil(max(n * bits_per_key, 64) / 8); the filter has 8m bits, bit i is bit (i % 8)
-// of byte i / 8. k = round(bits_per_key * ln 2) clamped to 1...30 is the probe count.
+// keys (each distinct user key once), so a point lookup probes by user key. Two encodings,
+// told apart by the last byte:
 //
-// Probes use double hashing from one 32-bit hash h = bloomHash(key) (the murmur-like hash
-// of LevelDB's util/hash.cc with seed 0xbc9f1d34, defined below):
+//   local_filter  := lines bytes[64 * L] | k byte | 0x81      (written by this version)
+//   legacy_filter := bits bytes[m] | k byte                   (k in 1...30; read only)
+//
+// Local (cache-local, as RocksDB's FastLocalBloom): every key sets and tests k bits of one
+// 64-byte line, so a probe touches one cache line. With n keys and b bits per key,
+// L = max(1, ceil(n * b / 512)) lines; k from b by the table in `localProbes(bitsPerKey:)`
+// (6 at 10 bits per key). For the key's hash h = keyHash64(key) (KVBase/KeyHash.swift):
+//
+//   line = (uint64(h >> 32) * L) >> 32                  -- the high half picks the line
+//   x = uint32(h)                                       -- the low half picks the bits
+//   repeat k times: bit (x >> 23) of the line is set/tested;  x = x * 0x9e3779b9  (mod 2^32)
+//
+// (bit i of a line is bit i % 8 of its byte i / 8.) A local filter whose size is not
+// 64 * L + 2 with L >= 1, or whose k is outside 1...24, answers "may contain".
+//
+// Legacy (LevelDB's): m = ceil(max(n * bits_per_key, 64) / 8) bytes; the filter has 8m
+// bits, bit i is bit (i % 8) of byte i / 8; k = round(bits_per_key * ln 2) clamped to
+// 1...30. Probes use double hashing from one 32-bit hash h = bloomHash(key) (LevelDB's
+// util/hash.cc with seed 0xbc9f1d34, defined below):
 //
 //   delta = rotate_right(h, 17)          -- (h >> 17) | (h << 15)
 //   repeat k times: set/test bit (h mod 8m); h = h + delta   (32-bit wrapping)
 //
-// A reader treats a filter shorter than 2 bytes, or with k > 30 (reserved for future
-// encodings), as "may contain" for every key.
+// Any other last byte (0, 31...0x80, 0x82...) and a filter shorter than 2 bytes answer "may
+// contain" for every key, so an older reader treats a local filter as no filter.
 
 /// LevelDB's 32-bit hash (a Murmur variant): 4 bytes at a time, little-endian.
 ///
@@ -45,44 +61,48 @@ func bloomHash(_ key: UnsafeRawBufferPointer, seed: UInt32 = 0xBC9F_1D34) -> UIn
     return h
 }
 
-/// Collects key hashes and writes one bloom filter. Not thread-safe.
+/// Collects key hashes and writes one cache-local bloom filter. Not thread-safe.
 struct BloomFilterBuilder {
     let bitsPerKey: Int
-    private var hashes: [UInt32] = []
+    private var hashes: [UInt64] = []
 
     init(bitsPerKey: Int) {
         precondition(bitsPerKey > 0)
         self.bitsPerKey = bitsPerKey
     }
 
-    /// Probe count for `bitsPerKey`: round(bits * ln 2) in 1...30.
-    static func probes(bitsPerKey: Int) -> Int {
-        Swift.min(30, Swift.max(1, Int((Double(bitsPerKey) * 0.693_147_180_559_945_3).rounded())))
+    /// Probe count of a local filter for `bitsPerKey` (RocksDB's FastLocalBloom choice, which
+    /// minimizes the false-positive rate for a 512-bit line): 1...12 by bits per key, then
+    /// growing to 24.
+    static func localProbes(bitsPerKey: Int) -> Int {
+        let millibits = bitsPerKey * 1000
+        let thresholds = [2080, 3580, 5100, 6640, 8300, 10070, 11720, 14001, 16050, 18300, 22001, 25501]
+        if let i = thresholds.firstIndex(where: { millibits <= $0 }) { return i + 1 }
+        return Swift.min(24, 12 + (millibits - 25501) / 4000 + 1)
     }
 
     /// Number of keys added.
     var count: Int { hashes.count }
 
     mutating func add(_ key: UnsafeRawBufferPointer) {
-        hashes.append(bloomHash(key))
+        hashes.append(keyHash64(key))
     }
 
-    /// The filter bytes (bits, then k).
+    /// The filter bytes (lines, k, the local marker).
     func finish() -> [UInt8] {
-        let k = Self.probes(bitsPerKey: bitsPerKey)
-        let bits = Swift.max(hashes.count * bitsPerKey, 64)
-        let bytes = (bits + 7) / 8
-        let totalBits = UInt64(bytes * 8)
-        var out = [UInt8](repeating: 0, count: bytes + 1)
-        out[bytes] = UInt8(k)
+        let k = Self.localProbes(bitsPerKey: bitsPerKey)
+        let lines = Swift.max(1, (hashes.count * bitsPerKey + 511) / 512)
+        var out = [UInt8](repeating: 0, count: lines * 64 + 2)
+        out[lines * 64] = UInt8(k)
+        out[lines * 64 + 1] = BloomFilter.localMarker
         out.withUnsafeMutableBufferPointer { filter in
-            for hash in hashes {
-                var h = hash
-                let delta = (h >> 17) | (h << 15)
+            for h in hashes {
+                let line = BloomFilter.line(of: h, lines: lines) * 64
+                var x = UInt32(truncatingIfNeeded: h)
                 for _ in 0..<k {
-                    let bit = Int(UInt64(h) % totalBits)
-                    filter[bit >> 3] |= UInt8(1) << UInt8(bit & 7)
-                    h &+= delta
+                    let bit = Int(x >> 23)
+                    filter[line + bit >> 3] |= UInt8(1) << UInt8(bit & 7)
+                    x = x &* 0x9E37_79B9
                 }
             }
         }
@@ -90,26 +110,106 @@ struct BloomFilterBuilder {
     }
 }
 
-/// A bloom filter read from a table; immutable.
+/// A bloom filter read from a table (either encoding of the grammar above); immutable.
+///
+/// The bytes are copied into 64-byte-aligned memory, so each line of a local filter is one
+/// cache line.
 struct BloomFilter: Sendable {
-    let bytes: [UInt8]
+    /// The last byte of a local filter.
+    static let localMarker: UInt8 = 0x81
+
+    private enum Kind {
+        /// Matches everything (malformed, or an unknown encoding).
+        case everything
+        case local(lines: Int, probes: Int)
+        case legacy(bits: UInt64, probes: Int)
+    }
+
+    private final class Storage: @unchecked Sendable {
+        // @unchecked Sendable: written once in init, read-only afterwards.
+        let pointer: UnsafeMutableRawPointer
+        let count: Int
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            count = bytes.count
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1), alignment: 64)
+            if let base = bytes.baseAddress { pointer.copyMemory(from: base, byteCount: count) }
+        }
+
+        deinit { pointer.deallocate() }
+    }
+
+    private let storage: Storage
+    private let kind: Kind
+
+    init(bytes: [UInt8]) {
+        storage = bytes.withUnsafeBytes { Storage($0) }
+        let n = bytes.count
+        if n < 2 {
+            kind = .everything
+        } else if bytes[n - 1] == Self.localMarker {
+            let k = Int(bytes[n - 2])
+            if n >= 66, (n - 2) % 64 == 0, (1...24).contains(k) {
+                kind = .local(lines: (n - 2) / 64, probes: k)
+            } else {
+                kind = .everything
+            }
+        } else if (1...30).contains(Int(bytes[n - 1])) {
+            kind = .legacy(bits: UInt64((n - 1) * 8), probes: Int(bytes[n - 1]))
+        } else {
+            kind = .everything
+        }
+    }
+
+    /// Size of the filter block in bytes.
+    var size: Int { storage.count }
+
+    /// The line a key of hash `h` uses in a local filter of `lines` lines.
+    @inline(__always)
+    static func line(of h: UInt64, lines: Int) -> Int {
+        Int(((h >> 32) &* UInt64(lines)) >> 32)
+    }
 
     /// Whether `key` may have been added. False means it certainly was not.
+    @inline(__always)
     func mayContain(_ key: UnsafeRawBufferPointer) -> Bool {
-        bytes.withUnsafeBufferPointer { filter in
-            let n = filter.count
-            guard n >= 2 else { return true }
-            let k = Int(filter[n - 1])
-            guard k <= 30 else { return true }
-            let totalBits = UInt64((n - 1) * 8)
-            var h = bloomHash(key)
-            let delta = (h >> 17) | (h << 15)
+        mayContain(key, hash: keyHash64(key))
+    }
+
+    /// ``mayContain(_:)`` for a key whose ``keyHash64(_:)`` the caller has computed.
+    @inline(__always)
+    func mayContain(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> Bool {
+        let base = UnsafeRawPointer(storage.pointer)
+        switch kind {
+        case .local(let lines, let k):
+            let line = base + Self.line(of: h, lines: lines) * 64
+            var x = UInt32(truncatingIfNeeded: h)
             for _ in 0..<k {
-                let bit = Int(UInt64(h) % totalBits)
-                if filter[bit >> 3] & (UInt8(1) << UInt8(bit & 7)) == 0 { return false }
-                h &+= delta
+                let bit = Int(x >> 23)
+                if line.load(fromByteOffset: bit >> 3, as: UInt8.self) & (UInt8(1) << UInt8(bit & 7)) == 0 { return false }
+                x = x &* 0x9E37_79B9
             }
             return true
+        case .legacy(let totalBits, let k):
+            var g = bloomHash(key)
+            let delta = (g >> 17) | (g << 15)
+            for _ in 0..<k {
+                let bit = Int(UInt64(g) % totalBits)
+                if base.load(fromByteOffset: bit >> 3, as: UInt8.self) & (UInt8(1) << UInt8(bit & 7)) == 0 { return false }
+                g &+= delta
+            }
+            return true
+        case .everything:
+            return true
+        }
+    }
+
+    /// Starts loading the line a ``mayContain(_:hash:)`` of hash `h` reads (local filters;
+    /// nothing for the others).
+    @inline(__always)
+    func prefetch(hash h: UInt64) {
+        if case .local(let lines, _) = kind {
+            shale_prefetch(storage.pointer + Self.line(of: h, lines: lines) * 64)
         }
     }
 }

@@ -225,6 +225,19 @@ public final class TableReader: Sendable {
         filter?.mayContain(userKey) ?? true
     }
 
+    /// ``mayContain(userKey:)`` for a key whose ``keyHash64(_:)`` the caller has computed.
+    @inline(__always)
+    public func mayContain(userKey: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
+        filter?.mayContain(userKey, hash: hash) ?? true
+    }
+
+    /// Starts loading the part of the bloom filter that ``mayContain(userKey:hash:)`` reads
+    /// for `hash` (``keyHash64(_:)``), so that a probe soon after does not wait for memory.
+    @inline(__always)
+    public func prefetchFilter(hash: UInt64) {
+        filter?.prefetch(hash: hash)
+    }
+
     /// Whether the table may hold an entry for `userKey`; see the raw-buffer overload.
     public func mayContain(userKey: [UInt8]) -> Bool {
         userKey.withUnsafeBytes { mayContain(userKey: $0) }

@@ -70,10 +70,6 @@ final class PointIndex: @unchecked Sendable {
         UnsafeAtomic<UInt64>(at: (table + 8 + i * 8).assumingMemoryBound(to: UnsafeAtomic<UInt64>.Storage.self))
     }
 
-    /// The hash the index uses (``keyHash64(_:)``).
-    @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 { keyHash64(key) }
-
     @inline(__always)
     private static func tag(_ h: UInt64) -> UInt64 {
         let t = h >> addressBits
@@ -117,10 +113,10 @@ final class PointIndex: @unchecked Sendable {
     /// The newest node of `key`, or nil when the memtable has none.
     @inline(__always)
     func newest(_ key: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer? {
-        newest(key, hash: Self.hash(key))
+        newest(key, hash: keyHash64(key))
     }
 
-    /// Starts loading the slot where a probe for the key of hash `h` (``hash(_:)``) begins,
+    /// Starts loading the slot where a probe for the key of hash `h` (``keyHash64(_:)``) begins,
     /// so that a ``newest(_:hash:)`` soon after does not wait for memory.
     @inline(__always)
     func prefetch(hash h: UInt64) {
@@ -129,7 +125,7 @@ final class PointIndex: @unchecked Sendable {
         shale_prefetch(table + 8 + (Int(truncatingIfNeeded: h) & mask) * 8)
     }
 
-    /// ``newest(_:)`` for a key whose ``hash(_:)`` the caller has computed.
+    /// ``newest(_:)`` for a key whose ``keyHash64(_:)`` the caller has computed.
     @inline(__always)
     func newest(_ key: UnsafeRawBufferPointer, hash h: UInt64) -> UnsafeMutableRawPointer? {
         let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .acquiring)).unsafelyUnwrapped
@@ -155,7 +151,7 @@ final class PointIndex: @unchecked Sendable {
             return
         }
         let table = UnsafeMutableRawPointer(bitPattern: current.load(ordering: .relaxed)).unsafelyUnwrapped
-        let h = Self.hash(key)
+        let h = keyHash64(key)
         if Self.place(node, key: key, hash: h, in: table, mask: capacity - 1) {
             count += 1
             if count * 2 > capacity { grow() }
@@ -192,7 +188,7 @@ final class PointIndex: @unchecked Sendable {
             guard value != 0 else { continue }
             let node = UnsafeMutableRawPointer(bitPattern: UInt(value & Self.addressMask)).unsafelyUnwrapped
             let key = Self.userKey(node)
-            _ = Self.place(node, key: key, hash: Self.hash(key), in: table, mask: slots - 1)
+            _ = Self.place(node, key: key, hash: keyHash64(key), in: table, mask: slots - 1)
         }
         current.store(Int(bitPattern: table), ordering: .releasing)
         retired.append(old)

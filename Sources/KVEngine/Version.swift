@@ -81,17 +81,7 @@ final class Version: Sendable {
         for levelNumber in 1..<numLevels {
             let level = files[levelNumber]
             if level.isEmpty { continue }
-            // First file whose largest user key >= userKey.
-            var lo = 0
-            var hi = level.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if level[mid].largest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) < 0 {
-                    lo = mid + 1
-                } else {
-                    hi = mid
-                }
-            }
+            let lo = Self.firstFile(in: level, largestIsBefore: { l in compareBytes(InternalKey.userKey(l), userKey) < 0 })
             guard lo < level.count else { continue }
             readers[levelStarts[levelNumber] + lo].load()?.prefetchFilter(hash: hash)
         }
@@ -106,17 +96,7 @@ final class Version: Sendable {
         for levelNumber in 1..<numLevels {
             let level = files[levelNumber]
             if level.isEmpty { continue }
-            // First file whose largest key >= lookup.
-            var lo = 0
-            var hi = level.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if level[mid].largest.withUnsafeBytes({ InternalKey.compare($0, lookup) }) < 0 {
-                    lo = mid + 1
-                } else {
-                    hi = mid
-                }
-            }
+            let lo = Self.firstFile(in: level, largestIsBefore: { l in InternalKey.compare(l, lookup) < 0 })
             guard lo < level.count else { continue }
             let f = level[lo]
             guard f.smallest.withUnsafeBytes({ compareBytes(InternalKey.userKey($0), userKey) }) <= 0 else { continue }
@@ -149,6 +129,24 @@ final class Version: Sendable {
             return InternalKey.kind(k) == .value ? .found(Array(v)) : .deleted
         }
         return r ?? .notFound
+    }
+
+    /// Index of the first file of a sorted, non-overlapping level whose largest key is not
+    /// before the target (`isBefore` gets a file's largest internal key); `level.count` when
+    /// there is none.
+    @inline(__always)
+    static func firstFile(in level: [FileMetaData], largestIsBefore isBefore: (UnsafeRawBufferPointer) -> Bool) -> Int {
+        var lo = 0
+        var hi = level.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if level[mid].largest.withUnsafeBytes(isBefore) {
+                lo = mid + 1
+            } else {
+                hi = mid
+            }
+        }
+        return lo
     }
 
     static func userRangeContains(_ f: FileMetaData, _ userKey: UnsafeRawBufferPointer) -> Bool {

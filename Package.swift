@@ -44,12 +44,13 @@ let package = Package(
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", .product(name: "Atomics", package: "swift-atomics")]),
+        .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVStore"]),
         .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
             name: "KVServer",
             dependencies: [
-                "KVBase", "KVEngine", "KVStore", "KVProtocol", "KVFileSystem",
+                "KVBase", "KVEngine", "KVStore", "KVReplication", "KVProtocol", "KVFileSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,6 +89,7 @@ let package = Package(
         .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVReplicationTests", dependencies: ["KVReplication", "KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
         .testTarget(
             name: "KVServerTests",
             dependencies: [

@@ -252,6 +252,12 @@ public struct RESPEncoder: Sendable, Hashable {
         for argument in arguments { writeBulkString(argument, into: &buffer) }
     }
 
+    /// Writes a command with byte-string arguments as a multibulk request.
+    public func writeCommand(_ arguments: [[UInt8]], into buffer: inout ByteBuffer) {
+        buffer.writeHeader(UInt8(ascii: "*"), Int64(arguments.count))
+        for argument in arguments { writeBulkString(argument, into: &buffer) }
+    }
+
     /// Writes a command with UTF-8 arguments as a multibulk request.
     public func writeCommand(_ arguments: [String], into buffer: inout ByteBuffer) {
         buffer.writeHeader(UInt8(ascii: "*"), Int64(arguments.count))

@@ -2,6 +2,7 @@ import Dispatch
 import KVEngine
 import KVFileSystem
 import KVProtocol
+import KVReplication
 import KVStore
 import Logging
 import NIOCore
@@ -31,14 +32,15 @@ package final class CommandHarness {
         var o = Options()
         o.fileSystem = MemoryFileSystem()
         o.writeBufferSize = 64 << 10
-        store = try ShardedStore.open(at: "/db", shards: shards, options: o)
+        let backlog = ReplicationBacklog()
+        store = try ShardedStore.open(at: "/db", shards: shards, options: o, commitFeed: backlog)
         store.freezeClock(at: 1_700_000_000_000)
         var cfg = ServerConfig()
         cfg.dir = "/db"
         cfg.requirePass = requirePass
         var logger = Logger(label: "command-harness")
         logger.logLevel = .critical
-        server = ServerState(store: store, config: cfg, logger: logger)
+        server = ServerState(store: store, backlog: backlog, config: cfg, logger: logger)
         session = server.register(remote: "127.0.0.1:1", local: "127.0.0.1:2")!
         self.deferredWaitMillis = deferredWaitMillis
     }

@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVProtocol
+import KVReplication
 import KVStore
 
 #if canImport(Glibc)
@@ -350,7 +351,7 @@ extension Commands {
                 // Writes of its own are about to start: a later re-attach to any leader must
                 // take a full sync, not continue from these positions (divergent history).
                 do {
-                    try c.server.store.forgetReplicationPositions()
+                    try c.server.replica.forgetPositions()
                 } catch {
                     throw CommandError("ERR cannot promote: the replication positions could not be reset: \(error)")
                 }

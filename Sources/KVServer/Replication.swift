@@ -1,5 +1,6 @@
 import KVBase
 import KVProtocol
+import KVReplication
 import KVStore
 import NIOCore
 import Synchronization
@@ -170,7 +171,7 @@ extension Commands {
     static let replicationCommands: [CommandSpec] = [
         // SHALE.REPLLAYOUT → [replid, generation, shard count, owners (2 bytes LE per slot)]
         CommandSpec("shale.repllayout", 1, ["admin"]) { c in
-            c.store.activateReplicationLog()
+            c.server.backlog.activate(store: c.store)
             let layout = c.store.replicationLayout
             var owners: [UInt8] = []
             owners.reserveCapacity(layout.owners.count * 2)
@@ -208,7 +209,7 @@ extension Commands {
             if done { timer.cancel() }
         }
 
-        func setToken(_ token: Int?, cancel log: ReplicationLog) {
+        func setToken(_ token: Int?, cancel log: ReplicationBacklog) {
             guard let token else { return }
             let done = state.withLock { s -> Bool in
                 if !s.done { s.token = token }
@@ -217,7 +218,7 @@ extension Commands {
             if done { log.cancelNotify(token) }
         }
 
-        func finish(with frames: [UInt8], cancel log: ReplicationLog) {
+        func finish(with frames: [UInt8], cancel log: ReplicationBacklog) {
             let (first, timer, token) = state.withLock { s -> (Bool, Scheduled<Void>?, Int?) in
                 if s.done { return (false, nil, nil) }
                 s.done = true
@@ -242,7 +243,7 @@ extension Commands {
     }
 
     static func pull(_ c: inout CommandCall) throws -> RESPValue {
-        c.store.activateReplicationLog()
+        c.server.backlog.activate(store: c.store)
         try checkHistory(c, replid: c.args[1], generation: c.args[4])
         let id = String(decoding: c.args[2], as: UTF8.self)
         let port = try RedisText.int(c.args[3])
@@ -262,42 +263,24 @@ extension Commands {
         c.server.replication.acknowledgementsChanged()
         // Long poll: answer at once when there is something to send, else park the request
         // until the next append or 100 ms, whichever comes first; no thread waits.
-        let log = c.store.replicationLog
+        let log = c.server.backlog
         let mark = log.appended.load(ordering: .sequentiallyConsistent)
         let start = from
-        let now = pullFrames(log, shards: shards, from: from)
+        let now = log.frames(shards: shards, from: from)
         if !now.isEmpty { return .bulk(now) }
         let loop = c.loop
         let promise = loop.makePromise(of: RESPValue.self)
         let poll = LongPoll(promise: promise)
         let timer = loop.scheduleTask(in: .milliseconds(100)) {
-            poll.finish(with: pullFrames(log, shards: shards, from: start), cancel: log)
+            poll.finish(with: log.frames(shards: shards, from: start), cancel: log)
         }
         poll.setTimer(timer)
         let token = log.notify(after: mark) {
-            loop.execute { poll.finish(with: pullFrames(log, shards: shards, from: start), cancel: log) }
+            loop.execute { poll.finish(with: log.frames(shards: shards, from: start), cancel: log) }
         }
         poll.setToken(token, cancel: log)
         c.action = .later(promise.futureResult)
         return .nullBulk
-    }
-
-    /// The frames a pull from `from` gets now (empty when there is nothing new).
-    static func pullFrames(_ log: ReplicationLog, shards: Int, from: [UInt64]) -> [UInt8] {
-        var out: [UInt8] = []
-        var budget = 4 << 20
-        for shard in 0..<shards where budget > 0 {
-            switch log.read(shard: shard, from: from[shard], maxBytes: budget) {
-            case .tooOld:
-                ReplicationFrame.resync(shard: shard).encode(into: &out)
-            case .groups(let groups):
-                for g in groups {
-                    ReplicationFrame.group(shard: shard, first: g.first, last: g.last, batch: g.batch).encode(into: &out)
-                    budget -= g.batch.count
-                }
-            }
-        }
-        return out
     }
 
     static func snapshotChunk(_ c: CommandCall) throws -> RESPValue {
@@ -318,7 +301,7 @@ extension Commands {
         var reader = state.snapshots.withLock { $0[key]?.reader }
         if restart || reader == nil {
             reader?.release()
-            let r = try c.store.replicationSnapshot(shard: shard)
+            let r = try ShardSnapshotReader(store: c.store, shard: shard)
             state.snapshots.withLock { $0[key] = (r, now) }
             reader = r
         } else {

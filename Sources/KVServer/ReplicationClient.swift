@@ -1,5 +1,6 @@
 import KVBase
 import KVProtocol
+import KVReplication
 import KVStore
 import Logging
 import NIOCore
@@ -17,6 +18,7 @@ final class BlockingRESPClient {
     private let fd: Int32
     private var decoder = RESPValueDecoder()
     private var buffer = ByteBufferAllocator().buffer(capacity: 64 << 10)
+    private var outbound = ByteBufferAllocator().buffer(capacity: 1 << 10)
 
     init(host: String, port: Int, timeoutMillis: Int) throws {
         var hints = addrinfo()
@@ -48,29 +50,27 @@ final class BlockingRESPClient {
 
     deinit { close(fd) }
 
-    /// Sends a command and reads its reply; error replies are returned as values.
+    /// Sends a command (encoded by ``RESPEncoder``) and reads its reply (decoded by
+    /// ``RESPValueDecoder``); error replies are returned as values.
     func call(_ args: [[UInt8]]) throws -> RESPValue {
-        var out: [UInt8] = Array("*\(args.count)\r\n".utf8)
-        for a in args {
-            out += Array("$\(a.count)\r\n".utf8)
-            out += a
-            out += [13, 10]
+        outbound.clear()
+        RESPEncoder().writeCommand(args, into: &outbound)
+        try outbound.withUnsafeReadableBytes { out in
+            var sent = 0
+            while sent < out.count {
+                let n = send(fd, out.baseAddress! + sent, out.count - sent, Int32(MSG_NOSIGNAL))
+                guard n > 0 else { throw ReplicationError("send to leader failed: errno \(errno)") }
+                sent += n
+            }
         }
-        var sent = 0
-        while sent < out.count {
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + sent, out.count - sent, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw ReplicationError("send to leader failed: errno \(errno)") }
-            sent += n
-        }
-        var chunk = [UInt8](repeating: 0, count: 256 << 10)
         while true {
             if let v = try decoder.decode(buffer: &buffer) {
                 if buffer.readableBytes == 0 { buffer.clear() }
                 return v
             }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            buffer.reserveCapacity(minimumWritableBytes: 256 << 10)
+            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 256 << 10) { recv(fd, $0.baseAddress!, $0.count, 0) }
             guard n > 0 else { throw ReplicationError(n == 0 ? "leader closed the connection" : "read from leader failed: errno \(errno)") }
-            buffer.writeBytes(chunk[0..<n])
         }
     }
 
@@ -171,13 +171,13 @@ final class ReplicationClient: @unchecked Sendable {
         let ownerBytes = Array(ownersBuf.readableBytesView)
         let owners = stride(from: 0, to: ownerBytes.count - 1, by: 2).map { UInt16(ownerBytes[$0]) | UInt16(ownerBytes[$0 + 1]) << 8 }
         let shards = Int(count)
-        let store = server.store
+        let replica = server.replica
         setLink { $0.up = true; $0.lastIO = monotonicMillis(); $0.lastError = "" }
         logger.info("replication link up", metadata: ["leader": "\(host):\(port)", "replid": "\(replid)", "shards": "\(shards)"])
         var applied = [UInt64](repeating: 0, count: shards)
         var resyncs = 0
         for shard in 0..<shards {
-            if let pos = try store.replicationApplied(leaderShard: shard), pos.replid == replid {
+            if let pos = try replica.position(leaderShard: shard), pos.replid == replid {
                 applied[shard] = pos.sequence
             } else {
                 try fullSync(conn, shard: shard, replid: replid, leaderReplid: leaderReplid, owners: owners, applied: &applied)
@@ -203,7 +203,7 @@ final class ReplicationClient: @unchecked Sendable {
             var pendingBytes = 0
             func flush() throws {
                 for (shard, batches) in pending.sorted(by: { $0.key < $1.key }) {
-                    try store.applyReplicated(leaderShard: shard, batches: batches, replid: replid, leaderOwners: owners)
+                    try replica.applyGroups(leaderShard: shard, batches: batches, replid: replid, leaderOwners: owners)
                 }
                 if !pending.isEmpty { setLink { $0.lastGroupMillis = monotonicMillis() } }
                 pending = [:]
@@ -239,8 +239,8 @@ final class ReplicationClient: @unchecked Sendable {
         logger.info("full sync of shard", metadata: ["shard": "\(shard)", "leader": "\(host):\(port)"])
         setLink { $0.syncInProgress = true }
         server.replication.syncFull.wrappingAdd(1, ordering: .relaxed)
-        let store = server.store
-        try store.beginResync(leaderShard: shard, leaderOwners: owners)
+        let replica = server.replica
+        try replica.beginFullSync(leaderShard: shard, leaderOwners: owners)
         var restart = "1"
         var records = 0
         while !isStopped {
@@ -253,7 +253,7 @@ final class ReplicationClient: @unchecked Sendable {
             for frame in try ReplicationFrame.decodeAll(Array(buf.readableBytesView)) {
                 switch frame {
                 case .snapshotChunk(let s, let recs) where s == shard:
-                    try store.applySnapshotRecords(leaderShard: shard, records: recs, leaderOwners: owners)
+                    try replica.applySnapshotRecords(leaderShard: shard, records: recs, leaderOwners: owners)
                     records += recs.count
                 case .snapshotEnd(let s, let seq) where s == shard:
                     end = seq
@@ -262,7 +262,7 @@ final class ReplicationClient: @unchecked Sendable {
                 }
             }
             if let end {
-                try store.finishResync(leaderShard: shard, replid: replid, sequence: end)
+                try replica.finishFullSync(leaderShard: shard, replid: replid, sequence: end)
                 applied[shard] = end
                 setLink { $0.syncInProgress = false }
                 logger.info("full sync of shard done", metadata: ["shard": "\(shard)", "records": "\(records)", "sequence": "\(end)"])

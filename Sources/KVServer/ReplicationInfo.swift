@@ -1,3 +1,5 @@
+import KVReplication
+
 /// The `INFO replication` lines (Redis's field names) and the replication counters of
 /// `INFO stats`. Offsets are sums of per-shard sequence numbers; lag is given in sequence
 /// numbers, and for followers also in milliseconds since the last group applied.
@@ -18,7 +20,7 @@ func replicationInfo(_ server: ServerState) -> [(String, String)] {
                 ("master_link_error", link.lastError.isEmpty ? "none" : link.lastError.replacingColons()),
                 ("connected_slaves", "0"), ("master_replid", replid),
                 ("master_repl_offset", String(applied)),
-                ("repl_backlog_active", "1"), ("repl_backlog_size", String(server.store.replicationLog.capacityBytes)),
+                ("repl_backlog_active", "1"), ("repl_backlog_size", String(server.backlog.capacityBytes)),
                 ("repl_backlog_first_byte_offset", String(oldest)), ("repl_backlog_histlen", String(newest - min(oldest, newest)))]
     }
     let sequences = server.store.shardSequences
@@ -31,8 +33,8 @@ func replicationInfo(_ server: ServerState) -> [(String, String)] {
         lines.append(("slave\(i)", "ip=\(f.address),port=\(f.port),state=online,offset=\(acked),lag=\(lagMillis / 1000),lag_seq=\(offset > acked ? offset - acked : 0),lag_ms=\(lagMillis)"))
     }
     lines += [("master_failover_state", "no-failover"), ("master_replid", replid), ("master_repl_offset", String(offset)),
-              ("repl_backlog_active", "1"), ("repl_backlog_size", String(server.store.replicationLog.capacityBytes)),
-              ("repl_backlog_bytes", String(server.store.replicationLog.bytesHeld)),
+              ("repl_backlog_active", "1"), ("repl_backlog_size", String(server.backlog.capacityBytes)),
+              ("repl_backlog_bytes", String(server.backlog.bytesHeld)),
               ("repl_backlog_first_byte_offset", String(oldest)), ("repl_backlog_histlen", String(newest - min(oldest, newest)))]
     return lines
 }
@@ -50,7 +52,7 @@ func replicationStats(_ server: ServerState) -> [(String, String)] {
 private func backlogRange(_ server: ServerState) -> (UInt64, UInt64) {
     var oldest: UInt64 = 0, newest: UInt64 = 0
     for shard in 0..<server.store.shardCount {
-        if let r = server.store.replicationLog.range(shard: shard) {
+        if let r = server.backlog.range(shard: shard) {
             oldest += r.oldest
             newest += r.newest
         }

@@ -3,6 +3,7 @@ import KVBase
 import KVEngine
 import KVFileSystem
 import KVStore
+import KVReplication
 import Logging
 import NIOCore
 import NIOPosix
@@ -50,9 +51,12 @@ public final class KVServer: Service, Sendable {
         self.logger = logger
         // An existing store keeps its shard count (SHARDS SET changes it); a new one gets --shards.
         let exists = POSIXFileSystem().fileExists(joinPath(config.dir, "STORE"))
+        let backlog = ReplicationBacklog()
+        backlog.setCapacity(bytes: config.replBacklogMB << 20)
         let store = try ShardedStore.open(
-            at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions(), followingLeader: config.replicaOf != nil)
-        state = ServerState(store: store, config: config, logger: logger)
+            at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions(), followingLeader: config.replicaOf != nil,
+            commitFeed: backlog)
+        state = ServerState(store: store, backlog: backlog, config: config, logger: logger)
         (stopSignal, stopContinuation) = AsyncStream<Void>.makeStream()
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.ioThreads))
         pool = NIOThreadPool(numberOfThreads: max(1, config.workerThreads))
@@ -97,7 +101,6 @@ public final class KVServer: Service, Sendable {
         }
         let continuation = stopContinuation
         state.shutdownRequest.withLock { $0 = { continuation.finish() } }
-        store.replicationLog.setCapacity(bytes: config.replBacklogMB << 20)
         if let leader = config.replicaOf, let colon = leader.lastIndex(of: ":"), let p = Int(leader[leader.index(after: colon)...]) {
             state.startReplication(host: String(leader[..<colon]), port: p)
         }

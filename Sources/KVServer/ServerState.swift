@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVStore
+import KVReplication
 import Logging
 import NIOCore
 import Synchronization
@@ -219,6 +220,10 @@ struct SlowlogEntry {
 public final class ServerState: Sendable {
     /// The data.
     public let store: ShardedStore
+    /// Every shard's recently committed write groups, for followers (the store's commit feed).
+    let backlog: ReplicationBacklog
+    /// Applies what the leader sends, when this server follows one.
+    var replica: ReplicaApplier { ReplicaApplier(store: store) }
     let config: ServerConfig
     let logger: Logger
     let counters = ServerCounters()
@@ -251,8 +256,9 @@ public final class ServerState: Sendable {
     /// Unix time of the last SAVE/BGSAVE (or of the start).
     let lastSave = Atomic<Int64>(RowValue.wallClockMillis() / 1000)
 
-    init(store: ShardedStore, config: ServerConfig, logger: Logger) {
+    init(store: ShardedStore, backlog: ReplicationBacklog, config: ServerConfig, logger: Logger) {
         self.store = store
+        self.backlog = backlog
         self.config = config
         self.logger = logger
         var bytes = [UInt8](repeating: 0, count: 20)

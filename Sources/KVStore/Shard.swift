@@ -4,12 +4,13 @@ import KVEngine
 import Synchronization
 
 /// One shard of a store: a ``Database`` in its own sub-directory.
-final class Shard: Sendable {
+package final class Shard: Sendable {
     /// The shard id (its position in the descriptor's directory list).
-    let id: Int
+    package let id: Int
     /// The shard's database directory.
-    let path: String
-    let db: Database
+    package let path: String
+    /// The shard's engine.
+    package let db: Database
     /// Live store snapshots (and scans) that read this shard. A removed shard's directory is
     /// deleted only once none remain.
     let readers = Atomic<Int>(0)
@@ -25,11 +26,13 @@ final class Shard: Sendable {
 /// store mutex) when a reshard switches ownership; readers hold the instance they started with.
 ///
 /// Invariant: `owners[slot] < shards.count` for every slot, and `shards[i].id == i`.
-final class Routing: Sendable {
+package final class Routing: Sendable {
     /// Incremented on every switch; a point read that sees it change retries.
     let generation: UInt64
-    let owners: [UInt16]
-    let shards: [Shard]
+    /// The shard id owning each slot.
+    package let owners: [UInt16]
+    /// The shards owning slots, by id.
+    package let shards: [Shard]
 
     init(generation: UInt64, owners: [UInt16], shards: [Shard]) {
         self.generation = generation

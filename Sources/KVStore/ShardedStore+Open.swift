@@ -18,7 +18,8 @@ extension ShardedStore {
     }
 
     static func openStore(
-        at path: String, shards requested: Int?, options: Options, startingCleanup: Bool = true, followingLeader: Bool = false
+        at path: String, shards requested: Int?, options: Options, startingCleanup: Bool = true, followingLeader: Bool = false,
+        commitFeed: (any CommitFeed)? = nil
     ) throws(KVError) -> ShardedStore {
         try options.validate()
         if let n = requested, n < 1 || n > maxShards {
@@ -47,14 +48,13 @@ extension ShardedStore {
                 descriptor = try create(at: path, shards: n, options: options)
             }
             let plan = recoveryPlan(descriptor)
-            let log = ReplicationLog()
             var shards: [Shard?] = Array(repeating: nil, count: descriptor.directories.count)
             for id in 0..<descriptor.shardCount {
-                shards[id] = try openShard(id, in: path, options: options, create: false, log: log)
+                shards[id] = try openShard(id, in: path, options: options, create: false, feed: commitFeed)
             }
             let store = ShardedStore(
                 path: path, options: options, lock: lock, descriptor: descriptor, shards: shards, cleanup: plan,
-                replicationLog: log)
+                commitFeed: commitFeed)
             store.followingLeader.store(followingLeader, ordering: .relaxed)
             do throws(KVError) {
                 try store.loadIndexes(lenient: followingLeader)
@@ -148,9 +148,9 @@ extension ShardedStore {
     }
 
     /// Opens (with `create`, creates) shard `id` of the store in `path`.
-    static func openShard(_ id: Int, in path: String, options: Options, create: Bool, log: ReplicationLog? = nil) throws(KVError) -> Shard {
+    static func openShard(_ id: Int, in path: String, options: Options, create: Bool, feed: (any CommitFeed)? = nil) throws(KVError) -> Shard {
         var o = options
-        if let log { o.commitObserver = log.observer(shard: id) }
+        if let feed { o.commitObserver = { [feed] batch in feed.committed(shard: id, batch: batch) } }
         o.createIfMissing = create
         o.errorIfExists = false
         let user = options.compactionFilter
@@ -163,7 +163,7 @@ extension ShardedStore {
             throw .notFound("shard \(id) directory \(dir) of store \(path)")
         }
         let db = try openDatabase(dir, options: o)
-        log?.start(shard: id, at: db.lastSequence)
+        feed?.shardOpened(id, lastSequence: db.lastSequence)
         return Shard(id: id, path: dir, db: db)
     }
 

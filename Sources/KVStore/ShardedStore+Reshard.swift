@@ -172,7 +172,7 @@ extension ShardedStore {
         do throws(KVError) {
             try checkpoint(.intentWritten)
             for id in old..<max(old, n) {
-                let shard = try Self.openShard(id, in: path, options: options, create: true, log: replicationLog)
+                let shard = try Self.openShard(id, in: path, options: options, create: true, feed: commitFeed)
                 state.withLock { s in
                     while s.shards.count <= id { s.shards.append(nil) }
                     s.shards[id] = shard

@@ -18,7 +18,7 @@ import Synchronization
 ///
 /// **Routing.** A key maps to one of 16384 slots by CRC16 with Redis `{hash tag}`s (see
 /// ``HashSlot``); slots map to shards by a consistent ring (see `HashRing`) whose slot table is
-/// persisted in the store descriptor (`STORE`, see FORMAT.md). Each shard is a full engine in
+/// persisted in the store descriptor (`STORE`, see StoreDescriptor.swift). Each shard is a full engine in
 /// `shard-NNNN/` below the store directory. A key is only ever read from, and written to, the
 /// shard that owns its slot in the table in force.
 ///
@@ -59,8 +59,8 @@ public final class ShardedStore: Sendable {
     let inflight = SlotCounters(count: HashSlot.count)
     /// Mirror of `state.routing.generation`, read without the lock after a point read.
     let routingGeneration = Atomic<UInt64>(0)
-    /// Every shard's recently committed write groups, for followers.
-    public let replicationLog: ReplicationLog
+    /// Told of every shard opened and every group committed (the replication backlog).
+    let commitFeed: (any CommitFeed)?
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
     /// The secondary indexes.
@@ -132,10 +132,10 @@ public final class ShardedStore: Sendable {
 
     init(
         path: String, options: Options, lock: any FileLock, descriptor: StoreDescriptor, shards: [Shard?], cleanup: CleanupPlan?,
-        replicationLog: ReplicationLog = ReplicationLog()
+        commitFeed: (any CommitFeed)? = nil
     ) {
         self.path = path
-        self.replicationLog = replicationLog
+        self.commitFeed = commitFeed
         self.options = options
         self.lock = lock
         let owning = (0..<descriptor.shardCount).map { shards[$0]! }
@@ -166,8 +166,13 @@ public final class ShardedStore: Sendable {
     ///   - followingLeader: the store is a replication follower's (see
     ///     ``setFollowingLeader(_:)``): its index metadata is loaded as replication left it and
     ///     no index work resumes.
-    public static func open(at path: String, shards: Int? = nil, options: Options = Options(), followingLeader: Bool = false) throws -> ShardedStore {
-        try openStore(at: path, shards: shards, options: options, followingLeader: followingLeader)
+    ///   - commitFeed: told of every shard opened and every write group committed, from the
+    ///     first shard opened on (the replication backlog; see ``CommitFeed``).
+    public static func open(
+        at path: String, shards: Int? = nil, options: Options = Options(), followingLeader: Bool = false,
+        commitFeed: (any CommitFeed)? = nil
+    ) throws -> ShardedStore {
+        try openStore(at: path, shards: shards, options: options, followingLeader: followingLeader, commitFeed: commitFeed)
     }
 
     /// The number of shards owning slots (during a reshard, the count in force).

@@ -1,19 +1,20 @@
 import KVBase
 import KVEngine
+import KVStore
 import Synchronization
 
 /// The leader side of replication: every shard's recently committed write groups, in commit
-/// order, kept in memory up to a byte budget.
+/// order, kept in memory up to a byte budget (Redis's replication backlog).
 ///
-/// Each shard engine reports every committed group (its encoded write batch, whose header
-/// holds the first sequence number and the record count) through
-/// ``Options/commitObserver``; the group's records are exactly what the shard applied (rows
+/// The store reports every committed group (its encoded write batch, whose header holds the
+/// first sequence number and the record count) to the backlog, its ``CommitFeed``; the
+/// group's records are exactly what the shard applied (rows
 /// with their envelopes, index entries, expiry entries, metadata), so a follower that applies
 /// the groups in order ends with the same records. The backlog lives in memory rather than in
 /// the WAL: WAL files are deleted as soon as their memtable is flushed, so they cannot promise
 /// a retention, while a bounded ring can; after a leader restart the backlog is empty and
 /// followers resynchronize from a snapshot.
-public final class ReplicationLog: Sendable {
+public final class ReplicationBacklog: CommitFeed {
     /// One entry of a shard's backlog.
     public struct Group: Sendable {
         /// The sequence number of the group's first record.
@@ -58,7 +59,7 @@ public final class ReplicationLog: Sendable {
     /// Whether any callback waits: an append checks this alone when none does.
     private let hasListeners = Atomic<Bool>(false)
 
-    /// Creates an empty log.
+    /// Creates an empty backlog; open the store with it as its commit feed.
     public init() {}
 
     /// The byte budget for all shards together.
@@ -71,19 +72,14 @@ public final class ReplicationLog: Sendable {
         capacity.store(max(1, bytes), ordering: .relaxed)
     }
 
-    /// The observer to install on shard `id`'s engine.
-    func observer(shard id: Int) -> @Sendable ([UInt8]) -> Void {
-        { [self] batch in append(shard: id, batch: batch) }
-    }
-
     /// Whether groups are being kept (a follower has asked for them).
     public var isActive: Bool { active.load(ordering: .relaxed) }
 
     /// Starts keeping groups, once: `lastSequences` are the shards' committed sequences, read
-    /// after this call set the flag (``ShardedStore/activateReplicationLog()``). A shard's
+    /// after this call set the flag (``activate(store:)``). A shard's
     /// backlog then starts after that sequence, so an older position gets `.tooOld` (a full
     /// sync), never a silent gap; groups appended since the flag was set are kept.
-    public func activate(lastSequences: () -> [(shard: Int, sequence: UInt64)]) {
+    package func activate(lastSequences: () -> [(shard: Int, sequence: UInt64)]) {
         if active.exchange(true, ordering: .sequentiallyConsistent) { return }
         let sequences = lastSequences()
         logs.withLock { l in
@@ -101,8 +97,14 @@ public final class ReplicationLog: Sendable {
         }
     }
 
+    /// Starts keeping groups of `store` (whose commit feed this backlog is) from now on (a
+    /// follower has asked for them); until then it keeps nothing. Idempotent.
+    public func activate(store: ShardedStore) {
+        activate { store.openShardSequences }
+    }
+
     /// Records the starting point of shard `id` (its engine's last sequence at open).
-    func start(shard id: Int, at sequence: UInt64) {
+    public func shardOpened(_ id: Int, lastSequence sequence: UInt64) {
         logs.withLock { l in
             if l[id]?.started == true { return }
             let s = l[id] ?? ShardLog()
@@ -113,7 +115,8 @@ public final class ReplicationLog: Sendable {
         }
     }
 
-    func append(shard id: Int, batch: [UInt8]) {
+    /// Appends a group shard `id` committed (kept only once active).
+    public func committed(shard id: Int, batch: [UInt8]) {
         guard active.load(ordering: .sequentiallyConsistent) else { return }
         guard batch.count >= WriteBatch.headerSize else { return }
         let first = batch.withUnsafeBytes { $0.fixed64(at: 0) }
@@ -231,5 +234,26 @@ public final class ReplicationLog: Sendable {
     /// Bytes held, all shards.
     public var bytesHeld: Int {
         logs.withLock { $0.values.reduce(0) { $0 + $1.bytes } }
+    }
+
+    /// The frames a follower that has applied everything before `from[shard]` in every shard
+    /// gets now, about `budget` bytes of groups at most (empty when there is nothing new): the
+    /// groups after each position, or a resync frame for a shard whose position the backlog
+    /// no longer holds.
+    public func frames(shards: Int, from: [UInt64], budget: Int = 4 << 20) -> [UInt8] {
+        var out: [UInt8] = []
+        var left = budget
+        for shard in 0..<min(shards, from.count) where left > 0 {
+            switch read(shard: shard, from: from[shard], maxBytes: left) {
+            case .tooOld:
+                ReplicationFrame.resync(shard: shard).encode(into: &out)
+            case .groups(let groups):
+                for g in groups {
+                    ReplicationFrame.group(shard: shard, first: g.first, last: g.last, batch: g.batch).encode(into: &out)
+                    left -= g.batch.count
+                }
+            }
+        }
+        return out
     }
 }

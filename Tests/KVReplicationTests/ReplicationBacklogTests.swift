@@ -1,37 +1,39 @@
 import KVEngine
 import KVFileSystem
+import KVReplication
 import KVStore
 import Testing
 
 /// The leader's backlog holds nothing until a follower asks, and what it holds is always a
 /// contiguous run of groups: a position it cannot serve is `.tooOld` (a full sync), never a
 /// silent gap.
-@Suite("Replication log")
-struct ReplicationLogTests {
-    func groups(_ r: ReplicationLog.ReadResult) -> [ReplicationLog.Group]? {
+@Suite("Replication backlog")
+struct ReplicationBacklogTests {
+    func groups(_ r: ReplicationBacklog.ReadResult) -> [ReplicationBacklog.Group]? {
         if case .groups(let g) = r { return g }
         return nil
     }
 
     @Test func keepsNothingUntilAFollowerAsks() throws {
-        let store = try ShardedStore.open(at: "/s", shards: 2, options: storeOptions(MemoryFileSystem()))
+        let backlog = ReplicationBacklog()
+        let store = try ShardedStore.open(at: "/s", shards: 2, options: storeOptions(MemoryFileSystem()), commitFeed: backlog)
         defer { try? store.close() }
         for i in 0..<500 { try store.put(bytes("k\(i)"), [UInt8](repeating: 7, count: 100)) }
-        #expect(store.replicationLog.bytesHeld == 0)
-        #expect(!store.replicationLog.isActive)
+        #expect(backlog.bytesHeld == 0)
+        #expect(!backlog.isActive)
         let before = store.shardSequences
-        store.activateReplicationLog()
-        #expect(store.replicationLog.isActive)
+        backlog.activate(store: store)
+        #expect(backlog.isActive)
         for i in 0..<100 { try store.put(bytes("k\(i)"), bytes("new\(i)")) }
-        #expect(store.replicationLog.bytesHeld > 0)
+        #expect(backlog.bytesHeld > 0)
         let after = store.shardSequences
         for shard in 0..<2 {
             // Positions from before the activation cannot be served: a full sync.
             if before[shard] > 0 {
-                #expect(groups(store.replicationLog.read(shard: shard, from: 1, maxBytes: 1 << 20)) == nil)
+                #expect(groups(backlog.read(shard: shard, from: 1, maxBytes: 1 << 20)) == nil)
             }
             // From the activation point on, every group is there, contiguous.
-            let got = try #require(groups(store.replicationLog.read(shard: shard, from: before[shard] + 1, maxBytes: 1 << 30)))
+            let got = try #require(groups(backlog.read(shard: shard, from: before[shard] + 1, maxBytes: 1 << 30)))
             var next = before[shard] + 1
             for g in got {
                 #expect(g.first == next)
@@ -40,8 +42,8 @@ struct ReplicationLogTests {
             #expect(next == after[shard] + 1)
         }
         // Activating again changes nothing.
-        let held = store.replicationLog.bytesHeld
-        store.activateReplicationLog()
-        #expect(store.replicationLog.bytesHeld == held)
+        let held = backlog.bytesHeld
+        backlog.activate(store: store)
+        #expect(backlog.bytesHeld == held)
     }
 }

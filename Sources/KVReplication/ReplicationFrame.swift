@@ -12,24 +12,30 @@ import KVBase
 ///          | 3 snapshot end   first = last = the snapshot's sequence; no payload
 ///          | 4 resync         the backlog no longer holds the follower's position; no payload
 /// ```
-enum ReplicationFrame: Equatable {
+public enum ReplicationFrame: Equatable, Sendable {
+    /// Committed write group `first...last` of leader shard `shard` (an encoded write batch).
     case group(shard: Int, first: UInt64, last: UInt64, batch: [UInt8])
+    /// Records of a shard's snapshot, in key order (engine key, engine value).
     case snapshotChunk(shard: Int, records: [(key: [UInt8], value: [UInt8])])
+    /// The snapshot of `shard` is complete; it shows the shard at `sequence`.
     case snapshotEnd(shard: Int, sequence: UInt64)
+    /// The backlog no longer holds the follower's position in `shard`: it needs a snapshot.
     case resync(shard: Int)
 
     static let magic: [UInt8] = Array("SHRF".utf8)
     static let version: UInt8 = 2
     static let headerSize = 4 + 1 + 1 + 2 + 8 + 8 + 4 + 4
 
-    static func == (a: ReplicationFrame, b: ReplicationFrame) -> Bool {
+    /// Frames are equal when their encodings are.
+    public static func == (a: ReplicationFrame, b: ReplicationFrame) -> Bool {
         var x: [UInt8] = [], y: [UInt8] = []
         a.encode(into: &x)
         b.encode(into: &y)
         return x == y
     }
 
-    func encode(into out: inout [UInt8]) {
+    /// Appends the frame's encoding to `out`.
+    public func encode(into out: inout [UInt8]) {
         var type: UInt8
         var shard = 0
         var first: UInt64 = 0, last: UInt64 = 0
@@ -65,8 +71,8 @@ enum ReplicationFrame: Equatable {
         out += payload
     }
 
-    /// Decodes every frame of `bytes`; throws a description of the first damage.
-    static func decodeAll(_ bytes: [UInt8]) throws -> [ReplicationFrame] {
+    /// Decodes every frame of `bytes`; throws a ``ReplicationError`` describing the first damage.
+    public static func decodeAll(_ bytes: [UInt8]) throws -> [ReplicationFrame] {
         var out: [ReplicationFrame] = []
         try bytes.withUnsafeBytes { p in
             var pos = 0
@@ -114,7 +120,9 @@ enum ReplicationFrame: Equatable {
 }
 
 /// A replication failure (damaged stream, refused sync, lost connection).
-struct ReplicationError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct ReplicationError: Error, CustomStringConvertible {
+    /// What failed, with the offset, shard or peer involved.
+    public let description: String
+    /// A failure described by `d`.
+    public init(_ d: String) { description = d }
 }

@@ -1,7 +1,7 @@
 import KVBase
 import KVEngine
 import Testing
-@testable import KVServer
+@testable import KVReplication
 
 /// The replication stream's frames: every kind round-trips, and any damage — a flipped bit
 /// anywhere (header included), a cut — is refused with a description, never decoded into

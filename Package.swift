@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVStore"]),
-        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
+        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVReplication", "KVBase", "KVFileSystem"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
             name: "KVServer",
@@ -99,7 +99,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVLog", "KVTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

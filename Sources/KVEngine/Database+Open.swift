@@ -117,13 +117,7 @@ extension Database {
         // corruption in every log.
         let fileName = FileNames.log(path, number)
         let file = try options.fileSystem.openReadable(fileName)
-        let mode: RecoveryMode
-        switch options.walRecovery {
-        case .strict: mode = .strict
-        case .skipCorrupt: mode = .skipCorrupt
-        case .tolerateTornTail: mode = .tolerateTornTail
-        }
-        var reader = LogReader(file: file, expectedLogNumber: number, mode: mode)
+        var reader = LogReader(file: file, expectedLogNumber: number, mode: options.walRecovery)
         var last: SequenceNumber = 0
         while let record = try reader.next() {
             let offset = reader.lastRecordOffset

@@ -111,7 +111,7 @@ public final class Database: Sendable {
     ///
     /// - Throws: ``KVError/locked(path:)`` if another process or handle has it open;
     ///   ``KVError/corruption(file:offset:reason:)`` if its files are damaged beyond the
-    ///   configured ``WALRecoveryMode``; ``KVError/invalidArgument(_:)`` for bad options.
+    ///   configured ``Options/walRecovery``; ``KVError/invalidArgument(_:)`` for bad options.
     public static func open(at path: String, options: Options = Options()) throws -> Database {
         try openDatabase(at: path, options: options)
     }

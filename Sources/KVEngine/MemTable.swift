@@ -15,7 +15,7 @@ import KVBase
 /// - Nodes are never removed or changed after publication; memory lives until the memtable
 ///   is freed, so iterators keep the memtable alive by holding a reference.
 /// - Keys are unique: the engine never inserts the same (user key, sequence) twice.
-public final class MemTable: @unchecked Sendable {
+package final class MemTable: @unchecked Sendable {
     // @unchecked Sendable: see the thread-safety rules above (single writer, lock-free readers
     // over immutable published nodes; the writer-only fields are touched by the writer only).
     static let maxHeight = 12

@@ -1,5 +1,6 @@
 import KVBase
 import KVFileSystem
+import KVLog
 
 /// When an acknowledged write reaches stable storage. In every mode the WAL record is handed
 /// to the OS before the write is acknowledged, so acknowledged writes survive a process crash
@@ -23,17 +24,6 @@ public enum Compression: String, Sendable {
     case none
 }
 
-/// What the engine does with a WAL whose end is damaged.
-public enum WALRecoveryMode: String, Sendable {
-    /// A torn or corrupt record at the very end of the newest log (a write interrupted by a
-    /// crash) is dropped; damage followed by valid records is reported as corruption. Default.
-    case tolerateTornTail
-    /// Any damaged record fails the open with a corruption error naming the file and offset.
-    case strict
-    /// Skip damaged records and keep what can be read (salvage; may lose acknowledged writes).
-    case skipCorrupt
-}
-
 /// Options for ``Database/open(at:options:)``. Defaults follow LevelDB/RocksDB practice.
 public struct Options: Sendable {
     /// The file system all engine I/O goes through. Default: the real one.
@@ -47,8 +37,11 @@ public struct Options: Sendable {
     public var createIfMissing = true
     /// Fail if the database already exists. Default false.
     public var errorIfExists = false
-    /// How a damaged WAL tail is treated on open. Default `.tolerateTornTail`.
-    public var walRecovery: WALRecoveryMode = .tolerateTornTail
+    /// How the write-ahead logs are read on open (``RecoveryMode``, the log reader's modes).
+    /// Default `.tolerateTornTail`: a record torn at the end by a crash is dropped, damage
+    /// followed by valid records is corruption. `.strict` refuses any damage; `.skipCorrupt`
+    /// salvages what can be read (and may lose acknowledged writes).
+    public var walRecovery: RecoveryMode = .tolerateTornTail
 
     /// Uncompressed size of a table data block. Default 4 KiB.
     public var blockSize: Int = 4096

@@ -1,4 +1,5 @@
-// The record log: the format of the write-ahead log, the manifest and the replication log.
+// The record log: the format of the write-ahead log and the manifest. (The replication backlog
+// is in memory and not written in this format; see KVReplication.)
 // LevelDB's log format (32 KiB blocks, records fragmented as FULL/FIRST/MIDDLE/LAST) with a
 // file header record that carries a magic number, a format version and the log's number.
 //

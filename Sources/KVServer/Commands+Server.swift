@@ -1,5 +1,4 @@
 import KVBase
-import KVEngine
 import KVProtocol
 import KVReplication
 import KVStore

@@ -1,5 +1,4 @@
 import KVBase
-import KVEngine
 import KVStore
 
 #if canImport(Glibc)

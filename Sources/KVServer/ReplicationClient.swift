@@ -1,3 +1,4 @@
+import Dispatch
 import KVBase
 import KVProtocol
 import KVReplication
@@ -88,13 +89,16 @@ final class BlockingRESPClient {
 /// recorded position are applied in order, each with its new position in the same batch
 /// (partial sync). Any failure drops the link and retries with backoff (0.1 s doubling to
 /// 5 s).
-final class ReplicationClient: @unchecked Sendable {
+final class ReplicationClient: Sendable {
     let server: ServerState
     let host: String
     let port: Int
     let id = ReplicationState.newID()
     private let stopped = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
+    /// Signalled once by ``stop()``: ends a backoff wait early.
+    private let stopRequested = DispatchSemaphore(value: 0)
+    /// Signalled once when the link's thread has ended.
+    private let finished = DispatchSemaphore(value: 0)
     private let logger: Logger
 
     init(server: ServerState, host: String, port: Int) {
@@ -107,18 +111,16 @@ final class ReplicationClient: @unchecked Sendable {
     func start() {
         startBackgroundThread { [self] in
             run()
-            finished.store(true, ordering: .releasing)
+            finished.signal()
         }
     }
 
-    /// Stops the link and waits (bounded) for the thread to end.
+    /// Stops the link and waits (at most 5 s: a blocked socket read times out in 10 s) for
+    /// its thread to end. Only the first call stops and waits.
     func stop() {
-        stopped.store(true, ordering: .releasing)
-        var waited = 0
-        while !finished.load(ordering: .acquiring) && waited < 5_000 {
-            usleep(5_000)
-            waited += 5
-        }
+        if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        stopRequested.signal()
+        _ = finished.wait(timeout: .now() + .seconds(5))
     }
 
     private var isStopped: Bool { stopped.load(ordering: .acquiring) }
@@ -138,11 +140,7 @@ final class ReplicationClient: @unchecked Sendable {
                 setLink { $0.up = false; $0.syncInProgress = false; $0.lastError = "\(error)" }
                 if isStopped { break }
                 logger.warning("replication link down", metadata: ["leader": "\(host):\(port)", "error": "\(error)"])
-                var slept: UInt32 = 0
-                while slept < backoff && !isStopped {
-                    usleep(20_000)
-                    slept += 20_000
-                }
+                if stopRequested.wait(timeout: .now() + .microseconds(Int(backoff))) == .success { break }
                 backoff = min(backoff * 2, 5_000_000)
                 continue
             }

@@ -1,7 +1,6 @@
 import Dispatch
 import KVBase
 import KVEngine
-import KVFileSystem
 import KVStore
 import KVReplication
 import Logging
@@ -50,7 +49,7 @@ public final class KVServer: Service, Sendable {
     public init(config: ServerConfig, logger: Logger) throws {
         self.logger = logger
         // An existing store keeps its shard count (SHARDS SET changes it); a new one gets --shards.
-        let exists = POSIXFileSystem().fileExists(joinPath(config.dir, "STORE"))
+        let exists = ShardedStore.exists(at: config.dir, options: config.storeOptions())
         let backlog = ReplicationBacklog()
         backlog.setCapacity(bytes: config.replBacklogMB << 20)
         let store = try ShardedStore.open(

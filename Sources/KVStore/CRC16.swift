@@ -2,7 +2,7 @@
 /// value 0, no reflection, no final XOR. `CRC16.checksum("123456789")` is 0x31C3.
 ///
 /// Table-driven (one table lookup per byte); the table is computed once.
-public enum CRC16 {
+package enum CRC16 {
     /// The 256-entry lookup table for polynomial 0x1021, most significant bit first.
     static let table: [UInt16] = (0..<256).map { (byte: Int) -> UInt16 in
         var crc = UInt16(byte) << 8
@@ -13,7 +13,7 @@ public enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of `bytes`.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt16 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt16 {
         table.withUnsafeBufferPointer { t in
             var crc: UInt16 = 0
             for b in bytes {
@@ -24,7 +24,7 @@ public enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of a byte array.
-    public static func checksum(_ bytes: [UInt8]) -> UInt16 {
+    package static func checksum(_ bytes: [UInt8]) -> UInt16 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 }

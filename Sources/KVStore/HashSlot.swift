@@ -12,22 +12,22 @@
 ///     "foo{bar}{zap}"         "bar" hashed
 ///
 /// Slots are fixed forever: the slot of a key never changes; only the slot → shard table does.
-public enum HashSlot {
+package enum HashSlot {
     /// Number of slots, as in Redis Cluster.
-    public static let count = 16384
+    package static let count = 16384
 
     /// The slot of `key`, in `0..<16384`.
-    public static func slot(of key: UnsafeRawBufferPointer) -> Int {
+    package static func slot(of key: UnsafeRawBufferPointer) -> Int {
         Int(CRC16.checksum(hashedPart(of: key)) & UInt16(count - 1))
     }
 
     /// The slot of a byte-array key.
-    public static func slot(of key: [UInt8]) -> Int {
+    package static func slot(of key: [UInt8]) -> Int {
         key.withUnsafeBytes { slot(of: $0) }
     }
 
     /// The slot of a UTF-8 string key.
-    public static func slot(of key: String) -> Int {
+    package static func slot(of key: String) -> Int {
         slot(of: Array(key.utf8))
     }
 

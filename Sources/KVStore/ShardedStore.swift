@@ -175,6 +175,11 @@ public final class ShardedStore: Sendable {
         try openStore(at: path, shards: shards, options: options, followingLeader: followingLeader, commitFeed: commitFeed)
     }
 
+    /// Whether a store (its descriptor) exists in `path`, on `options`' file system.
+    public static func exists(at path: String, options: Options = Options()) -> Bool {
+        options.fileSystem.fileExists(joinPath(path, StoreDescriptor.fileName))
+    }
+
     /// The number of shards owning slots (during a reshard, the count in force).
     public var shardCount: Int {
         state.withLock { $0.routing.shards.count }

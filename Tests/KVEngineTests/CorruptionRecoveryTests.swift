@@ -1,5 +1,6 @@
 import KVBase
 import KVFileSystem
+import KVLog
 import KVTestSupport
 import Testing
 
@@ -24,7 +25,7 @@ struct CorruptionRecoveryTests {
         let history: [[UInt8]: Set<[UInt8]>]
     }
 
-    static func options(_ fs: MemoryFileSystem, recovery: WALRecoveryMode = .tolerateTornTail) -> Options {
+    static func options(_ fs: MemoryFileSystem, recovery: RecoveryMode = .tolerateTornTail) -> Options {
         var o = memoryOptions(fs)
         o.writeBufferSize = 4 << 10
         o.blockSize = 512
@@ -116,7 +117,7 @@ struct CorruptionRecoveryTests {
     /// Opens the damaged copy and reads everything. An error must name `damaged` (its base
     /// name); reads that succeed must return the stored value (checked against `expected` when
     /// given, else against the key's history).
-    static func open(_ fs: MemoryFileSystem, damaged: String, recovery: WALRecoveryMode = .tolerateTornTail, _ context: String) -> Outcome {
+    static func open(_ fs: MemoryFileSystem, damaged: String, recovery: RecoveryMode = .tolerateTornTail, _ context: String) -> Outcome {
         let name = baseName(damaged)
         func checkError(_ error: any Error, _ during: String) {
             #expect("\(error)".contains(name), "\(context): \(during) failed with an error that does not name \(name): \(error)")
@@ -165,8 +166,8 @@ struct CorruptionRecoveryTests {
 
     // MARK: WAL
 
-    @Test(arguments: [WALRecoveryMode.tolerateTornTail, .strict, .skipCorrupt])
-    func walDamageFollowsTheRecoveryMode(mode: WALRecoveryMode) throws {
+    @Test(arguments: [RecoveryMode.tolerateTornTail, .strict, .skipCorrupt])
+    func walDamageFollowsTheRecoveryMode(mode: RecoveryMode) throws {
         let f = Self.fixture
         let wal = try Self.file(f.fs, { $0.hasSuffix(".log") })
         #expect(try f.fs.listDirectory("/db").filter { $0.hasSuffix(".log") }.count == 1)

@@ -80,3 +80,10 @@ public enum KVLimits {
     /// Largest encoded write batch: 1 GiB.
     public static let maxBatchSize = 1024 * 1024 * 1024
 }
+
+/// Runs `body` over the bytes of `array`, keeping `body`'s typed error (the standard
+/// library's `withUnsafeBytes` rethrows it as `any Error`).
+@inline(__always)
+package func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
+    try array.withUnsafeBytes { p in Result { () throws(KVError) -> R in try body(p) } }.get()
+}

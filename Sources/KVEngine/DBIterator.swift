@@ -55,11 +55,7 @@ public final class DBIterator {
     }
 
     /// Positions at the smallest key.
-    public func seekToFirst() throws {
-        try seekToFirstTyped()
-    }
-
-    package func seekToFirstTyped() throws(KVError) {
+    public func seekToFirst() throws(KVError) {
         forward = true
         savedValue.removeAll()
         try iter.seekToFirst()
@@ -67,11 +63,7 @@ public final class DBIterator {
     }
 
     /// Positions at the largest key.
-    public func seekToLast() throws {
-        try seekToLastTyped()
-    }
-
-    package func seekToLastTyped() throws(KVError) {
+    public func seekToLast() throws(KVError) {
         forward = false
         savedValue.removeAll()
         try iter.seekToLast()
@@ -79,11 +71,7 @@ public final class DBIterator {
     }
 
     /// Positions at the first key at or after `target`.
-    public func seek(_ target: [UInt8]) throws {
-        try seekTyped(target)
-    }
-
-    package func seekTyped(_ target: [UInt8]) throws(KVError) {
+    public func seek(_ target: [UInt8]) throws(KVError) {
         forward = true
         savedValue.removeAll()
         lookup.removeAll()
@@ -94,17 +82,13 @@ public final class DBIterator {
     }
 
     /// Positions at the last key strictly before `target` (or the last key when none is after).
-    package func seekBeforeTyped(_ target: [UInt8]) throws(KVError) {
-        try seekTyped(target)
-        if valid { try prevTyped() } else { try seekToLastTyped() }
+    package func seekBefore(_ target: [UInt8]) throws(KVError) {
+        try seek(target)
+        if valid { try prev() } else { try seekToLast() }
     }
 
     /// Moves to the next key.
-    public func next() throws {
-        try nextTyped()
-    }
-
-    package func nextTyped() throws(KVError) {
+    public func next() throws(KVError) {
         precondition(valid, "next on an invalid iterator")
         if !forward {
             forward = true
@@ -128,11 +112,7 @@ public final class DBIterator {
     }
 
     /// Moves to the previous key.
-    public func prev() throws {
-        try prevTyped()
-    }
-
-    package func prevTyped() throws(KVError) {
+    public func prev() throws(KVError) {
         precondition(valid, "prev on an invalid iterator")
         if forward {
             // Step back until the user key changes.

@@ -20,12 +20,8 @@ extension Database {
     /// Compacts every table overlapping [lower, upper] (nil = open) down the tree, dropping
     /// overwritten versions and tombstones no snapshot needs. `compactRange(nil, nil)` is a
     /// full compaction. Flushes the memtable first. Returns when done.
-    public func compactRange(_ lower: [UInt8]?, _ upper: [UInt8]?) throws {
-        try compactRangeTyped(lower, upper)
-    }
-
-    package func compactRangeTyped(_ lower: [UInt8]?, _ upper: [UInt8]?) throws(KVError) {
-        try flushTyped()
+    public func compactRange(_ lower: [UInt8]?, _ upper: [UInt8]?) throws(KVError) {
+        try flush()
         try state.locked { (s) throws(KVError) in
             while s.pointee.manualCompaction != nil {
                 if s.pointee.closed { throw .closed }

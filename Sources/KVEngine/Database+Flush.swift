@@ -199,18 +199,14 @@ extension Database {
 
     /// Writes the current memtable to a table and waits until it (and any earlier full
     /// memtable) is on disk. A no-op when the memtable is empty.
-    public func flush() throws {
-        try flushTyped()
-    }
-
-    package func flushTyped() throws(KVError) {
+    public func flush() throws(KVError) {
         let target: MemTable? = try state.withLock { (s) throws(KVError) -> MemTable? in
             if s.closed { throw .closed }
             return s.mem.count > 0 ? s.mem : s.imm.last
         }
         guard let target else { return }
         // Switching memtables touches the WAL, which only a group-commit leader may do.
-        try commitTyped(nil, durability: nil, forceSwitch: target.count > 0)
+        try commit(nil, durability: nil, forceSwitch: target.count > 0)
         try state.locked { (s) throws(KVError) in
             while s.pointee.imm.contains(where: { $0 === target }) {
                 if let e = s.pointee.backgroundError { throw .backgroundError(cause: e.description) }

@@ -37,17 +37,18 @@ extension Database {
     /// The value stored under `key`, or nil if there is none.
     ///
     /// - Parameter snapshot: read as of this snapshot instead of the latest state.
-    public func get(_ key: [UInt8], snapshot: Snapshot? = nil) throws -> [UInt8]? {
-        try key.withUnsafeBytes { k in Result { () throws(KVError) in try getTyped(k, snapshot: snapshot) } }.get()
+    public func get(_ key: [UInt8], snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
+        try withBytes(key) { (k) throws(KVError) in try get(k, snapshot: snapshot) }
     }
 
     /// The value stored under a UTF-8 string key, or nil.
-    public func get(_ key: String, snapshot: Snapshot? = nil) throws -> [UInt8]? {
+    public func get(_ key: String, snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
         try get(Array(key.utf8), snapshot: snapshot)
     }
 
-    /// Typed point lookup: memtable, immutable memtables newest first, then the tables.
-    package func getTyped(_ key: UnsafeRawBufferPointer, snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
+    /// Point lookup of the key in `key`'s bytes: memtable, immutable memtables newest first,
+    /// then the tables.
+    package func get(_ key: UnsafeRawBufferPointer, snapshot: Snapshot? = nil) throws(KVError) -> [UInt8]? {
         let view = try readView(snapshot)
         // Start every first memory access of the lookup at once (the memtables' index slots,
         // the tables' filter lines), so their cache misses overlap instead of queueing.
@@ -88,11 +89,7 @@ extension Database {
     }
 
     /// A cursor over the database as of `snapshot` (or now). Position it with a seek first.
-    public func makeIterator(snapshot: Snapshot? = nil) throws -> DBIterator {
-        try makeIteratorTyped(snapshot: snapshot)
-    }
-
-    package func makeIteratorTyped(snapshot: Snapshot? = nil) throws(KVError) -> DBIterator {
+    public func makeIterator(snapshot: Snapshot? = nil) throws(KVError) -> DBIterator {
         let view = try readView(snapshot)
         var children: [any InternalIterator] = [view.mem.makeIterator()]
         for m in view.imm.reversed() { children.append(m.makeIterator()) }
@@ -108,7 +105,7 @@ extension Database {
     /// ``Scan/error``; call ``Scan/check()`` after the loop, or use ``Scan/nextEntry()``,
     /// which throws.
     public func scan(from: [UInt8]? = nil, to: [UInt8]? = nil, reverse: Bool = false, snapshot: Snapshot? = nil) throws -> Scan {
-        Scan(iterator: try makeIteratorTyped(snapshot: snapshot), lower: from, upper: to, reverse: reverse)
+        Scan(iterator: try makeIterator(snapshot: snapshot), lower: from, upper: to, reverse: reverse)
     }
 
     /// Streams the entries whose key starts with `prefix`, in order (or reversed).
@@ -163,12 +160,12 @@ public final class Scan: Sequence, IteratorProtocol {
         if !started {
             started = true
             if reverse {
-                if let upper { try iterator.seekBeforeTyped(upper) } else { try iterator.seekToLastTyped() }
+                if let upper { try iterator.seekBefore(upper) } else { try iterator.seekToLast() }
             } else {
-                if let lower { try iterator.seekTyped(lower) } else { try iterator.seekToFirstTyped() }
+                if let lower { try iterator.seek(lower) } else { try iterator.seekToFirst() }
             }
         } else if iterator.isValid {
-            if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
+            if reverse { try iterator.prev() } else { try iterator.next() }
         }
         guard iterator.isValid else {
             finished = true

@@ -10,7 +10,7 @@ extension Database {
     public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
         var batch = WriteBatch()
         batch.put(key, value)
-        try commitTyped(batch, durability: durability)
+        try commit(batch, durability: durability)
     }
 
     /// Stores a UTF-8 string value under a UTF-8 string key.
@@ -22,7 +22,7 @@ extension Database {
     public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
         var batch = WriteBatch()
         batch.delete(key)
-        try commitTyped(batch, durability: durability)
+        try commit(batch, durability: durability)
     }
 
     /// Removes a UTF-8 string key.
@@ -33,7 +33,7 @@ extension Database {
     /// Applies every operation of `batch` atomically: after a crash either all of them or none
     /// are present. An empty batch is a no-op.
     public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
-        try commitTyped(batch, durability: durability)
+        try commit(batch, durability: durability)
     }
 
     /// The write path, typed. Group commit as LevelDB does it: writers queue; the first in the
@@ -43,7 +43,7 @@ extension Database {
     ///
     /// With `batch == nil` the caller only wants leadership: with `forceSwitch` it starts a
     /// new memtable and WAL (as `flush()` needs), then leaves.
-    package func commitTyped(_ batch: WriteBatch?, durability: Durability? = nil, forceSwitch: Bool = false) throws(KVError) {
+    package func commit(_ batch: WriteBatch?, durability: Durability? = nil, forceSwitch: Bool = false) throws(KVError) {
         if let batch {
             if batch.isEmpty { return }
             try batch.validateLimits()

@@ -112,8 +112,8 @@ public struct ReplicaApplier: Sendable {
         let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         let homeID = homeShard(leaderShard, routing).id
         for shard in routing.shards {
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekToFirstTyped()
+            let it = try shard.db.makeIterator()
+            try it.seekToFirst()
             var batch = RoutedBatch()
             let home = homeID == shard.id
             while it.isValid {
@@ -131,7 +131,7 @@ public struct ReplicaApplier: Sendable {
                     try store.applyRecords(batch, durability: .no)
                     batch = RoutedBatch()
                 }
-                try it.nextTyped()
+                try it.next()
             }
             if !batch.isEmpty { try store.applyRecords(batch, durability: .no) }
         }
@@ -177,13 +177,13 @@ public struct ReplicaApplier: Sendable {
     public func forgetPositions() throws {
         let routing = try store.routingInForce()
         for shard in routing.shards {
-            let it = try shard.db.makeIteratorTyped()
+            let it = try shard.db.makeIterator()
             try it.seek(ReplicationPosition.keyPrefix)
             var batch = RoutedBatch()
             let slot = anySlot(of: shard.id, routing)
             while it.isValid && it.keyView.starts(with: ReplicationPosition.keyPrefix) {
                 batch.delete(it.keyView, slot: slot)
-                try it.nextTyped()
+                try it.next()
             }
             if !batch.isEmpty { try store.applyRecords(batch, durability: .always) }
         }

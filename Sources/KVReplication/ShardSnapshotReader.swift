@@ -32,8 +32,8 @@ public final class ShardSnapshotReader: Sendable {
         try cursor.withLock { (c) throws(KVError) -> [(key: [UInt8], value: [UInt8])] in
             if c.done { return [] }
             if c.iterator == nil {
-                let it = try db.makeIteratorTyped(snapshot: snapshot)
-                try it.seekToFirstTyped()
+                let it = try db.makeIterator(snapshot: snapshot)
+                try it.seekToFirst()
                 c.iterator = it
             }
             let it = c.iterator!
@@ -43,7 +43,7 @@ public final class ShardSnapshotReader: Sendable {
                 let k = Array(it.keyView), v = Array(it.valueView)
                 bytes += k.count + v.count + 8
                 out.append((k, v))
-                try it.nextTyped()
+                try it.next()
             }
             if !it.isValid {
                 c.done = true

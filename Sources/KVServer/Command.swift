@@ -175,9 +175,6 @@ enum Commands {
         var failure: String?
         do {
             try server.store.write(batch)
-        } catch let e as KVError {
-            failure = CommandError("ERR " + String(describing: e)).message
-            reply = .simpleError(failure!)
         } catch {
             failure = CommandError("ERR " + String(describing: error)).message
             reply = .simpleError(failure!)

@@ -120,25 +120,25 @@ extension ShardedStore {
         _ shard: Shard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?,
         _ body: (UnsafeRawBufferPointer) -> Bool
     ) throws(KVError) {
-        let it = try shard.db.makeIteratorTyped()
+        let it = try shard.db.makeIterator()
         if let cursor, lower.map({ compareBytes(cursor, $0) >= 0 }) ?? true {
-            try it.seekTyped(cursor + [0])
+            try it.seek(cursor + [0])
         } else if let lower {
-            try it.seekTyped(lower)
+            try it.seek(lower)
         } else {
-            try it.seekToFirstTyped()
+            try it.seekToFirst()
         }
         while it.isValid {
             let k = it.keyView
             if let upper, upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { return }
             if case .reserved = EngineKey.kind(k) {
-                try it.seekTyped(Self.reservedEnd)
+                try it.seek(Self.reservedEnd)
                 continue
             }
             if let slot = EngineKey.slot(of: k), Int(owners[slot]) == shard.id {
                 if !body(k) { return }
             }
-            try it.nextTyped()
+            try it.next()
         }
     }
 
@@ -189,7 +189,7 @@ extension ShardedStore {
                     }
                     rowsDone += group.count
                     batch.put(IndexMetadata.fillKey(h.id), IndexMetadata.encode(IndexMetadata.Fill(cursor: group.last!, rowsDone: rowsDone)))
-                    try db.commitTyped(batch, durability: .no)
+                    try db.commit(batch, durability: .no)
                     return added
                 }
                 h.entries.add(added, ordering: .relaxed)
@@ -205,7 +205,7 @@ extension ShardedStore {
             IndexMetadata.definitionKey(h.id),
             IndexMetadata.encode(IndexMetadata.Definition(id: h.id, state: .ready, definition: h.definition)))
         batch.delete(IndexMetadata.fillKey(h.id))
-        try db.commitTyped(batch, durability: .always)
+        try db.commit(batch, durability: .always)
         return !indexCheckpoint(.shardReady(shard: shard.id))
     }
 
@@ -216,13 +216,13 @@ extension ShardedStore {
         _ db: Database, of keys: ArraySlice<[UInt8]>, _ body: ([UInt8], UnsafeRawBufferPointer) throws(KVError) -> Void
     ) throws(KVError) {
         guard let first = keys.first else { return }
-        let it = try db.makeIteratorTyped()
-        try it.seekTyped(first)
+        let it = try db.makeIterator()
+        try it.seek(first)
         var next = keys.startIndex
         while it.isValid && next < keys.endIndex {
             let k = it.keyView
             if case .reserved = EngineKey.kind(k) {
-                try it.seekTyped(Self.reservedEnd)
+                try it.seek(Self.reservedEnd)
                 continue
             }
             var c = keys[next].withUnsafeBytes { compareBytes($0, k) }
@@ -235,7 +235,7 @@ extension ShardedStore {
                 try body(EngineKey.decodeRow(k), it.valueView)
                 next += 1
             }
-            try it.nextTyped()
+            try it.next()
         }
     }
 
@@ -254,13 +254,13 @@ extension ShardedStore {
         var n = 0
         let upper = prefixSuccessor(h.entryPrefix)!
         for shard in snap.routing.shards {
-            let it = try shard.db.makeIteratorTyped(snapshot: snap.snapshots[shard.id])
-            try it.seekTyped(h.entryPrefix)
+            let it = try shard.db.makeIterator(snapshot: snap.snapshots[shard.id])
+            try it.seek(h.entryPrefix)
             while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
                 if let user = IndexKeys.userKey(ofEntry: it.keyView), Int(snap.routing.owners[HashSlot.slot(of: user)]) == shard.id {
                     n += 1
                 }
-                try it.nextTyped()
+                try it.next()
             }
         }
         h.entries.add(n, ordering: .relaxed)
@@ -278,25 +278,25 @@ extension ShardedStore {
         var batches = 0
         for shardID in shards.sorted(by: >) {
             let shard = routing.shards[shardID]
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekTyped(prefix)
+            let it = try shard.db.makeIterator()
+            try it.seek(prefix)
             var batch = WriteBatch()
             while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
                 batch.delete(Array(it.keyView))
                 if batch.approximateSize >= Self.bulkBatchBytes {
                     if shouldStopIndexWork() { return }
-                    try shard.db.commitTyped(batch, durability: .no)
+                    try shard.db.commit(batch, durability: .no)
                     batch.removeAll()
                     batches += 1
                     if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
                 }
-                try it.nextTyped()
+                try it.next()
             }
             if shouldStopIndexWork() { return }
             batch.delete(IndexMetadata.fillKey(id))
             batch.delete(IndexMetadata.statsKey(id))
             batch.delete(IndexMetadata.definitionKey(id))
-            try shard.db.commitTyped(batch, durability: .always)
+            try shard.db.commit(batch, durability: .always)
             batches += 1
             if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
         }

@@ -109,7 +109,7 @@ extension ShardedStore {
                 var batch = WriteBatch()
                 batch.put(IndexMetadata.definitionKey(id), record)
                 batch.put(IndexMetadata.nextKey, IndexMetadata.encodeNext(id + 1))
-                try shard.db.commitTyped(batch, durability: .always)
+                try shard.db.commit(batch, durability: .always)
             }
             let handle = IndexHandle(id: id, definition: def, building: true)
             state.withLock { _ = $0.indexesBuilding.insert(def.name) }
@@ -139,7 +139,7 @@ extension ShardedStore {
                 IndexMetadata.definitionKey(handle.id),
                 IndexMetadata.encode(IndexMetadata.Definition(id: handle.id, state: .dropping, definition: handle.definition)))
             do throws(KVError) {
-                try routing.shards[0].db.commitTyped(batch, durability: .always)
+                try routing.shards[0].db.commit(batch, durability: .always)
             } catch {
                 if handle.isBuilding {
                     handle.failure.withLock { $0 = .invalidState("the back-fill stopped for a drop that failed (\(error)); reopen the store to resume it") }
@@ -181,8 +181,8 @@ extension ShardedStore {
         for shard in routing.shards {
             var d: [UInt32: IndexMetadata.Definition] = [:]
             var f: [UInt32: IndexMetadata.Fill] = [:]
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekTyped(IndexMetadata.namespace)
+            let it = try shard.db.makeIterator()
+            try it.seek(IndexMetadata.namespace)
             while it.isValid, it.keyView.starts(with: IndexMetadata.namespace) {
                 let key = Array(it.keyView)
                 switch IndexMetadata.decode(key: key, value: Array(it.valueView)) {
@@ -196,7 +196,7 @@ extension ShardedStore {
                 case .success(.fill(let id, let fill)): f[id] = fill
                 case .success(.stats(let id, let st)): if shard.id == 0 { m.stats[id] = st }
                 }
-                try it.nextTyped()
+                try it.next()
             }
             m.defs.append(d)
             m.fills.append(f)
@@ -289,7 +289,7 @@ extension ShardedStore {
                 var batch = WriteBatch()
                 batch.put(IndexMetadata.definitionKey(id), IndexMetadata.encode(IndexMetadata.Definition(id: id, state: .building, definition: authority.definition)))
                 batch.delete(IndexMetadata.fillKey(id))
-                try shard.db.commitTyped(batch, durability: .always)
+                try shard.db.commit(batch, durability: .always)
             }
         }
     }
@@ -320,7 +320,7 @@ extension ShardedStore {
                 results: h.results.load(ordering: .relaxed))
             batch.put(IndexMetadata.statsKey(h.id), IndexMetadata.encode(s))
         }
-        try shard0.db.commitTyped(batch, durability: .always)
+        try shard0.db.commit(batch, durability: .always)
     }
 
     // MARK: resharding
@@ -353,17 +353,17 @@ extension ShardedStore {
     /// durably, before any row reaches it.
     func copyIndexMetadata(to target: Shard) throws(KVError) {
         let source = state.withLock { $0.routing.shards[0] }
-        let it = try source.db.makeIteratorTyped()
-        try it.seekTyped(IndexMetadata.namespace)
+        let it = try source.db.makeIterator()
+        try it.seek(IndexMetadata.namespace)
         var batch = WriteBatch()
         while it.isValid, it.keyView.starts(with: IndexMetadata.namespace) {
             let k = Array(it.keyView)
             if k == IndexMetadata.nextKey || k.starts(with: IndexMetadata.definitionTag) {
                 batch.put(k, Array(it.valueView))
             }
-            try it.nextTyped()
+            try it.next()
         }
-        if !batch.isEmpty { try target.db.commitTyped(batch, durability: .always) }
+        if !batch.isEmpty { try target.db.commit(batch, durability: .always) }
     }
 
 }

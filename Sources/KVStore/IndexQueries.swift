@@ -56,7 +56,7 @@ extension ShardedStore {
         let now = self.now
         var cursors: [IndexCursor] = []
         for shard in snap.routing.shards {
-            let it = try shard.db.makeIteratorTyped(snapshot: snap.snapshots[shard.id])
+            let it = try shard.db.makeIterator(snapshot: snap.snapshots[shard.id])
             let c = IndexCursor(it, shard: shard, owners: snap.routing.owners, upper: upper)
             try c.start(lower)
             cursors.append(c)
@@ -71,7 +71,7 @@ extension ShardedStore {
             guard let c = best else { break }
             // Verify the entry against its row at the same snapshot.
             let raw = try EngineKey.withEncoded(c.user) { (k) throws(KVError) in
-                try c.shard.db.getTyped(k, snapshot: snap.snapshots[c.shard.id])
+                try c.shard.db.get(k, snapshot: snap.snapshots[c.shard.id])
             }
             if let raw {
                 guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(c.user) }
@@ -160,12 +160,12 @@ final class IndexCursor {
     }
 
     func start(_ lower: [UInt8]) throws(KVError) {
-        try iterator.seekTyped(lower)
+        try iterator.seek(lower)
         try settle()
     }
 
     func step() throws(KVError) {
-        try iterator.nextTyped()
+        try iterator.next()
         try settle()
     }
 
@@ -182,7 +182,7 @@ final class IndexCursor {
                 valid = true
                 return
             }
-            try iterator.nextTyped()
+            try iterator.next()
         }
         valid = false
     }

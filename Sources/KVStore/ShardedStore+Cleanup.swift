@@ -91,8 +91,8 @@ extension ShardedStore {
     /// the deletions are durable before the descriptor says the store is clean. Returns the
     /// number deleted.
     func purgeForeignKeys(_ shard: Shard, owners: [UInt16]) throws(KVError) -> Int {
-        let it = try shard.db.makeIteratorTyped()
-        try it.seekToFirstTyped()
+        let it = try shard.db.makeIterator()
+        try it.seekToFirst()
         var batch = WriteBatch()
         var deleted = 0
         var batches = 0
@@ -102,19 +102,19 @@ extension ShardedStore {
                 batch.delete(Array(k))
                 deleted += 1
                 if batch.approximateSize >= Self.bulkBatchBytes {
-                    try shard.db.commitTyped(batch, durability: .no)
+                    try shard.db.commit(batch, durability: .no)
                     batch.removeAll()
                     batches += 1
                     try checkpoint(.purged(shard: shard.id, batch: batches))
                 }
             }
-            try it.nextTyped()
+            try it.next()
         }
         if !batch.isEmpty {
-            try shard.db.commitTyped(batch, durability: .no)
+            try shard.db.commit(batch, durability: .no)
             try checkpoint(.purged(shard: shard.id, batch: batches + 1))
         }
-        if deleted > 0 { try shard.db.flushTyped() }
+        if deleted > 0 { try shard.db.flush() }
         return deleted
     }
 

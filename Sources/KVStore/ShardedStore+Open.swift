@@ -101,8 +101,8 @@ extension ShardedStore {
             probe.errorIfExists = false
             if fs.fileExists(joinPath(dir, "CURRENT")) {
                 let db = try openDatabase(dir, options: probe)
-                let it = try db.makeIteratorTyped()
-                try it.seekToFirstTyped()
+                let it = try db.makeIterator()
+                try it.seekToFirst()
                 let empty = !it.isValid
                 try closeDatabase(db)
                 if !empty {

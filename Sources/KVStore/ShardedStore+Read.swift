@@ -1,55 +1,44 @@
 import KVBase
 import KVEngine
 
-/// Runs `body` over the bytes of `array`, with typed throws.
-@inline(__always)
-func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
-    try array.withUnsafeBytes { p in Result { () throws(KVError) in try body(p) } }.get()
-}
-
 extension ShardedStore {
     /// The value stored under `key`, or nil if there is none (or it has expired). Reads only
     /// the shard that owns the key's slot.
     ///
     /// - Parameter snapshot: read as of this store snapshot instead of the latest state.
-    public func get(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> [UInt8]? {
-        try getTyped(key, snapshot: snapshot)
-    }
-
-    /// The value stored under a UTF-8 string key, or nil.
-    public func get(_ key: String, snapshot: StoreSnapshot? = nil) throws -> [UInt8]? {
-        try getTyped(Array(key.utf8), snapshot: snapshot)
-    }
-
-    /// Whether `key` has a live value.
-    public func contains(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> Bool {
-        try getTyped(key, snapshot: snapshot) != nil
-    }
-
-    /// The live value of `key`, or nil.
-    package func getTyped(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> [UInt8]? {
-        guard var raw = try rawGetTyped(key, snapshot: snapshot) else { return nil }
+    public func get(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> [UInt8]? {
+        guard var raw = try rawGet(key, snapshot: snapshot) else { return nil }
         guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(key) }
         if let t, t <= now { return nil }
         raw.removeLast(raw.count - n)
         return raw
     }
 
+    /// The value stored under a UTF-8 string key, or nil.
+    public func get(_ key: String, snapshot: StoreSnapshot? = nil) throws(KVError) -> [UInt8]? {
+        try get(Array(key.utf8), snapshot: snapshot)
+    }
+
+    /// Whether `key` has a live value.
+    public func contains(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> Bool {
+        try get(key, snapshot: snapshot) != nil
+    }
+
     /// Point read of the engine value of a user key. Without a snapshot, a read that overlaps
     /// an ownership switch (the routing generation changed while it ran) is retried against
     /// the new owner: the old owner's copy may already be deleted, or the shard closed.
-    func rawGetTyped(_ key: [UInt8], snapshot: StoreSnapshot?) throws(KVError) -> [UInt8]? {
+    func rawGet(_ key: [UInt8], snapshot: StoreSnapshot?) throws(KVError) -> [UInt8]? {
         let slot = HashSlot.slot(of: key)
         if let snapshot {
             let owner = Int(snapshot.routing.owners[slot])
             return try EngineKey.withEncoded(key) { (k) throws(KVError) in
-                try snapshot.routing.shards[owner].db.getTyped(k, snapshot: snapshot.snapshots[owner])
+                try snapshot.routing.shards[owner].db.get(k, snapshot: snapshot.snapshots[owner])
             }
         }
         while true {
             let routing = try currentRouting()
             let result = Result { () throws(KVError) -> [UInt8]? in
-                try EngineKey.withEncoded(key) { (k) throws(KVError) in try routing.shard(forSlot: slot).db.getTyped(k) }
+                try EngineKey.withEncoded(key) { (k) throws(KVError) in try routing.shard(forSlot: slot).db.get(k) }
             }
             if routingGeneration.load(ordering: .acquiring) == routing.generation { return try result.get() }
         }

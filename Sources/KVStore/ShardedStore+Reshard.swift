@@ -193,7 +193,7 @@ extension ShardedStore {
                     from: shards[source]!, moving: moving, oldOwners: oldOwners, newOwners: newOwners,
                     shards: shards, batches: &batches)
             }
-            for target in targets.sorted() { try shards[target]!.db.flushTyped() }
+            for target in targets.sorted() { try shards[target]!.db.flush() }
             try checkpoint(.targetsFlushed)
             for round in 1...Self.maxCatchUpRounds {
                 let dirty = takeDirtyKeys()
@@ -342,8 +342,8 @@ extension ShardedStore {
     ) throws(KVError) -> Int {
         let snapshot = source.db.snapshot()
         defer { snapshot.release() }
-        let it = try source.db.makeIteratorTyped(snapshot: snapshot)
-        try it.seekToFirstTyped()
+        let it = try source.db.makeIterator(snapshot: snapshot)
+        try it.seekToFirst()
         var pending: [Int: WriteBatch] = [:]
         var copied = 0
         while it.isValid {
@@ -353,15 +353,15 @@ extension ShardedStore {
                 pending[target, default: WriteBatch()].put(k, it.valueView)
                 copied += 1
                 if pending[target]!.approximateSize >= Self.bulkBatchBytes {
-                    try shards[target]!.db.commitTyped(pending.removeValue(forKey: target)!, durability: .no)
+                    try shards[target]!.db.commit(pending.removeValue(forKey: target)!, durability: .no)
                     batches += 1
                     try checkpoint(.copied(batch: batches))
                 }
             }
-            try it.nextTyped()
+            try it.next()
         }
         for target in pending.keys.sorted() {
-            try shards[target]!.db.commitTyped(pending[target]!, durability: .no)
+            try shards[target]!.db.commit(pending[target]!, durability: .no)
             batches += 1
             try checkpoint(.copied(batch: batches))
         }
@@ -379,7 +379,7 @@ extension ShardedStore {
             let source = shards[Int(oldOwners[slot])]!
             let target = Int(newOwners[slot])
             let (value, present) = try withBytes(key) { (k) throws(KVError) in
-                (try source.db.getTyped(k), try shards[target]!.db.getTyped(k) != nil)
+                (try source.db.get(k), try shards[target]!.db.get(k) != nil)
             }
             if let value {
                 pending[target, default: WriteBatch()].put(key, value)
@@ -389,11 +389,11 @@ extension ShardedStore {
                 if present { delta -= 1 }
             }
             if pending[target]!.approximateSize >= Self.bulkBatchBytes {
-                try shards[target]!.db.commitTyped(pending.removeValue(forKey: target)!, durability: .always)
+                try shards[target]!.db.commit(pending.removeValue(forKey: target)!, durability: .always)
             }
         }
         for target in pending.keys.sorted() {
-            try shards[target]!.db.commitTyped(pending[target]!, durability: .always)
+            try shards[target]!.db.commit(pending[target]!, durability: .always)
         }
         return delta
     }

@@ -37,14 +37,27 @@ extension ShardedStore {
 
     /// The live row under `key`: its value and expiry time; nil when there is none or it has
     /// expired.
-    public func getEntry(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws -> StoredEntry? {
-        try entryTyped(key, snapshot: snapshot, now: now)
+    public func getEntry(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> StoredEntry? {
+        try entry(key, snapshot: snapshot, now: now)
     }
 
     /// Stores `value` under `key`, expiring at `expiresAt` (milliseconds since the Unix epoch;
     /// nil for never). An expiry time in the past stores a row that is already invisible.
-    public func put(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability? = nil) throws {
-        try putTyped(key, value, expiresAt: expiresAt, durability: durability)
+    public func put(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability? = nil) throws(KVError) {
+        let slot = HashSlot.slot(of: key)
+        try keyLocks.withLock(slot: slot) { () throws(KVError) in
+            let indexed = indexCatalog.mayIndex(key)
+            if expiresAt == nil && !indexed {
+                // The hot path: one record, no read.
+                var batch = WriteBatch()
+                batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain))
+                try apply(batch, slots: [slot], durability: durability)
+                return
+            }
+            let old = indexed ? try rawEntry(key, snapshot: nil) : nil
+            let w = RowWrite(key: key, slot: slot, new: StoredEntry(value: value, expiresAt: expiresAt), old: old, oldKnown: indexed)
+            try commitRowsLocked([w], durability: durability)
+        }
     }
 
     /// Atomically reads and rewrites the rows of `keys`.
@@ -68,7 +81,7 @@ extension ShardedStore {
             let now = self.now
             var olds: [StoredEntry?] = []
             olds.reserveCapacity(keys.count)
-            for key in keys { olds.append(try rawEntryTyped(key, snapshot: nil)) }
+            for key in keys { olds.append(try rawEntry(key, snapshot: nil)) }
             var rows = olds.map { e -> StoredEntry? in
                 guard let e, !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
                 return e
@@ -89,40 +102,24 @@ extension ShardedStore {
     /// Expired rows are invisible to reads anyway; this reclaims their space (as does the
     /// compaction filter) and removes their index entries.
     @discardableResult
-    public func removeExpired(limit: Int = 1000) throws -> Int {
-        try removeExpiredTyped(limit: limit)
+    public func removeExpired(limit: Int = 1000) throws(KVError) -> Int {
+        try removeExpiredRows(limit: limit)
     }
 
     // MARK: internals
 
-    func putTyped(_ key: [UInt8], _ value: [UInt8], expiresAt: Int64?, durability: Durability?) throws(KVError) {
-        let slot = HashSlot.slot(of: key)
-        try keyLocks.withLock(slot: slot) { () throws(KVError) in
-            let indexed = indexCatalog.mayIndex(key)
-            if expiresAt == nil && !indexed {
-                // The hot path: one record, no read.
-                var batch = WriteBatch()
-                batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain))
-                try apply(batch, slots: [slot], durability: durability)
-                return
-            }
-            let old = indexed ? try rawEntryTyped(key, snapshot: nil) : nil
-            let w = RowWrite(key: key, slot: slot, new: StoredEntry(value: value, expiresAt: expiresAt), old: old, oldKnown: indexed)
-            try commitRowsLocked([w], durability: durability)
-        }
-    }
-
-    func deleteTyped(_ key: [UInt8], durability: Durability?) throws(KVError) {
+    /// Deletes `key`'s row (and its index entries) under the key's lock.
+    func deleteRow(_ key: [UInt8], durability: Durability?) throws(KVError) {
         let slot = HashSlot.slot(of: key)
         try keyLocks.withLock(slot: slot) { () throws(KVError) in
             let known = indexCatalog.mayIndex(key)
-            let old = known ? try rawEntryTyped(key, snapshot: nil) : nil
+            let old = known ? try rawEntry(key, snapshot: nil) : nil
             try commitRowsLocked([RowWrite(key: key, slot: slot, new: nil, old: old, oldKnown: known)], durability: durability)
         }
     }
 
     /// Applies a user batch: puts store rows without expiry; the last operation on a key wins.
-    func writeRowsTyped(_ batch: WriteBatch, durability: Durability?) throws(KVError) {
+    func writeRows(_ batch: WriteBatch, durability: Durability?) throws(KVError) {
         var order: [[UInt8]] = []
         var last: [[UInt8]: StoredEntry?] = [:]
         try batch.forEach { kind, key, value in
@@ -137,7 +134,7 @@ extension ShardedStore {
             writes.reserveCapacity(order.count)
             for (i, key) in order.enumerated() {
                 let known = indexCatalog.mayIndex(key)
-                let old = known ? try rawEntryTyped(key, snapshot: nil) : nil
+                let old = known ? try rawEntry(key, snapshot: nil) : nil
                 writes.append(RowWrite(key: key, slot: slots[i], new: last[key]!, old: old, oldKnown: known))
             }
             try commitRowsLocked(writes, durability: durability)
@@ -184,18 +181,18 @@ extension ShardedStore {
     }
 
     /// The stored row of `key` (expired or not), or nil.
-    func rawEntryTyped(_ key: [UInt8], snapshot: StoreSnapshot?) throws(KVError) -> StoredEntry? {
-        guard let raw = try rawGetTyped(key, snapshot: snapshot) else { return nil }
+    func rawEntry(_ key: [UInt8], snapshot: StoreSnapshot?) throws(KVError) -> StoredEntry? {
+        guard let raw = try rawGet(key, snapshot: snapshot) else { return nil }
         return try RowValue.decode(raw, key: key)
     }
 
     /// The live row of `key` at `now`, or nil.
-    func entryTyped(_ key: [UInt8], snapshot: StoreSnapshot?, now: Int64) throws(KVError) -> StoredEntry? {
-        guard let e = try rawEntryTyped(key, snapshot: snapshot), !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
+    func entry(_ key: [UInt8], snapshot: StoreSnapshot?, now: Int64) throws(KVError) -> StoredEntry? {
+        guard let e = try rawEntry(key, snapshot: snapshot), !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
         return e
     }
 
-    func removeExpiredTyped(limit: Int) throws(KVError) -> Int {
+    func removeExpiredRows(limit: Int) throws(KVError) -> Int {
         let routing = try currentRouting()
         let now = self.now
         var removed = 0
@@ -203,22 +200,22 @@ extension ShardedStore {
         for shard in routing.shards where budget > 0 {
             // Collect due entries first, then apply them under the key locks.
             var due: [(user: [UInt8], at: Int64, entry: [UInt8])] = []
-            let it = try shard.db.makeIteratorTyped()
+            let it = try shard.db.makeIterator()
             let bound = EngineKey.expiryBound(now)
-            try it.seekTyped(EngineKey.expiryStart)
+            try it.seek(EngineKey.expiryStart)
             while it.isValid && due.count < budget {
                 let k = it.keyView
                 if bound.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
                 if let (user, t) = EngineKey.decodeExpiryEntry(k), Int(routing.owners[HashSlot.slot(of: user)]) == shard.id {
                     due.append((user, t, Array(k)))
                 }
-                try it.nextTyped()
+                try it.next()
             }
             budget -= due.count
             for d in due {
                 let slot = HashSlot.slot(of: d.user)
                 try keyLocks.withLock(slot: slot) { () throws(KVError) in
-                    let old = try rawEntryTyped(d.user, snapshot: nil)
+                    let old = try rawEntry(d.user, snapshot: nil)
                     if let old, let t = old.expiresAt, t <= now {
                         // Deleting the row also deletes its current expiry entry.
                         var extra: [(key: [UInt8], slot: Int)] = []

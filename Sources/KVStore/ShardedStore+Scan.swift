@@ -14,21 +14,18 @@ extension ShardedStore {
     ///   own, released when the scan ends or is freed.
     /// - Returns: a ``StoreScan``; iteration errors end the `for` loop early and are kept in
     ///   ``StoreScan/error`` (or use ``StoreScan/nextEntry()``, which throws).
-    public func scan(from: [UInt8]? = nil, to: [UInt8]? = nil, reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws -> StoreScan {
-        try scanTyped(from: from, to: to, reverse: reverse, snapshot: snapshot)
-    }
-
-    /// Streams the entries whose key starts with `prefix`, merged across shards, in order
-    /// (or reversed).
-    public func scan(prefix: [UInt8], reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws -> StoreScan {
-        try scanTyped(from: prefix, to: prefixSuccessor(prefix), reverse: reverse, snapshot: snapshot)
-    }
-
-    func scanTyped(from: [UInt8]?, to: [UInt8]?, reverse: Bool, snapshot: StoreSnapshot?) throws(KVError) -> StoreScan {
+    public func scan(from: [UInt8]? = nil, to: [UInt8]? = nil, reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws(KVError) -> StoreScan {
         if state.withLock({ $0.closed }) { throw .closed }
         let snap = snapshot ?? self.snapshot()
         return try StoreScan(snapshot: snap, ownsSnapshot: snapshot == nil, lower: from, upper: to, reverse: reverse, now: now)
     }
+
+    /// Streams the entries whose key starts with `prefix`, merged across shards, in order
+    /// (or reversed).
+    public func scan(prefix: [UInt8], reverse: Bool = false, snapshot: StoreSnapshot? = nil) throws(KVError) -> StoreScan {
+        try scan(from: prefix, to: prefixSuccessor(prefix), reverse: reverse, snapshot: snapshot)
+    }
+
 
     /// The number of keys in the store (as of `snapshot`, or now), counted by scanning every
     /// shard's keys; O(keys). Keys a shard holds for slots it does not own are not counted.
@@ -45,7 +42,7 @@ extension ShardedStore {
 
     /// Live rows of `shard` in slots it owns in `owners`.
     func ownedKeyCount(_ shard: Shard, owners: [UInt16], snapshot: Snapshot?) throws(KVError) -> Int {
-        let it = try shard.db.makeIteratorTyped(snapshot: snapshot)
+        let it = try shard.db.makeIterator(snapshot: snapshot)
         let cursor = ShardCursor(it, shard: shard.id, owners: owners, lower: nil, upper: nil, reverse: false, now: now)
         try cursor.start()
         var n = 0
@@ -59,12 +56,12 @@ extension ShardedStore {
     /// Records of `shard` (latest state: rows, index and expiry entries) in slots it does not
     /// own in `owners`.
     func foreignKeyCount(_ shard: Shard, owners: [UInt16]) throws(KVError) -> Int {
-        let it = try shard.db.makeIteratorTyped()
-        try it.seekToFirstTyped()
+        let it = try shard.db.makeIterator()
+        try it.seekToFirst()
         var n = 0
         while it.isValid {
             if let slot = EngineKey.slot(of: it.keyView), Int(owners[slot]) != shard.id { n += 1 }
-            try it.nextTyped()
+            try it.next()
         }
         return n
     }
@@ -100,7 +97,7 @@ public final class StoreScan: Sequence, IteratorProtocol {
         self.upperBound = upper
         var cursors: [ShardCursor] = []
         for shard in snapshot.routing.shards {
-            let it = try shard.db.makeIteratorTyped(snapshot: snapshot.snapshots[shard.id])
+            let it = try shard.db.makeIterator(snapshot: snapshot.snapshots[shard.id])
             cursors.append(ShardCursor(it, shard: shard.id, owners: snapshot.routing.owners, lower: lower, upper: upper, reverse: reverse, now: now))
         }
         self.cursors = cursors
@@ -245,15 +242,15 @@ final class ShardCursor {
 
     func start() throws(KVError) {
         if reverse {
-            if let upper { try iterator.seekBeforeTyped(upper) } else { try iterator.seekToLastTyped() }
+            if let upper { try iterator.seekBefore(upper) } else { try iterator.seekToLast() }
         } else {
-            if let lower { try iterator.seekTyped(lower) } else { try iterator.seekToFirstTyped() }
+            if let lower { try iterator.seek(lower) } else { try iterator.seekToFirst() }
         }
         try settle()
     }
 
     func step() throws(KVError) {
-        if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
+        if reverse { try iterator.prev() } else { try iterator.next() }
         try settle()
     }
 
@@ -268,7 +265,7 @@ final class ShardCursor {
             if !reverse, let upper, upper.withUnsafeBytes({ compareBytes(k, $0) }) >= 0 { break }
             if case .reserved = EngineKey.kind(k) {
                 // Jump over the whole reserved range.
-                if reverse { try iterator.seekBeforeTyped(Self.reservedStart) } else { try iterator.seekTyped(Self.reservedEnd) }
+                if reverse { try iterator.seekBefore(Self.reservedStart) } else { try iterator.seek(Self.reservedEnd) }
                 continue
             }
             let slot = k.first == EngineKey.reservedByte
@@ -285,7 +282,7 @@ final class ShardCursor {
                     return
                 }
             }
-            if reverse { try iterator.prevTyped() } else { try iterator.nextTyped() }
+            if reverse { try iterator.prev() } else { try iterator.next() }
         }
         valid = false
     }

@@ -12,22 +12,22 @@ extension ShardedStore {
     ///
     /// - Parameter durability: overrides the options' durability for this write.
     /// - Throws: ``KVError`` (limits, closed store, the shard's latched write error).
-    public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws {
-        try putTyped(key, value, expiresAt: nil, durability: durability)
+    public func put(_ key: [UInt8], _ value: [UInt8], durability: Durability? = nil) throws(KVError) {
+        try put(key, value, expiresAt: nil, durability: durability)
     }
 
     /// Stores a UTF-8 string value under a UTF-8 string key.
-    public func put(_ key: String, _ value: String, durability: Durability? = nil) throws {
+    public func put(_ key: String, _ value: String, durability: Durability? = nil) throws(KVError) {
         try put(Array(key.utf8), Array(value.utf8), durability: durability)
     }
 
     /// Removes `key`. Removing a missing key is not an error.
-    public func delete(_ key: [UInt8], durability: Durability? = nil) throws {
-        try deleteTyped(key, durability: durability)
+    public func delete(_ key: [UInt8], durability: Durability? = nil) throws(KVError) {
+        try deleteRow(key, durability: durability)
     }
 
     /// Removes a UTF-8 string key.
-    public func delete(_ key: String, durability: Durability? = nil) throws {
+    public func delete(_ key: String, durability: Durability? = nil) throws(KVError) {
         try delete(Array(key.utf8), durability: durability)
     }
 
@@ -37,9 +37,9 @@ extension ShardedStore {
     /// there is no atomicity across shards, and if a part fails the parts before it stay
     /// applied. Within a batch, later operations on the same key win, as in
     /// ``Database/write(_:durability:)``. An empty batch is a no-op.
-    public func write(_ batch: WriteBatch, durability: Durability? = nil) throws {
+    public func write(_ batch: WriteBatch, durability: Durability? = nil) throws(KVError) {
         if batch.isEmpty { return }
-        try writeRowsTyped(batch, durability: durability)
+        try writeRows(batch, durability: durability)
     }
 
     /// The engine write path: register the write on its slots (waiting while a reshard's switch holds
@@ -109,7 +109,7 @@ extension ShardedStore {
     func applyRouted(_ batch: WriteBatch, slots: [Int], routing: Routing, durability: Durability?) throws(KVError) {
         let first = routing.owners[slots[0]]
         if slots.allSatisfy({ routing.owners[$0] == first }) {
-            try routing.shards[Int(first)].db.commitTyped(batch, durability: durability)
+            try routing.shards[Int(first)].db.commit(batch, durability: durability)
             return
         }
         var parts: [Int: WriteBatch] = [:]
@@ -124,7 +124,7 @@ extension ShardedStore {
             }
         }
         for owner in parts.keys.sorted() {
-            try routing.shards[owner].db.commitTyped(parts[owner]!, durability: durability)
+            try routing.shards[owner].db.commit(parts[owner]!, durability: durability)
         }
     }
 }

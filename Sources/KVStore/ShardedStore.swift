@@ -214,13 +214,13 @@ public final class ShardedStore: Sendable {
 
     /// Flushes every shard's memtable to a table; see ``Database/flush()``.
     public func flush() throws {
-        for shard in try currentRouting().shards { try shard.db.flushTyped() }
+        for shard in try currentRouting().shards { try shard.db.flush() }
     }
 
     /// Compacts the key range `lower..<upper` (nil: open) in every shard; see
     /// ``Database/compactRange(_:_:)``.
     public func compactRange(_ lower: [UInt8]?, _ upper: [UInt8]?) throws {
-        for shard in try currentRouting().shards { try shard.db.compactRangeTyped(lower, upper) }
+        for shard in try currentRouting().shards { try shard.db.compactRange(lower, upper) }
     }
 
     /// Checks every checksum of every shard (``Database/verify()``) and, unless a reshard is

@@ -254,9 +254,3 @@ enum MetaIndex {
     static let filter = "filter.bloom"
     static let properties = "properties"
 }
-
-/// Runs `body` over the bytes of `array` with typed throws.
-@inline(__always)
-func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
-    try array.withUnsafeBytes { p in Result { () throws(KVError) -> R in try body(p) } }.get()
-}

@@ -378,8 +378,8 @@ struct FlushTests {
         for i in 0..<2000 {
             do {
                 #expect(try again.get("key\(i)") == [UInt8](repeating: 0x76, count: 40))
-            } catch let e as KVError {
-                if case .corruption = e { failures += 1 } else { Issue.record("unexpected \(e)") }
+            } catch {
+                if case .corruption = error { failures += 1 } else { Issue.record("unexpected \(error)") }
             }
         }
         #expect(failures > 0)

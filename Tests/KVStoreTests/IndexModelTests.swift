@@ -108,7 +108,7 @@ struct IndexModelTests {
                 if removed > 0 {
                     // Removed rows were expired: drop expired rows from the model only when gone.
                     for (k, e) in rows where (e.expiresAt.map { $0 <= clock } ?? false) {
-                        if try store.getEntry(k) == nil, try store.rawEntryTyped(k, snapshot: nil) == nil { rows[k] = nil }
+                        if try store.getEntry(k) == nil, try store.rawEntry(k, snapshot: nil) == nil { rows[k] = nil }
                     }
                 }
             case 63..<65:

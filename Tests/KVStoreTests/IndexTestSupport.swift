@@ -42,15 +42,15 @@ enum IndexOracle {
         var rows: [[UInt8]: StoredEntry] = [:]
         let routing = store.state.withLock { $0.routing }
         for shard in routing.shards {
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekToFirstTyped()
+            let it = try shard.db.makeIterator()
+            try it.seekToFirst()
             while it.isValid {
                 let k = it.keyView
                 if EngineKey.kind(k) == .row, let slot = EngineKey.slot(of: k), Int(routing.owners[slot]) == shard.id {
                     let user = EngineKey.decodeRow(k)
                     rows[user] = try RowValue.decode(Array(it.valueView), key: user)
                 }
-                try it.nextTyped()
+                try it.next()
             }
         }
         return rows
@@ -71,8 +71,8 @@ enum IndexOracle {
         for shard in routing.shards {
             var entries = Set<[UInt8]>()
             var rows: [([UInt8], StoredEntry)] = []
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekToFirstTyped()
+            let it = try shard.db.makeIterator()
+            try it.seekToFirst()
             while it.isValid {
                 let k = it.keyView
                 switch EngineKey.kind(k) {
@@ -93,7 +93,7 @@ enum IndexOracle {
                         problems.append("shard \(shard.id): entry of index id \(id), which is not live, for \(printable(user))")
                         break
                     }
-                    let raw = try withBytes(EngineKey.encode(user)) { (p) throws(KVError) in try shard.db.getTyped(p) }
+                    let raw = try withBytes(EngineKey.encode(user)) { (p) throws(KVError) in try shard.db.get(p) }
                     guard let raw else {
                         problems.append("shard \(shard.id): entry of '\(h.name)' without its row \(printable(user))")
                         break
@@ -110,7 +110,7 @@ enum IndexOracle {
                 default:
                     break
                 }
-                try it.nextTyped()
+                try it.next()
             }
             for h in live where !h.isBuilding {
                 for (user, row) in rows where h.covers(user) && !reclaimable(row.expiresAt) {
@@ -128,11 +128,11 @@ enum IndexOracle {
         let prefix = IndexKeys.indexPrefix(id)
         var n = 0
         for shard in store.state.withLock({ $0.shards.compactMap { $0 } }) {
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekTyped(prefix)
+            let it = try shard.db.makeIterator()
+            try it.seek(prefix)
             while it.isValid, it.keyView.starts(with: prefix) {
                 n += 1
-                try it.nextTyped()
+                try it.next()
             }
         }
         return n

@@ -199,11 +199,11 @@ struct RowTests {
     func reservedRecords(_ store: ShardedStore, tag: UInt8) throws -> Int {
         var n = 0
         for shard in store.state.withLock({ $0.routing.shards }) {
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekToFirstTyped()
+            let it = try shard.db.makeIterator()
+            try it.seekToFirst()
             while it.isValid {
                 if EngineKey.kind(it.keyView) == .reserved(tag) { n += 1 }
-                try it.nextTyped()
+                try it.next()
             }
         }
         return n
@@ -213,11 +213,11 @@ struct RowTests {
     func rawEngineKeys(_ store: ShardedStore) throws -> Int {
         var n = 0
         for shard in store.state.withLock({ $0.routing.shards }) {
-            let it = try shard.db.makeIteratorTyped()
-            try it.seekToFirstTyped()
+            let it = try shard.db.makeIterator()
+            try it.seekToFirst()
             while it.isValid {
                 n += 1
-                try it.nextTyped()
+                try it.next()
             }
         }
         return n

@@ -17,11 +17,11 @@ import Darwin
 /// the state, and reads through the pointer after the wait see their changes.
 // @unchecked Sendable: the state is only reachable inside `withLock`/`locked`, which hold the
 // pthread mutex for the whole call; `wait` re-acquires it before returning.
-final class ConditionMutex<State>: @unchecked Sendable {
+package final class ConditionMutex<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let state: UnsafeMutablePointer<State>
 
-    init(_ initial: State) {
+    package init(_ initial: State) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -38,7 +38,7 @@ final class ConditionMutex<State>: @unchecked Sendable {
 
     /// Runs `body` with the lock held and exclusive access to the state. `body` must not wait.
     @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state.pointee)
@@ -46,20 +46,20 @@ final class ConditionMutex<State>: @unchecked Sendable {
 
     /// Runs `body` with the lock held, giving it the state's address; `body` may call ``wait(_:)``.
     @inline(__always)
-    func locked<R, E: Error>(_ body: (UnsafeMutablePointer<State>) throws(E) -> R) throws(E) -> R {
+    package func locked<R, E: Error>(_ body: (UnsafeMutablePointer<State>) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(state)
     }
 
     /// Releases the lock while waiting on `condition`; call only inside ``locked(_:)``.
-    func wait(_ condition: Condition) {
+    package func wait(_ condition: Condition) {
         pthread_cond_wait(condition.cond, mutex)
     }
 
     /// Like ``wait(_:)`` with a timeout in nanoseconds; returns false on timeout.
     @discardableResult
-    func wait(_ condition: Condition, timeoutNanoseconds: UInt64) -> Bool {
+    package func wait(_ condition: Condition, timeoutNanoseconds: UInt64) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let total = UInt64(now.tv_nsec) + timeoutNanoseconds
@@ -72,10 +72,10 @@ final class ConditionMutex<State>: @unchecked Sendable {
 
 /// A condition variable used with a ``ConditionMutex``.
 // @unchecked Sendable: pthread condition variables are designed for cross-thread use.
-final class Condition: @unchecked Sendable {
+package final class Condition: @unchecked Sendable {
     let cond: UnsafeMutablePointer<pthread_cond_t>
 
-    init() {
+    package init() {
         cond = .allocate(capacity: 1)
         cond.initialize(to: pthread_cond_t())
         pthread_cond_init(cond, nil)
@@ -86,8 +86,8 @@ final class Condition: @unchecked Sendable {
         cond.deallocate()
     }
 
-    func signal() { pthread_cond_signal(cond) }
-    func broadcast() { pthread_cond_broadcast(cond) }
+    package func signal() { pthread_cond_signal(cond) }
+    package func broadcast() { pthread_cond_broadcast(cond) }
 }
 
 /// Starts a detached pthread running `body` (background flush, compaction, WAL syncer).

@@ -323,13 +323,9 @@ extension ShardedStore {
 
     /// Waits until no write registered on any of `slots` is in flight.
     func waitForWrites(on slots: [Int]) throws(KVError) {
-        var wait: UInt32 = 10
-        while true {
+        try events.wait { () throws(KVError) -> Bool in
             if view.load(ordering: .sequentiallyConsistent).closed { throw .closed }
-            let busy = slots.contains { inflight.load($0) != 0 }
-            if !busy { return }
-            pause(microseconds: wait)
-            wait = min(wait * 2, 500)
+            return !slots.contains { inflight.load($0) != 0 }
         }
     }
 

@@ -64,7 +64,6 @@ extension ShardedStore {
     /// gate, then waits for the in-flight counters of the moving slots to reach 0 (see
     /// ``SlotCounters`` for why the two sides cannot miss each other).
     func beginWrite(_ slots: [Int]) throws(KVError) -> Routing {
-        var pause: UInt32 = 20
         while true {
             for slot in slots { inflight.add(slot, 1) }
             let v = view.load(ordering: .sequentiallyConsistent)
@@ -77,8 +76,11 @@ extension ShardedStore {
             if let f = v.failure {
                 throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
             }
-            usleep(pause)
-            pause = min(pause * 2, 1000)
+            // Sleep until the view changes (the gate opens, the switch fails, the store closes).
+            events.wait {
+                let now = view.load(ordering: .sequentiallyConsistent)
+                return now !== v
+            }
         }
     }
 
@@ -86,7 +88,13 @@ extension ShardedStore {
     /// slots (whether or not it succeeded), so the reshard copies them again. Recording comes
     /// before the counters drop, so a switch that sees them at 0 finds the keys recorded.
     func endWrite(_ batch: WriteBatch, _ slots: [Int]) {
-        defer { for slot in slots { inflight.add(slot, -1) } }
+        defer {
+            for slot in slots { inflight.add(slot, -1) }
+            // A switch holding the gate waits for the counters to drain (`waitForWrites`):
+            // the counters drop before this load, and the switch publishes the closed gate
+            // before it reads them, so one side sees the other.
+            if view.load(ordering: .sequentiallyConsistent).gateClosed { events.signal() }
+        }
         // A copy phase that starts after this load takes its snapshots later still, so this
         // write (already committed) is in them.
         guard view.load(ordering: .sequentiallyConsistent).moving != nil else { return }

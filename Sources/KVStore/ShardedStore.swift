@@ -61,6 +61,8 @@ public final class ShardedStore: Sendable {
     let routingGeneration = Atomic<UInt64>(0)
     /// Told of every shard opened and every group committed (the replication backlog).
     let commitFeed: (any CommitFeed)?
+    /// Wakes the store's waits (see ``StoreEvents``).
+    let events = StoreEvents()
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
     /// The secondary indexes.
@@ -210,6 +212,7 @@ public final class ShardedStore: Sendable {
             RouteView(routing: s.routing, closed: s.closed, moving: s.migration?.moving,
                       gateClosed: s.migration?.gateClosed ?? false, failure: s.migration?.failure),
             ordering: .sequentiallyConsistent)
+        events.signal()
     }
 
     /// Flushes every shard's memtable to a table; see ``Database/flush()``.

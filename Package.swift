@@ -43,13 +43,15 @@ let package = Package(
             ]
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", .product(name: "Atomics", package: "swift-atomics")]),
-        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem"]),
+        .target(name: "KVLayout", dependencies: ["KVBase"]),
+        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", "KVLayout", .product(name: "Atomics", package: "swift-atomics")]),
+        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVBase", "KVFileSystem", "KVLayout"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
             name: "KVServer",
             dependencies: [
                 "KVBase", "KVEngine", "KVStore", "KVProtocol", "KVFileSystem",
+                "KVLayout",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -87,7 +89,8 @@ let package = Package(
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
-        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVLayoutTests", dependencies: ["KVLayout"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport", "KVLayout"]),
         .testTarget(
             name: "KVServerTests",
             dependencies: [

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 /// Index background work: back-fills and the deletion of dropped indexes.
 ///

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import Synchronization
 
 /// One live index (building or ready) as writes and queries see it, with its statistics.

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 
 /// A value as an index stores it: a string or a number.
 ///

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 
 /// The shard-local metadata records of secondary indexes (engine keys `0xFF 0x01 "idx." …`,
 /// see ``EngineKey``). They never move between shards; a reshard copies them to new shards.

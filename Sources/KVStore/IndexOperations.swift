@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 /// Background work on an index: a back-fill (shards still building, with their cursors) or the
 /// deletion of a dropped index's entries and records.

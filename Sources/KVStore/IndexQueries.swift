@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 extension ShardedStore {
     /// Finds rows through a secondary index.

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVFileSystem
 
 /// Work left after an ownership switch (roll forward) or an abandoned copy phase (roll back):

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 /// Runs `body` over the bytes of `array`, with typed throws.
 @inline(__always)

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 /// The slot table and shard count a follower mirrors.
 public struct ReplicationLayout: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVFileSystem
 
 /// The step boundaries of a reshard and its cleanup, where a test hook may halt the store to

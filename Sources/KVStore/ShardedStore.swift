@@ -1,6 +1,7 @@
 import Atomics
 import KVBase
 import KVEngine
+import KVLayout
 import KVFileSystem
 import Synchronization
 

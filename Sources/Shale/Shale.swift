@@ -1,6 +1,8 @@
 // The one module embedders import: the engine (`Database`), the sharded store
-// (`ShardedStore`), errors and options, and the file-system seam.
+// (`ShardedStore`) with its row and slot layout (`StoredEntry`, `HashSlot`), errors and options,
+// and the file-system seam.
 @_exported import KVBase
 @_exported import KVEngine
 @_exported import KVFileSystem
+@_exported import KVLayout
 @_exported import KVStore

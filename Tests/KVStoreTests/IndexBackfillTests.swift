@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 @testable import KVStore
 import KVTestSupport
 import Synchronization

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 @testable import KVStore
 import KVTestSupport
 import Testing

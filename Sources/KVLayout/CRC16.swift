@@ -4,7 +4,7 @@
 /// Table-driven (one table lookup per byte); the table is computed once.
 public enum CRC16 {
     /// The 256-entry lookup table for polynomial 0x1021, most significant bit first.
-    static let table: [UInt16] = (0..<256).map { (byte: Int) -> UInt16 in
+    @usableFromInline static let table: [UInt16] = (0..<256).map { (byte: Int) -> UInt16 in
         var crc = UInt16(byte) << 8
         for _ in 0..<8 {
             crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
@@ -13,6 +13,7 @@ public enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of `bytes`.
+    @inlinable
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt16 {
         table.withUnsafeBufferPointer { t in
             var crc: UInt16 = 0
@@ -24,6 +25,7 @@ public enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of a byte array.
+    @inlinable
     public static func checksum(_ bytes: [UInt8]) -> UInt16 {
         bytes.withUnsafeBytes { checksum($0) }
     }

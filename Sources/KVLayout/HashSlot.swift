@@ -17,11 +17,13 @@ public enum HashSlot {
     public static let count = 16384
 
     /// The slot of `key`, in `0..<16384`.
+    @inlinable
     public static func slot(of key: UnsafeRawBufferPointer) -> Int {
         Int(CRC16.checksum(hashedPart(of: key)) & UInt16(count - 1))
     }
 
     /// The slot of a byte-array key.
+    @inlinable
     public static func slot(of key: [UInt8]) -> Int {
         key.withUnsafeBytes { slot(of: $0) }
     }
@@ -32,7 +34,8 @@ public enum HashSlot {
     }
 
     /// The bytes that are hashed: the hash tag when there is a non-empty one, else the key.
-    static func hashedPart(of key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    @inlinable
+    package static func hashedPart(of key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         guard let open = key.firstIndex(of: UInt8(ascii: "{")) else { return key }
         var close = open + 1
         while close < key.count && key[close] != UInt8(ascii: "}") { close += 1 }

@@ -1,3 +1,4 @@
+import KVIndex
 import KVLayout
 
 extension EngineKey {

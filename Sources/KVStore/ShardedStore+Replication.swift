@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVIndex
 import KVLayout
 
 /// The slot table and shard count a follower mirrors.

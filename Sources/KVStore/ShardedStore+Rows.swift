@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVIndex
 import KVLayout
 
 /// One row change of a store write: the new state of a user key, and its old state when it

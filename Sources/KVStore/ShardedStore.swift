@@ -1,8 +1,9 @@
 import Atomics
 import KVBase
 import KVEngine
-import KVLayout
 import KVFileSystem
+import KVIndex
+import KVLayout
 import Synchronization
 
 /// A key-value store spread over several ``Database`` engines (shards) by key hash, with
@@ -64,8 +65,10 @@ public final class ShardedStore: Sendable {
     public let replicationLog: ReplicationLog
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
-    /// The secondary indexes.
-    let indexCatalog = IndexCatalog()
+    /// The live secondary indexes, as the write path reads them (also owned by `indexManager`).
+    let indexCatalog: IndexCatalog
+    /// Index maintenance, back-fills and queries (see ``IndexManager``).
+    let indexManager: IndexManager
     /// Whether the store follows a leader: replication writes its index metadata and
     /// entries, so nothing here builds or drops indexes.
     let followingLeader = Atomic<Bool>(false)
@@ -105,12 +108,6 @@ public final class ShardedStore: Sendable {
         /// Run cleanups on the calling thread instead of a background thread (tests).
         var synchronousCleanup = false
         var hook: (@Sendable (ReshardStep) -> Bool)?
-        /// A createIndex or dropIndex is writing index metadata: no reshard may start.
-        var indexChangeRunning = false
-        /// Indexes being back-filled, by name: no reshard may start.
-        var indexesBuilding: Set<String> = []
-        /// Index background threads alive (back-fills and drops); close waits for them.
-        var indexWorkers = 0
     }
 
     /// A reshard's copy phase. Invariant: while it exists, writes to slots with `moving[slot]`
@@ -139,6 +136,9 @@ public final class ShardedStore: Sendable {
         self.replicationLog = replicationLog
         self.options = options
         self.lock = lock
+        let catalog = IndexCatalog()
+        indexCatalog = catalog
+        indexManager = IndexManager(catalog: catalog)
         let owning = (0..<descriptor.shardCount).map { shards[$0]! }
         let routing = Routing(generation: 1, owners: descriptor.owners, shards: owning)
         state = Mutex(State(routing: routing, shards: shards, descriptor: descriptor, cleanup: cleanup))

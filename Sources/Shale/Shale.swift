@@ -1,8 +1,10 @@
 // The one module embedders import: the engine (`Database`), the sharded store
-// (`ShardedStore`) with its row and slot layout (`StoredEntry`, `HashSlot`), errors and options,
-// and the file-system seam.
+// (`ShardedStore`) with its row and slot layout (`StoredEntry`, `HashSlot`) and its secondary
+// indexes' public types (`IndexDefinition`, `IndexQuery`, ...), errors and options, and the
+// file-system seam.
 @_exported import KVBase
 @_exported import KVEngine
 @_exported import KVFileSystem
+@_exported import KVIndex
 @_exported import KVLayout
 @_exported import KVStore

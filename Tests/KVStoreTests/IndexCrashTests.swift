@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVIndex
 import KVLayout
 @testable import KVStore
 import KVTestSupport

@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVIndex
 @testable import KVStore
 import KVTestSupport
 import Synchronization

@@ -135,7 +135,8 @@ extension ShardedStore {
         try indexManager.persistStatistics(self)
     }
 
-    /// Refuses a reshard while an index changes or builds (called under the store mutex).
+    /// Refuses a reshard while an index changes or builds. Takes the store's `State` only to
+    /// show that the caller holds the store mutex (the reshard marks itself running under it).
     func checkIndexesAllowReshard(_ s: State) throws(KVError) {
         try indexManager.checkAllowsReshard(path: path)
     }

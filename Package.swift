@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Modules are layers; each imports only the ones below it (see DESIGN.md):
-//   kvserver → KVServer → {KVStore, KVProtocol}; kvbench → Shale → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
+//   kvserver → KVServer → {KVStore, KVProtocol}; kvbench → Shale → KVStore → KVIndex → KVLayout → KVBase;
+//   KVStore, KVIndex → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
 let package = Package(
     name: "Shale",
     platforms: [.macOS(.v15)],
@@ -43,14 +44,17 @@ let package = Package(
             ]
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", .product(name: "Atomics", package: "swift-atomics")]),
-        .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVStore"]),
-        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVReplication", "KVBase", "KVFileSystem"]),
+        .target(name: "KVLayout", dependencies: ["KVBase"]),
+        .target(name: "KVIndex", dependencies: ["KVEngine", "KVBase", "KVLayout"]),
+        .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", "KVLayout", "KVIndex", .product(name: "Atomics", package: "swift-atomics")]),
+        .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVLayout", "KVStore"]),
+        .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVReplication", "KVBase", "KVFileSystem", "KVLayout", "KVIndex"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
             name: "KVServer",
             dependencies: [
                 "KVBase", "KVEngine", "KVStore", "KVReplication", "KVProtocol", "KVFileSystem",
+                "KVLayout", "KVIndex",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,8 +92,10 @@ let package = Package(
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "KVProtocolTests", dependencies: ["KVProtocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KVTableTests", dependencies: ["KVTable", "KVCache", "KVFileSystem", "KVTestSupport"]),
-        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
-        .testTarget(name: "KVReplicationTests", dependencies: ["KVReplication", "KVStore", "KVEngine", "KVFileSystem", "KVTestSupport"]),
+        .testTarget(name: "KVLayoutTests", dependencies: ["KVLayout"]),
+        .testTarget(name: "KVIndexTests", dependencies: ["KVIndex", "KVLayout", "KVBase", "KVTestSupport"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "KVEngine", "KVFileSystem", "KVTestSupport", "KVLayout", "KVIndex"]),
+        .testTarget(name: "KVReplicationTests", dependencies: ["KVReplication", "KVStore", "KVLayout", "KVEngine", "KVFileSystem", "KVTestSupport"]),
         .testTarget(
             name: "KVServerTests",
             dependencies: [

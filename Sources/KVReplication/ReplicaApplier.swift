@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVStore
 
 /// The follower side of replication against its own store: applies the leader's write

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 import KVStore
 
 /// Where a follower stands in one leader shard's history: the leader's replication id and the

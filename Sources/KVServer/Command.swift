@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVProtocol
 import KVStore
 import NIOCore

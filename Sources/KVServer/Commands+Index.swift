@@ -1,4 +1,5 @@
 import KVBase
+import KVIndex
 import KVProtocol
 import KVStore
 

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 import KVProtocol
 import KVReplication
 import KVStore

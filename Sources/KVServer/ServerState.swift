@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVStore
 import KVReplication
 import Logging

@@ -1,3 +1,5 @@
+import KVLayout
+
 /// The consistent ring that assigns the 16384 slots to shards.
 ///
 /// The ring is the circle of slot positions `0..<16384`. Each shard holds virtual nodes: runs

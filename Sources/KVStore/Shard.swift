@@ -1,6 +1,7 @@
 import Atomics
 import KVBase
 import KVEngine
+import KVIndex
 import Synchronization
 
 /// One shard of a store: a ``Database`` in its own sub-directory.
@@ -33,11 +34,14 @@ package final class Routing: Sendable {
     package let owners: [UInt16]
     /// The shards owning slots, by id.
     package let shards: [Shard]
+    /// The same table and shards as the indexes see them.
+    let indexLayout: IndexLayout
 
     init(generation: UInt64, owners: [UInt16], shards: [Shard]) {
         self.generation = generation
         self.owners = owners
         self.shards = shards
+        indexLayout = IndexLayout(owners: owners, shards: shards.map { IndexShard(id: $0.id, path: $0.path, db: $0.db) })
     }
 
     /// The shard owning `slot`.

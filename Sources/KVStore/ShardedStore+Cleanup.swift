@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 
 /// Work left after an ownership switch (roll forward) or an abandoned copy phase (roll back):
 /// delete the keys some shards hold for slots they do not own, delete the directories of

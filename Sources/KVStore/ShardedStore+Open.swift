@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 
 extension ShardedStore {
     static let lockFileName = "LOCK"
@@ -208,7 +209,7 @@ extension ShardedStore {
         guard let shards else { return }
         // A running reshard, cleanup or index job stops at its next step (it checks `closed`).
         var wait: UInt32 = 50
-        while state.withLock({ $0.cleanupRunning || $0.reshardRunning || $0.indexWorkers > 0 }) {
+        while state.withLock({ $0.cleanupRunning || $0.reshardRunning }) || indexManager.hasWorkers {
             pause(microseconds: wait)
             wait = min(wait * 2, 10_000)
         }
@@ -234,6 +235,6 @@ extension ShardedStore {
             return s.shards.compactMap { $0 }
         }
         for shard in shards { shard.db.haltForCrashTest() }
-        while state.withLock({ $0.cleanupRunning || $0.indexWorkers > 0 }) { pause(microseconds: 200) }
+        while state.withLock({ $0.cleanupRunning }) || indexManager.hasWorkers { pause(microseconds: 200) }
     }
 }

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 extension ShardedStore {
     /// The value stored under `key`, or nil if there is none (or it has expired). Reads only

@@ -1,5 +1,7 @@
 import KVBase
 import KVEngine
+import KVIndex
+import KVLayout
 
 /// The slot table and shard count a follower mirrors.
 public struct ReplicationLayout: Sendable, Equatable {

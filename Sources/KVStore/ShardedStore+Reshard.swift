@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 
 /// The step boundaries of a reshard and its cleanup, where a test hook may halt the store to
 /// model a crash (see `ShardedStore.setReshardHook(_:)`).

@@ -1,5 +1,7 @@
 import KVBase
 import KVEngine
+import KVIndex
+import KVLayout
 
 /// One row change of a store write: the new state of a user key, and its old state when it
 /// was read under the key's lock (needed to remove old index entries and expiry entries).

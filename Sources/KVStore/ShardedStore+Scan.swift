@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 extension ShardedStore {
     /// Streams the entries with `from <= key < to` across all shards, merged into one

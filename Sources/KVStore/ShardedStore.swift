@@ -2,6 +2,8 @@ import Atomics
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVIndex
+import KVLayout
 import Synchronization
 
 /// A key-value store spread over several ``Database`` engines (shards) by key hash, with
@@ -65,8 +67,10 @@ public final class ShardedStore: Sendable {
     let events = StoreEvents()
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
-    /// The secondary indexes.
-    let indexCatalog = IndexCatalog()
+    /// The live secondary indexes, as the write path reads them (also owned by `indexManager`).
+    let indexCatalog: IndexCatalog
+    /// Index maintenance, back-fills and queries (see ``IndexManager``).
+    let indexManager: IndexManager
     /// Whether the store follows a leader: replication writes its index metadata and
     /// entries, so nothing here builds or drops indexes.
     let followingLeader = Atomic<Bool>(false)
@@ -106,12 +110,6 @@ public final class ShardedStore: Sendable {
         /// Run cleanups on the calling thread instead of a background thread (tests).
         var synchronousCleanup = false
         var hook: (@Sendable (ReshardStep) -> Bool)?
-        /// A createIndex or dropIndex is writing index metadata: no reshard may start.
-        var indexChangeRunning = false
-        /// Indexes being back-filled, by name: no reshard may start.
-        var indexesBuilding: Set<String> = []
-        /// Index background threads alive (back-fills and drops); close waits for them.
-        var indexWorkers = 0
     }
 
     /// A reshard's copy phase. Invariant: while it exists, writes to slots with `moving[slot]`
@@ -140,6 +138,9 @@ public final class ShardedStore: Sendable {
         self.commitFeed = commitFeed
         self.options = options
         self.lock = lock
+        let catalog = IndexCatalog()
+        indexCatalog = catalog
+        indexManager = IndexManager(catalog: catalog)
         let owning = (0..<descriptor.shardCount).map { shards[$0]! }
         let routing = Routing(generation: 1, owners: descriptor.owners, shards: owning)
         state = Mutex(State(routing: routing, shards: shards, descriptor: descriptor, cleanup: cleanup))

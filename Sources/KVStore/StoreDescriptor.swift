@@ -1,5 +1,6 @@
 import KVBase
 import KVFileSystem
+import KVLayout
 
 // Store descriptor: the file STORE in the store directory, format version 2 (version 2: the
 // shards hold rows in the envelope of RowValue and reserved records of EngineKey).

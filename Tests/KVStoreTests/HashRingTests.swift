@@ -1,3 +1,4 @@
+import KVLayout
 import KVStore
 import KVTestSupport
 import Testing

@@ -1,6 +1,8 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVIndex
+import KVLayout
 @testable import KVStore
 import KVTestSupport
 import Synchronization

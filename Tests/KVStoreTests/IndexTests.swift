@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVIndex
 @testable import KVStore
 import KVTestSupport
 import Synchronization
@@ -113,8 +114,9 @@ struct IndexTests {
         do {
             _ = try store.query(index: "by_cat", .equals("c1"))
             Issue.record("query on a building index answered")
-        } catch let e as KVError {
-            #expect(e == .invalidState("index 'by_cat' is still building (\(try store.indexInfo("by_cat").progress)%)"))
+        } catch {
+            let progress = try store.indexInfo("by_cat").progress
+            #expect(error == .invalidState("index 'by_cat' is still building (\(progress)%)"))
         }
         // A reshard waits for no build: it is refused.
         #expect(throws: KVError.self) { try store.setShardCount(3) }

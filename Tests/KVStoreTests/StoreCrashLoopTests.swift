@@ -2,6 +2,7 @@ import Dispatch
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 import KVStore
 import KVTestSupport
 import Synchronization

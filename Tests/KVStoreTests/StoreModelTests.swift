@@ -1,6 +1,7 @@
 import KVBase
 import KVEngine
 import KVFileSystem
+import KVLayout
 import KVStore
 import KVTestSupport
 import Testing

@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 
 /// A value as an index stores it: a string or a number.
 ///
@@ -34,12 +35,12 @@ public enum IndexValue: Hashable, Sendable, Comparable {
 /// expiry (see `RowValue`), so the compaction filter reclaims both together. Entries sort by
 /// (index, value, user key); the slot of an entry is the slot of its user key, so it lives in
 /// the row's shard and moves with it.
-public enum IndexKeys {
-    static let numberType: UInt8 = 0x01
-    static let stringType: UInt8 = 0x02
+package enum IndexKeys {
+    package static let numberType: UInt8 = 0x01
+    package static let stringType: UInt8 = 0x02
 
     /// The key prefix of all entries of index `id`.
-    public static func indexPrefix(_ id: UInt32) -> [UInt8] {
+    package static func indexPrefix(_ id: UInt32) -> [UInt8] {
         var k: [UInt8] = [EngineKey.reservedByte, EngineKey.indexTag]
         k.reserveCapacity(24)
         appendID(id, to: &k)
@@ -47,7 +48,7 @@ public enum IndexKeys {
     }
 
     /// The engine key of the entry of `user` with `value` in index `id`.
-    public static func entry(index id: UInt32, value: IndexValue, user: [UInt8]) -> [UInt8] {
+    package static func entry(index id: UInt32, value: IndexValue, user: [UInt8]) -> [UInt8] {
         var k = indexPrefix(id)
         appendValue(value, to: &k)
         EngineKey.appendEscaped(user, to: &k)
@@ -55,7 +56,7 @@ public enum IndexKeys {
     }
 
     /// Appends the encoded `value`.
-    public static func appendValue(_ value: IndexValue, to out: inout [UInt8]) {
+    package static func appendValue(_ value: IndexValue, to out: inout [UInt8]) {
         switch value {
         case .number(let d):
             out.append(numberType)
@@ -67,17 +68,17 @@ public enum IndexKeys {
     }
 
     /// The order-preserving bit pattern of a double.
-    public static func sortableBits(_ d: Double) -> UInt64 {
+    package static func sortableBits(_ d: Double) -> UInt64 {
         let bits = (d == 0 ? 0.0 : d).bitPattern
         return d < 0 ? ~bits : bits | (1 << 63)
     }
 
     /// The double of a sortable bit pattern.
-    public static func double(fromSortable u: UInt64) -> Double {
+    package static func double(fromSortable u: UInt64) -> Double {
         Double(bitPattern: u & (1 << 63) != 0 ? u & ~(1 << 63) : ~u)
     }
 
-    static func appendID(_ id: UInt32, to out: inout [UInt8]) {
+    package static func appendID(_ id: UInt32, to out: inout [UInt8]) {
         out.append(UInt8(truncatingIfNeeded: id >> 24))
         out.append(UInt8(truncatingIfNeeded: id >> 16))
         out.append(UInt8(truncatingIfNeeded: id >> 8))
@@ -85,7 +86,7 @@ public enum IndexKeys {
     }
 
     /// Decodes an entry: index id, value, user key; nil when it is not a well-formed entry.
-    public static func decode(_ key: UnsafeRawBufferPointer) -> (index: UInt32, value: IndexValue, user: [UInt8])? {
+    package static func decode(_ key: UnsafeRawBufferPointer) -> (index: UInt32, value: IndexValue, user: [UInt8])? {
         guard key.count >= 7, key[0] == EngineKey.reservedByte, key[1] == EngineKey.indexTag else { return nil }
         let id = UInt32(key[2]) << 24 | UInt32(key[3]) << 16 | UInt32(key[4]) << 8 | UInt32(key[5])
         var i = 7
@@ -109,7 +110,7 @@ public enum IndexKeys {
     }
 
     /// The user key of an entry, or nil when it is not a well-formed entry.
-    static func userKey(ofEntry key: UnsafeRawBufferPointer) -> [UInt8]? {
+    package static func userKey(ofEntry key: UnsafeRawBufferPointer) -> [UInt8]? {
         decode(key)?.user
     }
 }

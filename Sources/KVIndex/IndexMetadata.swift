@@ -1,4 +1,5 @@
 import KVBase
+import KVLayout
 
 /// The shard-local metadata records of secondary indexes (engine keys `0xFF 0x01 "idx." …`,
 /// see ``EngineKey``). They never move between shards; a reshard copies them to new shards.
@@ -25,46 +26,63 @@ import KVBase
 /// same definition in every shard; `state` is per shard (building until that shard's back-fill
 /// is done). `idx.fill` is the back-fill cursor of a shard: the engine key of the last row
 /// processed (its entries are in the same batch). Unknown `idx.` records fail the open.
-enum IndexMetadata {
-    static let version: UInt8 = 1
-    static let namespace: [UInt8] = [EngineKey.reservedByte, EngineKey.metaTag] + Array("idx.".utf8)
-    static let nextKey: [UInt8] = namespace + Array("next".utf8)
-    static let definitionTag: [UInt8] = namespace + Array("def".utf8)
-    static let fillTag: [UInt8] = namespace + Array("fill".utf8)
-    static let statsTag: [UInt8] = namespace + Array("stats".utf8)
+package enum IndexMetadata {
+    package static let version: UInt8 = 1
+    package static let namespace: [UInt8] = [EngineKey.reservedByte, EngineKey.metaTag] + Array("idx.".utf8)
+    package static let nextKey: [UInt8] = namespace + Array("next".utf8)
+    package static let definitionTag: [UInt8] = namespace + Array("def".utf8)
+    package static let fillTag: [UInt8] = namespace + Array("fill".utf8)
+    package static let statsTag: [UInt8] = namespace + Array("stats".utf8)
 
     /// A definition's state in one shard.
-    enum State: UInt8, Sendable {
+    package enum State: UInt8, Sendable {
         case building = 0
         case ready = 1
         case dropping = 2
     }
 
     /// A decoded definition record.
-    struct Definition: Equatable, Sendable {
-        var id: UInt32
-        var state: State
-        var definition: IndexDefinition
+    package struct Definition: Equatable, Sendable {
+        package var id: UInt32
+        package var state: State
+        package var definition: IndexDefinition
+
+        package init(id: UInt32, state: State, definition: IndexDefinition) {
+            self.id = id
+            self.state = state
+            self.definition = definition
+        }
     }
 
     /// A decoded back-fill cursor.
-    struct Fill: Equatable, Sendable {
-        var cursor: [UInt8]
-        var rowsDone: Int
+    package struct Fill: Equatable, Sendable {
+        package var cursor: [UInt8]
+        package var rowsDone: Int
+
+        package init(cursor: [UInt8], rowsDone: Int) {
+            self.cursor = cursor
+            self.rowsDone = rowsDone
+        }
     }
 
     /// Decoded statistics.
-    struct Stats: Equatable, Sendable {
-        var entries: Int
-        var queries: Int
-        var results: Int
+    package struct Stats: Equatable, Sendable {
+        package var entries: Int
+        package var queries: Int
+        package var results: Int
+
+        package init(entries: Int, queries: Int, results: Int) {
+            self.entries = entries
+            self.queries = queries
+            self.results = results
+        }
     }
 
-    static func definitionKey(_ id: UInt32) -> [UInt8] { tagged(definitionTag, id) }
-    static func fillKey(_ id: UInt32) -> [UInt8] { tagged(fillTag, id) }
-    static func statsKey(_ id: UInt32) -> [UInt8] { tagged(statsTag, id) }
+    package static func definitionKey(_ id: UInt32) -> [UInt8] { tagged(definitionTag, id) }
+    package static func fillKey(_ id: UInt32) -> [UInt8] { tagged(fillTag, id) }
+    package static func statsKey(_ id: UInt32) -> [UInt8] { tagged(statsTag, id) }
 
-    static func tagged(_ tag: [UInt8], _ id: UInt32) -> [UInt8] {
+    package static func tagged(_ tag: [UInt8], _ id: UInt32) -> [UInt8] {
         var k = tag
         IndexKeys.appendID(id, to: &k)
         return k
@@ -72,13 +90,13 @@ enum IndexMetadata {
 
     // MARK: encoding
 
-    static func encodeNext(_ next: UInt32) -> [UInt8] {
+    package static func encodeNext(_ next: UInt32) -> [UInt8] {
         var v: [UInt8] = [version]
         v.appendFixed32(next)
         return sealed(v)
     }
 
-    static func encode(_ d: Definition) -> [UInt8] {
+    package static func encode(_ d: Definition) -> [UInt8] {
         var v: [UInt8] = [version]
         v.appendFixed32(d.id)
         v.append(d.state.rawValue)
@@ -94,14 +112,14 @@ enum IndexMetadata {
         return sealed(v)
     }
 
-    static func encode(_ f: Fill) -> [UInt8] {
+    package static func encode(_ f: Fill) -> [UInt8] {
         var v: [UInt8] = [version]
         v.appendLengthPrefixed(f.cursor)
         v.appendFixed64(UInt64(f.rowsDone))
         return sealed(v)
     }
 
-    static func encode(_ s: Stats) -> [UInt8] {
+    package static func encode(_ s: Stats) -> [UInt8] {
         var v: [UInt8] = [version]
         v.appendFixed64(UInt64(bitPattern: Int64(s.entries)))
         v.appendFixed64(UInt64(s.queries))
@@ -109,7 +127,7 @@ enum IndexMetadata {
         return sealed(v)
     }
 
-    static func sealed(_ body: [UInt8]) -> [UInt8] {
+    package static func sealed(_ body: [UInt8]) -> [UInt8] {
         var v = body
         v.appendFixed32(CRC32C.mask(CRC32C.checksum(body)))
         return v
@@ -118,7 +136,7 @@ enum IndexMetadata {
     // MARK: decoding
 
     /// What a metadata record is.
-    enum Record: Sendable {
+    package enum Record: Sendable {
         case next(UInt32)
         case definition(Definition)
         case fill(id: UInt32, Fill)
@@ -126,7 +144,7 @@ enum IndexMetadata {
     }
 
     /// Decodes an `idx.` record; the failure reason when it is damaged or unknown.
-    static func decode(key: [UInt8], value: [UInt8]) -> Result<Record, RecordError> {
+    package static func decode(key: [UInt8], value: [UInt8]) -> Result<Record, RecordError> {
         guard let body = unsealed(value) else { return .failure(RecordError("checksum mismatch or truncated value")) }
         if key == nextKey {
             guard body.count == 5 else { return .failure(RecordError("bad length \(body.count)")) }
@@ -148,13 +166,13 @@ enum IndexMetadata {
         return .failure(RecordError("unknown index metadata record"))
     }
 
-    struct RecordError: Error {
-        let reason: String
-        init(_ reason: String) { self.reason = reason }
+    package struct RecordError: Error {
+        package let reason: String
+        package init(_ reason: String) { self.reason = reason }
     }
 
     /// The body of a sealed value (version byte included) when its checksum and version match.
-    static func unsealed(_ value: [UInt8]) -> [UInt8]? {
+    package static func unsealed(_ value: [UInt8]) -> [UInt8]? {
         guard value.count >= 5, value[0] == version else { return nil }
         let body = Array(value[..<(value.count - 4)])
         let stored = value.withUnsafeBytes { $0.fixed32(at: value.count - 4) }
@@ -162,7 +180,7 @@ enum IndexMetadata {
         return body
     }
 
-    static func decodeDefinition(_ b: UnsafeRawBufferPointer, id keyID: UInt32) -> Result<Definition, RecordError> {
+    package static func decodeDefinition(_ b: UnsafeRawBufferPointer, id keyID: UInt32) -> Result<Definition, RecordError> {
         guard b.count >= 7 else { return .failure(RecordError("truncated definition")) }
         let id = b.fixed32(at: 1)
         guard id == keyID else { return .failure(RecordError("definition of id \(id) stored under id \(keyID)")) }
@@ -192,13 +210,13 @@ enum IndexMetadata {
         return .success(Definition(id: id, state: state, definition: def))
     }
 
-    static func decodeFill(_ b: UnsafeRawBufferPointer) -> Result<Fill, RecordError> {
+    package static func decodeFill(_ b: UnsafeRawBufferPointer) -> Result<Fill, RecordError> {
         var o = 1
         guard let cursor = lengthPrefixed(b, &o), o + 8 == b.count else { return .failure(RecordError("bad back-fill cursor")) }
         return .success(Fill(cursor: cursor, rowsDone: Int(b.fixed64(at: o))))
     }
 
-    static func lengthPrefixed(_ b: UnsafeRawBufferPointer, _ o: inout Int) -> [UInt8]? {
+    package static func lengthPrefixed(_ b: UnsafeRawBufferPointer, _ o: inout Int) -> [UInt8]? {
         guard let n = b.varint32(at: &o), o + Int(n) <= b.count else { return nil }
         defer { o += Int(n) }
         return Array(b[o..<(o + Int(n))])

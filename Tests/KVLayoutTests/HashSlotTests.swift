@@ -1,4 +1,4 @@
-import KVStore
+import KVLayout
 import Testing
 
 /// CRC16 and key → slot mapping against Redis Cluster reference values.
@@ -41,3 +41,5 @@ struct HashSlotTests {
         #expect(seen.count == HashSlot.count)
     }
 }
+
+private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

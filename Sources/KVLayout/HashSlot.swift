@@ -12,16 +12,20 @@
 ///     "foo{bar}{zap}"         "bar" hashed
 ///
 /// Slots are fixed forever: the slot of a key never changes; only the slot → shard table does.
+@usableFromInline
 package enum HashSlot {
     /// Number of slots, as in Redis Cluster.
+    @usableFromInline
     package static let count = 16384
 
     /// The slot of `key`, in `0..<16384`.
+    @inlinable
     package static func slot(of key: UnsafeRawBufferPointer) -> Int {
         Int(CRC16.checksum(hashedPart(of: key)) & UInt16(count - 1))
     }
 
     /// The slot of a byte-array key.
+    @inlinable
     package static func slot(of key: [UInt8]) -> Int {
         key.withUnsafeBytes { slot(of: $0) }
     }
@@ -32,7 +36,8 @@ package enum HashSlot {
     }
 
     /// The bytes that are hashed: the hash tag when there is a non-empty one, else the key.
-    static func hashedPart(of key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    @inlinable
+    package static func hashedPart(of key: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         guard let open = key.firstIndex(of: UInt8(ascii: "{")) else { return key }
         var close = open + 1
         while close < key.count && key[close] != UInt8(ascii: "}") { close += 1 }

@@ -1,5 +1,6 @@
 import KVBase
-@testable import KVStore
+@testable import KVIndex
+import KVLayout
 import KVTestSupport
 import Testing
 
@@ -56,11 +57,11 @@ struct IndexEncodingTests {
         for (e, v, u) in [(e2, "ab\u{0}", [UInt8(0)]), (e4, "abc", [0, 0])] {
             let d = e.withUnsafeBytes { IndexKeys.decode($0) }
             #expect(d?.index == id && d?.value == .string(Array(v.utf8)) && d?.user == u)
-            #expect(EngineKey.slot(of: e) == HashSlot.slot(of: u))
+            #expect(e.withUnsafeBytes { IndexKeys.userKey(ofEntry: $0) } == u)
         }
         let n = IndexKeys.entry(index: 7, value: .number(-2.5), user: Array("{tag}x".utf8))
         #expect(n.withUnsafeBytes { IndexKeys.decode($0) }?.value == .number(-2.5))
-        #expect(EngineKey.slot(of: n) == HashSlot.slot(of: "{tag}y"))
+        #expect(n.withUnsafeBytes { IndexKeys.userKey(ofEntry: $0) }.map { HashSlot.slot(of: $0) } == HashSlot.slot(of: "{tag}y"))
         // Numbers sort before strings of the same index, and indexes apart.
         #expect(compareBytes(IndexKeys.entry(index: 1, value: .number(1e300), user: []), IndexKeys.entry(index: 1, value: .string([]), user: [])) < 0)
         #expect(compareBytes(IndexKeys.entry(index: 1, value: .string([0xFF]), user: [0xFF]), IndexKeys.indexPrefix(2)) < 0)
@@ -112,8 +113,9 @@ struct IndexEncodingTests {
         if case .success = IndexMetadata.decode(key: IndexMetadata.namespace + [0x7A], value: IndexMetadata.encodeNext(1)) {
             Issue.record("unknown record accepted")
         }
-        // Metadata records belong to no slot: they never move.
-        #expect(EngineKey.slot(of: IndexMetadata.definitionKey(1)) == nil)
+        // Metadata records are shard-local records, not index entries.
+        #expect(IndexMetadata.definitionKey(1).starts(with: [EngineKey.reservedByte, EngineKey.metaTag]))
+        #expect(IndexMetadata.definitionKey(1).withUnsafeBytes { IndexKeys.userKey(ofEntry: $0) } == nil)
     }
 
     @Test func definitionsAreValidated() {

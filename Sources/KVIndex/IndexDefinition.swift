@@ -8,7 +8,7 @@ public enum IndexType: String, Sendable, Hashable, CaseIterable {
     case number
 }
 
-/// A secondary index over the JSON values of a ``ShardedStore``.
+/// A secondary index over the JSON values of a `ShardedStore`.
 ///
 /// A row is indexed when its key starts with ``keyPrefix`` (any key when nil) and its value is
 /// a well-formed JSON object (RFC 8259) holding, at the dotted path ``field``, a value of the
@@ -42,7 +42,7 @@ public struct IndexDefinition: Sendable, Hashable {
     /// Longest key prefix, in bytes.
     public static let maxKeyPrefixLength = 1024
 
-    /// Creates a definition. Nothing is checked until ``ShardedStore/createIndex(_:)``.
+    /// Creates a definition. Nothing is checked until `ShardedStore.createIndex(_:)`.
     public init(name: String, field: String, type: IndexType, keyPrefix: [UInt8]? = nil) {
         self.name = name
         self.field = field
@@ -59,11 +59,7 @@ public struct IndexDefinition: Sendable, Hashable {
     ///
     /// - Throws: ``KVError/invalidArgument(_:)`` saying what is wrong with the name, the field
     ///   or the key prefix.
-    public func validate() throws {
-        try validateTyped()
-    }
-
-    func validateTyped() throws(KVError) {
+    public func validate() throws(KVError) {
         if !Self.isValidName(name) {
             throw .invalidArgument(
                 "index name must be 1-\(Self.maxNameLength) characters, each a letter, digit, '_', '-', '.' or ':', got '\(name)'")
@@ -86,7 +82,7 @@ public struct IndexDefinition: Sendable, Hashable {
     }
 
     /// The definition with an empty key prefix written as nil.
-    var normalized: IndexDefinition {
+    package var normalized: IndexDefinition {
         var d = self
         if d.keyPrefix?.isEmpty == true { d.keyPrefix = nil }
         return d
@@ -137,7 +133,7 @@ public enum IndexState: String, Sendable, Hashable {
     case ready
 }
 
-/// A description of an index and its statistics; see ``ShardedStore/indexInfo(_:)``.
+/// A description of an index and its statistics; see `ShardedStore.indexInfo(_:)`.
 public struct IndexInfo: Sendable, Hashable {
     /// The definition the index was created with.
     public var definition: IndexDefinition
@@ -170,7 +166,7 @@ public struct IndexInfo: Sendable, Hashable {
     public var averageResultSize: Double { queries == 0 ? 0 : Double(results) / Double(queries) }
 }
 
-/// A query against one index; see ``ShardedStore/query(index:_:offset:limit:withValues:)``.
+/// A query against one index; see `ShardedStore.query(index:_:offset:limit:withValues:)`.
 public enum IndexQuery: Sendable, Hashable {
     /// Rows whose indexed value equals this one (a string for a string index, a number for a
     /// number index; `-0.0` equals `0.0`).

@@ -2,9 +2,10 @@
 /// value 0, no reflection, no final XOR. `CRC16.checksum("123456789")` is 0x31C3.
 ///
 /// Table-driven (one table lookup per byte); the table is computed once.
+@usableFromInline
 package enum CRC16 {
     /// The 256-entry lookup table for polynomial 0x1021, most significant bit first.
-    static let table: [UInt16] = (0..<256).map { (byte: Int) -> UInt16 in
+    @usableFromInline static let table: [UInt16] = (0..<256).map { (byte: Int) -> UInt16 in
         var crc = UInt16(byte) << 8
         for _ in 0..<8 {
             crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
@@ -13,6 +14,7 @@ package enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of `bytes`.
+    @inlinable
     package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt16 {
         table.withUnsafeBufferPointer { t in
             var crc: UInt16 = 0
@@ -24,6 +26,7 @@ package enum CRC16 {
     }
 
     /// The CRC-16/XMODEM of a byte array.
+    @inlinable
     package static func checksum(_ bytes: [UInt8]) -> UInt16 {
         bytes.withUnsafeBytes { checksum($0) }
     }

@@ -38,7 +38,7 @@ public enum EngineKey {
     }
 
     /// Classifies an engine key.
-    @inline(__always)
+    @inlinable
     public static func kind(_ key: UnsafeRawBufferPointer) -> Kind {
         if key.count >= 2 && key[0] == reservedByte && key[1] != reservedByte { return .reserved(key[1]) }
         return .row
@@ -46,57 +46,39 @@ public enum EngineKey {
 
     /// The engine key of a user key: the key itself, or the key with `0xFF` in front when it
     /// starts with `0xFF`.
-    @inline(__always)
+    @inlinable
     public static func encode(_ user: [UInt8]) -> [UInt8] {
         if user.first == reservedByte { return [reservedByte] + user }
         return user
     }
 
     /// Runs `body` over the engine key of `user` without copying it in the common case.
-    @inline(__always)
-    static func withEncoded<R>(_ user: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
-        if user.first == reservedByte {
-            return try withBytes([reservedByte] + user, body)
-        }
-        return try withBytes(user, body)
+    @inlinable
+    package static func withEncoded<R>(_ user: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
+        let bytes = user.first == reservedByte ? [reservedByte] + user : user
+        return try bytes.withUnsafeBytes { p in Result { () throws(KVError) in try body(p) } }.get()
     }
 
     /// The user key of a row's engine key (the inverse of ``encode(_:)``).
-    @inline(__always)
+    @inlinable
     public static func decodeRow(_ key: UnsafeRawBufferPointer) -> [UInt8] {
         if key.count >= 2 && key[0] == reservedByte { return Array(key[1...]) }
         return Array(key)
     }
 
-    /// The slot whose owner holds this engine key, or nil for shard-local records that every
-    /// shard keeps for itself (metadata), and for reserved keys this build does not know.
-    public static func slot(of key: UnsafeRawBufferPointer) -> Int? {
-        switch kind(key) {
-        case .row:
-            if key.first == reservedByte {
-                return HashSlot.slot(of: UnsafeRawBufferPointer(rebasing: key[1...]))
-            }
-            return HashSlot.slot(of: key)
-        case .reserved(indexTag):
-            guard let user = IndexKeys.userKey(ofEntry: key) else { return nil }
-            return HashSlot.slot(of: user)
-        case .reserved(expiryTag):
-            guard key.count > 10, let (user, _) = decodeEscaped(key, from: 10) else { return nil }
-            return HashSlot.slot(of: user)
-        default:
-            return nil
+    /// The slot of a row's engine key (one that ``kind(_:)`` classifies as a row).
+    @inlinable
+    public static func slot(ofRow key: UnsafeRawBufferPointer) -> Int {
+        if key.first == reservedByte {
+            return HashSlot.slot(of: UnsafeRawBufferPointer(rebasing: key[1...]))
         }
-    }
-
-    /// The slot of an engine key held in an array (see ``slot(of:)-(UnsafeRawBufferPointer)``).
-    public static func slot(of key: [UInt8]) -> Int? {
-        key.withUnsafeBytes { slot(of: $0) }
+        return HashSlot.slot(of: key)
     }
 
     // MARK: expiry entries
 
     /// The engine key of the expiry entry for `user` expiring at `expiresAt` (ms since epoch).
-    static func expiryEntry(_ user: [UInt8], at expiresAt: Int64) -> [UInt8] {
+    package static func expiryEntry(_ user: [UInt8], at expiresAt: Int64) -> [UInt8] {
         var k: [UInt8] = [reservedByte, expiryTag]
         k.reserveCapacity(12 + user.count + 4)
         appendBigEndian(UInt64(bitPattern: expiresAt) ^ (1 << 63), to: &k)
@@ -105,17 +87,17 @@ public enum EngineKey {
     }
 
     /// The lower bound of all expiry entries.
-    static let expiryStart: [UInt8] = [reservedByte, expiryTag]
+    package static let expiryStart: [UInt8] = [reservedByte, expiryTag]
 
     /// The exclusive upper bound of expiry entries due at or before `now`.
-    static func expiryBound(_ now: Int64) -> [UInt8] {
+    package static func expiryBound(_ now: Int64) -> [UInt8] {
         var k: [UInt8] = [reservedByte, expiryTag]
         appendBigEndian(UInt64(bitPattern: now &+ 1) ^ (1 << 63), to: &k)
         return k
     }
 
     /// Decodes an expiry entry: the user key and the expiry time.
-    static func decodeExpiryEntry(_ key: UnsafeRawBufferPointer) -> (user: [UInt8], expiresAt: Int64)? {
+    package static func decodeExpiryEntry(_ key: UnsafeRawBufferPointer) -> (user: [UInt8], expiresAt: Int64)? {
         guard key.count > 10, kind(key) == .reserved(expiryTag) else { return nil }
         var t: UInt64 = 0
         for i in 2..<10 { t = t << 8 | UInt64(key[i]) }

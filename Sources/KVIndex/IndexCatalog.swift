@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import Synchronization
 
 /// One live index (building or ready) as writes and queries see it, with its statistics.
@@ -7,30 +8,30 @@ import Synchronization
 /// The definition is immutable; statistics and build progress are atomics updated without
 /// locks. A handle outlives catalog snapshots: a new snapshot (another index created or
 /// dropped) keeps the handles of the indexes it keeps.
-final class IndexHandle: Sendable {
-    let id: UInt32
-    let definition: IndexDefinition
+package final class IndexHandle: Sendable {
+    package let id: UInt32
+    package let definition: IndexDefinition
     let path: JSONFieldPath
     /// `0xFF 0x02 id:4`, the prefix of every entry of the index.
-    let entryPrefix: [UInt8]
+    package let entryPrefix: [UInt8]
 
     /// Entries in the store (see ``IndexInfo/entries``).
-    let entries = Atomic<Int>(0)
-    let queries = Atomic<Int>(0)
-    let results = Atomic<Int>(0)
+    package let entries = Atomic<Int>(0)
+    package let queries = Atomic<Int>(0)
+    package let results = Atomic<Int>(0)
     /// True until every shard's back-fill is done.
-    let building: Atomic<Bool>
+    package let building: Atomic<Bool>
     /// Back-fill progress: rows processed and rows to process, over all shards.
-    let rowsDone = Atomic<Int>(0)
-    let rowsTotal = Atomic<Int>(0)
+    package let rowsDone = Atomic<Int>(0)
+    package let rowsTotal = Atomic<Int>(0)
     /// Set by a drop: the back-fill stops at its next step.
-    let cancelled = Atomic<Bool>(false)
+    package let cancelled = Atomic<Bool>(false)
     /// Whether the back-fill thread is running.
-    let builderRunning = Atomic<Bool>(false)
+    package let builderRunning = Atomic<Bool>(false)
     /// Why the back-fill stopped early.
-    let failure = Mutex<KVError?>(nil)
+    package let failure = Mutex<KVError?>(nil)
 
-    init(id: UInt32, definition: IndexDefinition, building: Bool) {
+    package init(id: UInt32, definition: IndexDefinition, building: Bool) {
         self.id = id
         self.definition = definition
         self.path = JSONFieldPath(definition.field)!
@@ -38,11 +39,11 @@ final class IndexHandle: Sendable {
         self.building = Atomic(building)
     }
 
-    var name: String { definition.name }
-    var isBuilding: Bool { building.load(ordering: .acquiring) }
+    package var name: String { definition.name }
+    package var isBuilding: Bool { building.load(ordering: .acquiring) }
 
     /// Back-fill progress 0-100 (100 once ready; at most 99 while building).
-    var progress: Int {
+    package var progress: Int {
         if !isBuilding { return 100 }
         let total = rowsTotal.load(ordering: .relaxed)
         let done = rowsDone.load(ordering: .relaxed)
@@ -51,20 +52,20 @@ final class IndexHandle: Sendable {
     }
 
     /// Whether rows under `key` fall under the key prefix.
-    @inline(__always)
-    func covers(_ key: [UInt8]) -> Bool {
+    @inlinable
+    package func covers(_ key: [UInt8]) -> Bool {
         definition.covers(key: key)
     }
 
     /// The entry of row `key` with `value`: its index value and entry key; nil when the row
     /// is not indexed (its value does not qualify, or the entry key would exceed the engine's
     /// key limit).
-    func entry(key: [UInt8], value: [UInt8]) -> (value: IndexValue, key: [UInt8])? {
+    package func entry(key: [UInt8], value: [UInt8]) -> (value: IndexValue, key: [UInt8])? {
         value.withUnsafeBytes { entry(key: key, value: $0) }
     }
 
     /// The entry of row `key` with a value held in a buffer (see ``entry(key:value:)-([UInt8],[UInt8])``).
-    func entry(key: [UInt8], value: UnsafeRawBufferPointer) -> (value: IndexValue, key: [UInt8])? {
+    package func entry(key: [UInt8], value: UnsafeRawBufferPointer) -> (value: IndexValue, key: [UInt8])? {
         guard let v = IndexDefinition.indexValue(of: value, path: path, type: definition.type) else { return nil }
         var k = entryPrefix
         IndexKeys.appendValue(v, to: &k)
@@ -73,7 +74,7 @@ final class IndexHandle: Sendable {
         return (v, k)
     }
 
-    func info() -> IndexInfo {
+    package func info() -> IndexInfo {
         IndexInfo(
             definition: definition, state: isBuilding ? .building : .ready, progress: progress,
             entries: entries.load(ordering: .relaxed), queries: queries.load(ordering: .relaxed),
@@ -82,31 +83,33 @@ final class IndexHandle: Sendable {
 }
 
 /// An immutable set of live indexes, published whole by ``IndexCatalog``.
-final class IndexSet: Sendable {
+package final class IndexSet: Sendable {
     /// Live indexes, sorted by name.
-    let all: [IndexHandle]
+    package let all: [IndexHandle]
     /// Whether some index covers every key (it has no key prefix).
-    let coversAll: Bool
+    package let coversAll: Bool
 
-    init(_ handles: [IndexHandle]) {
+    package init(_ handles: [IndexHandle]) {
         all = handles.sorted { $0.name < $1.name }
         coversAll = handles.contains { $0.definition.keyPrefix == nil }
     }
 
-    func named(_ name: String) -> IndexHandle? {
+    package func named(_ name: String) -> IndexHandle? {
         all.first { $0.name == name }
     }
 }
 
 /// Index-entry changes of one batch, applied to the statistics once the batch committed.
-struct IndexDeltas {
+package struct IndexDeltas {
     var changes: [(IndexHandle, Int)] = []
+
+    package init() {}
 
     mutating func add(_ h: IndexHandle, _ d: Int) {
         if d != 0 { changes.append((h, d)) }
     }
 
-    func apply() {
+    package func apply() {
         for (h, d) in changes { h.entries.add(d, ordering: .relaxed) }
     }
 }
@@ -138,42 +141,37 @@ package enum IndexStep: Sendable, Equatable, CustomStringConvertible {
 /// a few hundred bytes per change), which is what makes the unretained load safe. Index
 /// changes (create, drop) are serialized by `ddl`, held across their metadata writes; it
 /// is never taken on the write path.
-final class IndexCatalog: Sendable {
-    private let current = Atomic<UInt>(0)
+package final class IndexCatalog: Sendable {
+    @usableFromInline let current = Atomic<UInt>(0)
     private let published: Mutex<[IndexSet]>
     /// Serializes createIndex and dropIndex.
     let ddl = Mutex<Void>(())
     /// The next index id to allocate (guarded by `ddl` for allocation).
     let nextID = Atomic<UInt32>(1)
-    let hook = Mutex<(@Sendable (IndexStep) -> Bool)?>(nil)
-    /// Work found at open, started with the store's background work.
-    let pending = Mutex<[IndexJob]>([])
-    /// The failure of the last drop's background deletion (retried at the next open).
-    let workFailure = Mutex<KVError?>(nil)
 
-    init() {
+    package init() {
         let empty = IndexSet([])
         published = Mutex([empty])
         current.store(UInt(bitPattern: Unmanaged.passUnretained(empty).toOpaque()), ordering: .releasing)
     }
 
     /// The live indexes.
-    @inline(__always)
-    var set: IndexSet {
+    @inlinable
+    package var set: IndexSet {
         let bits = current.load(ordering: .acquiring)
         return Unmanaged<IndexSet>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
     }
 
     /// Replaces the live indexes.
-    func publish(_ handles: [IndexHandle]) {
+    package func publish(_ handles: [IndexHandle]) {
         let s = IndexSet(handles)
         published.withLock { $0.append(s) }
         current.store(UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()), ordering: .releasing)
     }
 
     /// Whether any index may cover `key`; when false, writes of `key` skip reading the old row.
-    @inline(__always)
-    func mayIndex(_ key: [UInt8]) -> Bool {
+    @inlinable
+    package func mayIndex(_ key: [UInt8]) -> Bool {
         let s = set
         if s.all.isEmpty { return false }
         if s.coversAll { return true }
@@ -188,7 +186,7 @@ final class IndexCatalog: Sendable {
     /// carries the row's expiry). The caller holds the key's lock and read `old` under it. The
     /// counts are exact for ready indexes; while an index is building its old entry may not
     /// exist yet, so its count is approximate until the build recounts it at the end.
-    func appendUpdates(
+    package func appendUpdates(
         key: [UInt8], slot: Int, old: StoredEntry?, new: StoredEntry?, into batch: inout WriteBatch, slots: inout [Int],
         deltas: inout IndexDeltas
     ) {
@@ -219,11 +217,5 @@ final class IndexCatalog: Sendable {
                 deltas.add(h, 1)
             }
         }
-    }
-
-    /// Calls the crash-test hook; true means halt here.
-    func step(_ s: IndexStep) -> Bool {
-        guard let hook = hook.withLock({ $0 }) else { return false }
-        return hook(s)
     }
 }

@@ -1,107 +1,92 @@
 import KVBase
 import KVEngine
+import KVLayout
+import Synchronization
 
-/// Background work on an index: a back-fill (shards still building, with their cursors) or the
-/// deletion of a dropped index's entries and records.
-enum IndexJob: Sendable {
-    case build(IndexHandle, shards: [IndexBuildShard])
-    case drop(id: UInt32, name: String, shards: [Int])
-}
-
-/// A shard whose back-fill of an index is not done, and where it stopped.
-struct IndexBuildShard: Sendable {
-    var shard: Int
-    var fill: IndexMetadata.Fill?
-}
-
-extension ShardedStore {
+/// The secondary indexes of a store: creating and dropping them, loading their metadata at
+/// open (and repairing it when a follower is promoted), their statistics, their part in
+/// resharding, and the entry points of queries. The store calls it through a few methods and
+/// it reaches the store through ``IndexHost``.
+///
+/// Owns the ``IndexCatalog`` (the live indexes, which the store's write path also reads
+/// directly), the ``IndexBuilder`` running back-fills and drops, and whether an index change
+/// (create or drop) is writing metadata, which excludes resharding.
+///
+/// Thread safety: every method may be called from any thread. Index changes are serialized by
+/// the catalog's `ddl` mutex; the change flag sits in a mutex of its own, taken after the
+/// store's mutex when both are held (see ``IndexHost``).
+package final class IndexManager: Sendable {
     /// Most indexes a store holds at once.
-    public static let maxIndexes = 64
+    package static let maxIndexes = 64
 
-    /// Creates a secondary index and starts back-filling it over the existing rows in the
-    /// background.
-    ///
-    /// The definition is written to every shard before this returns; from then on every write
-    /// maintains the index. A background thread then walks each shard's rows (those under the
-    /// key prefix) in batches, indexing each under its key's write lock, while reads and writes
-    /// continue. Until it is done the index is ``IndexState/building`` (see
-    /// ``indexInfo(_:)`` for the progress) and queries on it fail; ``waitForIndexes()`` waits
-    /// for it. A crash during the back-fill resumes it when the store is reopened.
-    ///
-    /// - Throws: ``KVError/invalidArgument(_:)`` for a malformed definition (see
-    ///   ``IndexDefinition/validate()``), `index 'NAME' already exists`, or more than
-    ///   ``maxIndexes`` indexes; ``KVError/invalidState(_:)`` while a reshard runs;
-    ///   ``KVError/closed``; the I/O error that stopped the metadata write.
-    public func createIndex(_ definition: IndexDefinition) throws {
-        try createIndexTyped(definition)
+    /// The live indexes.
+    package let catalog: IndexCatalog
+    let builder = IndexBuilder()
+    /// A createIndex or dropIndex is writing index metadata: no reshard may start.
+    private let changeRunning = Mutex(false)
+
+    /// Creates the manager of the indexes in `catalog` (empty until ``load(_:lenient:)``).
+    package init(catalog: IndexCatalog) {
+        self.catalog = catalog
     }
 
-    /// Drops an index: queries on it fail at once, writes stop maintaining it, and its entries
-    /// are deleted in the background (a later index never sees them: index ids are never
-    /// reused). A running back-fill of it is stopped first.
-    ///
-    /// - Throws: ``KVError/notFound(_:)`` `no such index 'NAME'`; ``KVError/invalidState(_:)``
-    ///   while a reshard runs; ``KVError/closed``; the I/O error that stopped the metadata write.
-    public func dropIndex(_ name: String) throws {
-        try dropIndexTyped(name)
-    }
+    // MARK: what the store's public API forwards to
 
     /// Every index (building or ready), sorted by name.
-    public func indexes() -> [IndexInfo] {
-        indexCatalog.set.all.map { $0.info() }
+    package func infos() -> [IndexInfo] {
+        catalog.set.all.map { $0.info() }
     }
 
-    /// The definition, state, back-fill progress and statistics of an index.
-    ///
-    /// - Throws: ``KVError/notFound(_:)`` `no such index 'NAME'`.
-    public func indexInfo(_ name: String) throws -> IndexInfo {
-        guard let h = indexCatalog.set.named(name) else { throw KVError.notFound("no such index '\(name)'") }
+    /// The description of index `name`.
+    package func info(_ name: String) throws(KVError) -> IndexInfo {
+        guard let h = catalog.set.named(name) else { throw .notFound("no such index '\(name)'") }
         return h.info()
     }
 
-    /// Waits until no index is building and the entries of dropped indexes are deleted.
-    ///
-    /// - Throws: the error that stopped a back-fill (it resumes when the store is reopened).
-    public func waitForIndexes() throws {
+    /// Waits until no index work runs; throws the error that stopped a back-fill or a drop.
+    package func waitForWork() throws(KVError) {
         var wait: UInt32 = 100
-        while state.withLock({ $0.indexWorkers > 0 }) {
+        while builder.hasWorkers {
             pause(microseconds: wait)
             wait = min(wait * 2, 10_000)
         }
-        for h in indexCatalog.set.all {
+        for h in catalog.set.all {
             if let f = h.failure.withLock({ $0 }) { throw f }
         }
-        if let f = indexCatalog.workFailure.withLock({ $0 }) { throw f }
+        if let f = builder.workFailure { throw f }
     }
 
-    /// Installs a hook called at each step of index background work; returning true halts the
-    /// store there as a crash would (no further I/O), for crash tests.
-    package func setIndexHook(_ hook: (@Sendable (IndexStep) -> Bool)?) {
-        indexCatalog.hook.withLock { $0 = hook }
+    /// Installs the crash-test hook of index background work.
+    package func setHook(_ hook: (@Sendable (IndexStep) -> Bool)?) {
+        builder.setHook(hook)
     }
 
-    /// The id of a live index (tests inspect its entries).
-    package func indexID(_ name: String) -> UInt32? {
-        indexCatalog.set.named(name)?.id
+    /// The id of a live index.
+    package func id(of name: String) -> UInt32? {
+        catalog.set.named(name)?.id
     }
+
+    /// Whether a back-fill or drop thread is alive (close and crash halts wait for none).
+    package var hasWorkers: Bool { builder.hasWorkers }
 
     // MARK: create and drop
 
-    func createIndexTyped(_ definition: IndexDefinition) throws(KVError) {
+    /// Creates an index (see `ShardedStore.createIndex(_:)`).
+    package func create(_ definition: IndexDefinition, _ host: any IndexHost) throws(KVError) {
         let def = definition.normalized
-        try def.validateTyped()
-        try indexCatalog.ddl.withLock { (_) throws(KVError) in
-            let routing = try beginIndexChange("create")
-            defer { state.withLock { $0.indexChangeRunning = false } }
-            let live = indexCatalog.set
+        try def.validate()
+        try catalog.ddl.withLock { (_) throws(KVError) in
+            let routing = try beginChange("create", host)
+            defer { changeRunning.withLock { $0 = false } }
+            let live = catalog.set
             if live.named(def.name) != nil { throw .invalidArgument("index '\(def.name)' already exists") }
             if live.all.count >= Self.maxIndexes {
                 throw .invalidArgument("a store holds at most \(Self.maxIndexes) indexes; drop one first")
             }
-            let id = indexCatalog.nextID.load(ordering: .relaxed)
-            guard id < UInt32.max else { throw .invalidState("store \(path): index ids are exhausted") }
+            let id = catalog.nextID.load(ordering: .relaxed)
+            guard id < UInt32.max else { throw .invalidState("store \(host.path): index ids are exhausted") }
             // The id is spent even if the writes below fail.
-            indexCatalog.nextID.store(id + 1, ordering: .relaxed)
+            catalog.nextID.store(id + 1, ordering: .relaxed)
             let record = IndexMetadata.encode(IndexMetadata.Definition(id: id, state: .building, definition: def))
             // Shard 0's record is the commit point: written last, so an interrupted create
             // leaves records only in other shards, which the next open removes.
@@ -112,18 +97,19 @@ extension ShardedStore {
                 try shard.db.commit(batch, durability: .always)
             }
             let handle = IndexHandle(id: id, definition: def, building: true)
-            state.withLock { _ = $0.indexesBuilding.insert(def.name) }
-            indexCatalog.publish(live.all + [handle])
-            startIndexJob(.build(handle, shards: routing.shards.map { IndexBuildShard(shard: $0.id, fill: nil) }))
+            builder.markBuilding(def.name)
+            catalog.publish(live.all + [handle])
+            builder.start(.build(handle, shards: routing.shards.map { IndexBuildShard(shard: $0.id, fill: nil) }), host)
         }
     }
 
-    func dropIndexTyped(_ name: String) throws(KVError) {
-        try indexCatalog.ddl.withLock { (_) throws(KVError) in
-            let live = indexCatalog.set
+    /// Drops an index (see `ShardedStore.dropIndex(_:)`).
+    package func drop(_ name: String, _ host: any IndexHost) throws(KVError) {
+        try catalog.ddl.withLock { (_) throws(KVError) in
+            let live = catalog.set
             guard let handle = live.named(name) else { throw .notFound("no such index '\(name)'") }
-            let routing = try beginIndexChange("drop")
-            defer { state.withLock { $0.indexChangeRunning = false } }
+            let routing = try beginChange("drop", host)
+            defer { changeRunning.withLock { $0 = false } }
             // Stop a running back-fill first, so that nothing writes this index's metadata
             // after the drop is recorded. Writes keep maintaining the index until then.
             handle.cancelled.store(true, ordering: .releasing)
@@ -146,28 +132,24 @@ extension ShardedStore {
                 }
                 throw error
             }
-            indexCatalog.publish(live.all.filter { $0 !== handle })
-            state.withLock { _ = $0.indexesBuilding.remove(name) }
-            startIndexJob(.drop(id: handle.id, name: name, shards: routing.shards.map(\.id)))
+            catalog.publish(live.all.filter { $0 !== handle })
+            builder.unmarkBuilding(name)
+            builder.start(.drop(id: handle.id, name: name, shards: routing.shards.map(\.id)), host)
         }
     }
 
     /// Marks an index change as running; refuses it while the store is closed or resharding.
-    func beginIndexChange(_ verb: String) throws(KVError) -> Routing {
-        try state.withLock { (s) throws(KVError) -> Routing in
-            if s.closed { throw .closed }
-            if s.reshardRunning || s.migration != nil || s.cleanup != nil {
-                throw .invalidState("store \(path) is resharding; \(verb) the index after the reshard finishes")
-            }
-            s.indexChangeRunning = true
-            return s.routing
+    func beginChange(_ verb: String, _ host: any IndexHost) throws(KVError) -> IndexLayout {
+        try host.excludingReshard(verb) { (layout) throws(KVError) -> IndexLayout in
+            changeRunning.withLock { $0 = true }
+            return layout
         }
     }
 
     // MARK: open and close
 
     /// The index metadata records of every shard.
-    struct ShardIndexMetadata {
+    struct ShardMetadata {
         var defs: [[UInt32: IndexMetadata.Definition]] = []
         var fills: [[UInt32: IndexMetadata.Fill]] = []
         var stats: [UInt32: IndexMetadata.Stats] = [:]
@@ -176,8 +158,8 @@ extension ShardedStore {
 
     /// Reads the `idx.` records of every shard of `routing`; a damaged or unknown record
     /// fails naming its shard.
-    func readIndexMetadata(_ routing: Routing) throws(KVError) -> ShardIndexMetadata {
-        var m = ShardIndexMetadata()
+    func readMetadata(_ routing: IndexLayout) throws(KVError) -> ShardMetadata {
+        var m = ShardMetadata()
         for shard in routing.shards {
             var d: [UInt32: IndexMetadata.Definition] = [:]
             var f: [UInt32: IndexMetadata.Fill] = [:]
@@ -215,9 +197,9 @@ extension ShardedStore {
     /// shard at its own point of the leader's history: it publishes the indexes shard 0
     /// defines and no shard is dropping, as building while any shard is building or still
     /// lacks the definition, and queues no work (the leader's writes bring the entries).
-    func loadIndexes(lenient: Bool = false) throws(KVError) {
-        let routing = state.withLock { $0.routing }
-        let m = try readIndexMetadata(routing)
+    package func load(_ host: any IndexHost, lenient: Bool = false) throws(KVError) {
+        let routing = host.lastIndexLayout()
+        let m = try readMetadata(routing)
         let defs = m.defs
         var handles: [IndexHandle] = []
         var jobs: [IndexJob] = []
@@ -258,11 +240,9 @@ extension ShardedStore {
             handles.append(h)
             if !building.isEmpty { jobs.append(.build(h, shards: building)) }
         }
-        indexCatalog.nextID.store(m.next, ordering: .relaxed)
-        indexCatalog.publish(handles)
-        let names = Set(handles.filter(\.isBuilding).map(\.name))
-        state.withLock { $0.indexesBuilding = names }
-        indexCatalog.pending.withLock { $0 = jobs }
+        catalog.nextID.store(m.next, ordering: .relaxed)
+        catalog.publish(handles)
+        builder.reset(building: Set(handles.filter(\.isBuilding).map(\.name)), pending: jobs)
     }
 
     private func handle(_ id: UInt32, _ def: IndexDefinition, building: Bool, _ stats: IndexMetadata.Stats?) -> IndexHandle {
@@ -279,9 +259,9 @@ extension ShardedStore {
     /// every index shard 0 defines (and is not dropping) gets its definition in every shard,
     /// as building where a shard lacked it, disagreed or was dropping, so the strict load that
     /// follows resumes those shards' back-fills from the start.
-    func repairFollowerIndexMetadata() throws(KVError) {
-        let routing = state.withLock { $0.routing }
-        let m = try readIndexMetadata(routing)
+    package func repairFollowerMetadata(_ host: any IndexHost) throws(KVError) {
+        let routing = host.lastIndexLayout()
+        let m = try readMetadata(routing)
         for (id, authority) in m.defs[0] where authority.state != .dropping {
             for shard in routing.shards {
                 let mine = m.defs[shard.id][id]
@@ -299,20 +279,21 @@ extension ShardedStore {
         return "'\(d.definition.name)' field '\(d.definition.field)' \(d.definition.type.rawValue)\(p) \(d.state)"
     }
 
-    /// Starts the work queued by ``loadIndexes()``.
-    func startIndexWork() {
-        let jobs = indexCatalog.pending.withLock { p -> [IndexJob] in
-            defer { p = [] }
-            return p
-        }
-        for job in jobs { startIndexJob(job) }
+    /// Starts the work queued by ``load(_:lenient:)``.
+    package func startWork(_ host: any IndexHost) {
+        builder.startPending(host)
     }
 
-    /// Records the statistics of every live index in shard 0 (at close and when a build ends).
-    func persistIndexStatistics(_ handles: [IndexHandle]? = nil) throws(KVError) {
-        let handles = handles ?? indexCatalog.set.all
+    /// Records the statistics of every live index in shard 0 (at close).
+    package func persistStatistics(_ host: any IndexHost) throws(KVError) {
+        try Self.persistStatistics(catalog.set.all, host.lastIndexLayout())
+    }
+
+    /// Records the statistics of `handles` in shard 0 of `layout` (at close and when a build
+    /// ends).
+    static func persistStatistics(_ handles: [IndexHandle], _ layout: IndexLayout) throws(KVError) {
         if handles.isEmpty { return }
-        let shard0 = state.withLock { $0.routing.shards[0] }
+        let shard0 = layout.shards[0]
         var batch = WriteBatch()
         for h in handles {
             let s = IndexMetadata.Stats(
@@ -325,35 +306,23 @@ extension ShardedStore {
 
     // MARK: resharding
 
-    /// Refuses a reshard while index definitions change or an index is building (called under
-    /// the store mutex by `reshard(to:)`).
-    func checkIndexesAllowReshard(_ s: State) throws(KVError) {
-        if s.indexChangeRunning {
+    /// Refuses a reshard of the store in `path` while index definitions change or an index is
+    /// building. Called under the store mutex by the reshard, which then marks itself running
+    /// before releasing it, so no index change starts meanwhile (see ``beginChange(_:_:)``).
+    package func checkAllowsReshard(path: String) throws(KVError) {
+        if changeRunning.withLock({ $0 }) {
             throw .invalidState("store \(path): an index is being created or dropped; reshard when that is done")
         }
-        if let name = s.indexesBuilding.sorted().first {
-            let progress = indexCatalog.set.named(name)?.progress ?? 0
+        if let name = builder.firstBuilding {
+            let progress = catalog.set.named(name)?.progress ?? 0
             throw .invalidState("store \(path): index '\(name)' is still building (\(progress)%); reshard when it is ready")
         }
     }
 
-    /// Waits for index background work (the deletion of dropped indexes) to end.
-    func waitForIndexWorkers() throws(KVError) {
-        var wait: UInt32 = 100
-        while try state.withLock({ (s) throws(KVError) -> Bool in
-            if s.closed { throw .closed }
-            return s.indexWorkers > 0
-        }) {
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
-        }
-    }
-
-    /// Copies the index definitions and the id counter of shard 0 to a shard a reshard adds,
-    /// durably, before any row reaches it.
-    func copyIndexMetadata(to target: Shard) throws(KVError) {
-        let source = state.withLock { $0.routing.shards[0] }
-        let it = try source.db.makeIterator()
+    /// Copies the index definitions and the id counter of `source` (shard 0) to `target`, a
+    /// shard a reshard adds, durably, before any row reaches it.
+    package func copyMetadata(from source: Database, to target: Database) throws(KVError) {
+        let it = try source.makeIterator()
         try it.seek(IndexMetadata.namespace)
         var batch = WriteBatch()
         while it.isValid, it.keyView.starts(with: IndexMetadata.namespace) {
@@ -363,7 +332,6 @@ extension ShardedStore {
             }
             try it.next()
         }
-        if !batch.isEmpty { try target.db.commit(batch, durability: .always) }
+        if !batch.isEmpty { try target.commit(batch, durability: .always) }
     }
-
 }

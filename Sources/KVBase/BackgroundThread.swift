@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Starts a detached pthread running `body` (a store's background cleanup). Blocking file
-/// I/O runs there rather than on the Swift concurrency pool.
+/// I/O runs there rather than on the Swift concurrency pool. Used by the store and its indexes.
 package func startBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     final class Box: Sendable {
         let body: @Sendable () -> Void
@@ -30,7 +30,7 @@ package func startBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     #endif
 }
 
-/// Sleeps the calling thread; used by the few polling waits of a reshard.
-func pause(microseconds: UInt32) {
+/// Sleeps the calling thread; used by the few polling waits of a reshard or of index work.
+package func pause(microseconds: UInt32) {
     usleep(microseconds)
 }

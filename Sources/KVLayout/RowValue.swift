@@ -30,8 +30,10 @@ public struct StoredEntry: Hashable, Sendable {
 /// Any other format byte is reported as corruption. Index and expiry entries use the same
 /// envelope with an empty payload, carrying the expiry of their row.
 public enum RowValue {
-    static let plain: UInt8 = 0x00
-    static let expiring: UInt8 = 0x01
+    /// Format byte of a value with no expiry.
+    @usableFromInline package static let plain: UInt8 = 0x00
+    /// Format byte of a value with an expiry time.
+    @usableFromInline package static let expiring: UInt8 = 0x01
 
     /// The envelope of `payload` with `expiresAt`.
     public static func encode(_ payload: [UInt8], expiresAt: Int64?) -> [UInt8] {
@@ -41,6 +43,7 @@ public enum RowValue {
     }
 
     /// Appends the trailer for `expiresAt`.
+    @inlinable
     public static func appendTrailer(_ expiresAt: Int64?, to v: inout [UInt8]) {
         if let t = expiresAt {
             var u = UInt64(bitPattern: t)
@@ -55,7 +58,7 @@ public enum RowValue {
     }
 
     /// The payload length and expiry of an encoded value; nil when the envelope is damaged.
-    @inline(__always)
+    @inlinable
     public static func parse(_ v: UnsafeRawBufferPointer) -> (payload: Int, expiresAt: Int64?)? {
         guard let format = v.last else { return nil }
         switch format {
@@ -72,7 +75,8 @@ public enum RowValue {
     }
 
     /// Decodes an engine value read for `key` into an entry (expired or not).
-    static func decode(_ raw: consuming [UInt8], key: [UInt8]) throws(KVError) -> StoredEntry {
+    @inlinable
+    package static func decode(_ raw: consuming [UInt8], key: [UInt8]) throws(KVError) -> StoredEntry {
         guard let (n, t) = raw.withUnsafeBytes({ parse($0) }) else { throw damaged(key) }
         // Consumed: when the caller hands over its only reference, the envelope is cut off
         // in place instead of the value being copied.
@@ -80,13 +84,14 @@ public enum RowValue {
         return StoredEntry(value: raw, expiresAt: t)
     }
 
-    static func damaged(_ key: [UInt8]) -> KVError {
+    @usableFromInline
+    package static func damaged(_ key: [UInt8]) -> KVError {
         .corruption(file: "", offset: 0, reason: "row value of key \(printable(key)) has an unknown envelope format")
     }
 
     /// Whether a row expiring at `expiresAt` is expired at `now`.
-    @inline(__always)
-    static func isExpired(_ expiresAt: Int64?, now: Int64) -> Bool {
+    @inlinable
+    package static func isExpired(_ expiresAt: Int64?, now: Int64) -> Bool {
         if let t = expiresAt { return t <= now }
         return false
     }
@@ -100,7 +105,7 @@ public enum RowValue {
 }
 
 /// A short printable form of a key for error messages.
-func printable(_ key: [UInt8]) -> String {
+package func printable(_ key: [UInt8]) -> String {
     let shown = key.prefix(64).map { b -> String in
         (b >= 0x20 && b < 0x7F && b != UInt8(ascii: "\\")) ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16).leftPadded(2)
     }.joined()
@@ -108,5 +113,5 @@ func printable(_ key: [UInt8]) -> String {
 }
 
 extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+    package func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

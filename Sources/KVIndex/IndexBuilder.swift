@@ -1,7 +1,25 @@
 import KVBase
 import KVEngine
+import KVLayout
+import Synchronization
 
-/// Index background work: back-fills and the deletion of dropped indexes.
+/// Background work on an index: a back-fill (shards still building, with their cursors) or the
+/// deletion of a dropped index's entries and records.
+enum IndexJob: Sendable {
+    case build(IndexHandle, shards: [IndexBuildShard])
+    case drop(id: UInt32, name: String, shards: [Int])
+}
+
+/// A shard whose back-fill of an index is not done, and where it stopped.
+struct IndexBuildShard: Sendable {
+    var shard: Int
+    var fill: IndexMetadata.Fill?
+}
+
+/// Index background work: back-fills and the deletion of dropped indexes, each on a thread of
+/// its own. Owns what that work shares: the threads alive, the indexes still building (no
+/// reshard may start meanwhile), the work found at open and not yet started, the failure of
+/// the last drop's deletion, and the crash-test hook.
 ///
 /// **Back-fill protocol.** `createIndex` writes the definition (state building) to every shard
 /// and publishes it to the write path before the back-fill starts, so every write from then on
@@ -9,76 +27,119 @@ import KVEngine
 /// a write that checked the catalog before the index was published holds its key's stripe
 /// until it has committed, so afterwards every row written without the index is visible to the
 /// back-fill's iterators. Then, shard by shard, it reads the keys of up to
-/// ``indexBuildChunk`` rows after its cursor (rows under the key prefix, owned by the shard),
-/// and in groups of ``indexBuildGroup`` takes their key locks, re-reads those rows (one fresh
+/// ``chunk`` rows after its cursor (rows under the key prefix, owned by the shard),
+/// and in groups of ``group`` takes their key locks, re-reads those rows (one fresh
 /// iterator over the group's range), writes the entry each row should have (rewriting one a
 /// concurrent write already made is harmless), and commits those entries together with the
 /// new cursor (`idx.fill`) in one batch. A row changed concurrently is either re-read here
 /// after the change, or changed after this batch by a write that maintains the index itself,
 /// so no entry is missed, stale or duplicated. When a shard is done its definition becomes
 /// ready (and its cursor is deleted) in one durable batch; when all are, the index is ready and
-/// its entry count is recounted exactly (see ``recountEntries(_:)``).
+/// its entry count is recounted exactly (see ``recountEntries(_:_:)``).
 /// A crash loses at most the batches after the last persisted cursor, entries and cursor
 /// together, and the next open resumes each building shard from its cursor.
-extension ShardedStore {
+final class IndexBuilder: Sendable {
     /// Rows a back-fill reads per pass over a shard.
-    static let indexBuildChunk = 1000
+    static let chunk = 1000
     /// Rows a back-fill indexes under one set of key locks, in one batch.
-    static let indexBuildGroup = 100
+    static let group = 100
+    /// Bytes per batch when deleting a dropped index's entries.
+    static let dropBatchBytes = 1 << 20
 
-    /// Starts `job` on a background thread.
-    func startIndexJob(_ job: IndexJob) {
-        let go = state.withLock { s -> Bool in
-            if s.closed { return false }
-            s.indexWorkers += 1
-            return true
+    private struct State {
+        /// Indexes being back-filled, by name: no reshard may start.
+        var building: Set<String> = []
+        /// Background threads alive (back-fills and drops); close waits for them.
+        var workers = 0
+        /// Work found at open, started with the store's background work.
+        var pending: [IndexJob] = []
+        /// The failure of the last drop's background deletion (retried at the next open).
+        var workFailure: KVError?
+    }
+
+    private let state = Mutex(State())
+    private let hook = Mutex<(@Sendable (IndexStep) -> Bool)?>(nil)
+
+    init() {}
+
+    // MARK: state
+
+    /// Whether a back-fill or drop thread is alive.
+    var hasWorkers: Bool { state.withLock { $0.workers > 0 } }
+
+    /// The first index still building, by name.
+    var firstBuilding: String? { state.withLock { $0.building.min() } }
+
+    /// The failure of the last drop's background deletion.
+    var workFailure: KVError? { state.withLock { $0.workFailure } }
+
+    func markBuilding(_ name: String) { state.withLock { _ = $0.building.insert(name) } }
+
+    func unmarkBuilding(_ name: String) { state.withLock { _ = $0.building.remove(name) } }
+
+    /// Replaces the building set and the pending work (at open).
+    func reset(building: Set<String>, pending: [IndexJob]) {
+        state.withLock {
+            $0.building = building
+            $0.pending = pending
         }
+    }
+
+    func setHook(_ h: (@Sendable (IndexStep) -> Bool)?) { hook.withLock { $0 = h } }
+
+    /// Starts the work queued at open.
+    func startPending(_ host: any IndexHost) {
+        let jobs = state.withLock { s -> [IndexJob] in
+            defer { s.pending = [] }
+            return s.pending
+        }
+        for job in jobs { start(job, host) }
+    }
+
+    /// Starts `job` on a background thread, unless the store is closing.
+    func start(_ job: IndexJob, _ host: any IndexHost) {
+        // Counted under the store mutex, so that a close either sees the worker or stops it
+        // from starting.
+        let go = host.ifOpen { state.withLock { $0.workers += 1 } } != nil
         guard go else { return }
         if case .build(let h, _) = job { h.builderRunning.store(true, ordering: .releasing) }
         startBackgroundThread { [self] in
             switch job {
             case .build(let h, let shards):
-                runBuild(h, shards)
+                runBuild(h, shards, host)
                 h.builderRunning.store(false, ordering: .releasing)
             case .drop(let id, let name, let shards):
                 do throws(KVError) {
-                    try runDrop(id: id, shards: shards)
+                    try runDrop(id: id, shards: shards, host)
                 } catch {
-                    if !shouldStopIndexWork() {
-                        indexCatalog.workFailure.withLock { $0 = .invalidState("deleting the entries of dropped index '\(name)' failed: \(error)") }
+                    if !host.isStopping {
+                        state.withLock { $0.workFailure = .invalidState("deleting the entries of dropped index '\(name)' failed: \(error)") }
                     }
                 }
             }
-            state.withLock { $0.indexWorkers -= 1 }
+            state.withLock { $0.workers -= 1 }
         }
-    }
-
-    /// Whether background index work must stop now: the store is closing or was halted.
-    func shouldStopIndexWork() -> Bool {
-        state.withLock { $0.closed || $0.halted }
     }
 
     /// Gives the crash-test hook its chance to halt the store at `step`; true when halted.
-    func indexCheckpoint(_ step: IndexStep) -> Bool {
-        if indexCatalog.step(step) {
-            state.withLock { $0.halted = true }
-            return true
-        }
-        return false
+    func checkpoint(_ step: IndexStep, _ host: any IndexHost) -> Bool {
+        guard let hook = hook.withLock({ $0 }), hook(step) else { return false }
+        host.halt()
+        return true
     }
 
     /// Waits for every write that may have checked the index catalog before its last change:
     /// such writes hold their key's stripe until they have committed.
-    func keyLockBarrier() {
-        keyLocks.withLocks(slots: Array(0..<KeyLocks.stripes)) {}
+    func keyLockBarrier(_ host: any IndexHost) {
+        host.withAllKeyLocks {}
     }
 
     // MARK: back-fill
 
-    func runBuild(_ h: IndexHandle, _ pending: [IndexBuildShard]) {
+    func runBuild(_ h: IndexHandle, _ pending: [IndexBuildShard], _ host: any IndexHost) {
         do throws(KVError) {
-            keyLockBarrier()
-            let routing = try currentRouting()
+            keyLockBarrier(host)
+            let routing = try host.indexLayout()
             let (lower, upper) = Self.rowRange(h.definition.keyPrefix)
             var total = 0
             var done = 0
@@ -91,15 +152,15 @@ extension ShardedStore {
             h.rowsTotal.store(total, ordering: .relaxed)
             h.rowsDone.store(done, ordering: .relaxed)
             for p in pending {
-                let finished = try buildShard(h, routing.shards[p.shard], owners: routing.owners, fill: p.fill, lower: lower, upper: upper)
+                let finished = try buildShard(h, routing.shards[p.shard], owners: routing.owners, fill: p.fill, lower: lower, upper: upper, host)
                 if !finished { return }
             }
             h.building.store(false, ordering: .releasing)
-            try recountEntries(h)
-            state.withLock { _ = $0.indexesBuilding.remove(h.name) }
-            try persistIndexStatistics([h])
+            try recountEntries(h, host)
+            unmarkBuilding(h.name)
+            try IndexManager.persistStatistics([h], host.lastIndexLayout())
         } catch {
-            if !h.cancelled.load(ordering: .acquiring) && !shouldStopIndexWork() {
+            if !h.cancelled.load(ordering: .acquiring) && !host.isStopping {
                 h.failure.withLock { $0 = error }
             }
         }
@@ -117,7 +178,7 @@ extension ShardedStore {
     /// Walks the rows of `shard` in `lower..<upper` after `cursor` that the shard owns, calling
     /// `body` with each engine key until it returns false.
     func forEachRowKey(
-        _ shard: Shard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?,
+        _ shard: IndexShard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?,
         _ body: (UnsafeRawBufferPointer) -> Bool
     ) throws(KVError) {
         let it = try shard.db.makeIterator()
@@ -135,14 +196,14 @@ extension ShardedStore {
                 try it.seek(Self.reservedEnd)
                 continue
             }
-            if let slot = EngineKey.slot(of: k), Int(owners[slot]) == shard.id {
+            if Int(owners[EngineKey.slot(ofRow: k)]) == shard.id {
                 if !body(k) { return }
             }
             try it.next()
         }
     }
 
-    func countRows(_ shard: Shard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?) throws(KVError) -> Int {
+    func countRows(_ shard: IndexShard, owners: [UInt16], after cursor: [UInt8]?, lower: [UInt8]?, upper: [UInt8]?) throws(KVError) -> Int {
         var n = 0
         try forEachRowKey(shard, owners: owners, after: cursor, lower: lower, upper: upper) { _ in
             n += 1
@@ -153,28 +214,29 @@ extension ShardedStore {
 
     /// Back-fills one shard from its cursor; returns false when stopped (drop, close, halt).
     func buildShard(
-        _ h: IndexHandle, _ shard: Shard, owners: [UInt16], fill: IndexMetadata.Fill?, lower: [UInt8]?, upper: [UInt8]?
+        _ h: IndexHandle, _ shard: IndexShard, owners: [UInt16], fill: IndexMetadata.Fill?, lower: [UInt8]?, upper: [UInt8]?,
+        _ host: any IndexHost
     ) throws(KVError) -> Bool {
         var cursor = fill?.cursor
         var rowsDone = fill?.rowsDone ?? 0
         var batches = 0
         let db = shard.db
         while true {
-            if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
+            if h.cancelled.load(ordering: .acquiring) || host.isStopping { return false }
             var keys: [[UInt8]] = []
-            keys.reserveCapacity(Self.indexBuildChunk)
+            keys.reserveCapacity(Self.chunk)
             try forEachRowKey(shard, owners: owners, after: cursor, lower: lower, upper: upper) { k in
                 keys.append(Array(k))
-                return keys.count < Self.indexBuildChunk
+                return keys.count < Self.chunk
             }
             if keys.isEmpty { break }
             var start = 0
             while start < keys.count {
-                if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
-                let group = keys[start..<min(start + Self.indexBuildGroup, keys.count)]
+                if h.cancelled.load(ordering: .acquiring) || host.isStopping { return false }
+                let group = keys[start..<min(start + Self.group, keys.count)]
                 start += group.count
-                let slots = group.map { EngineKey.slot(of: $0)! }
-                let added = try keyLocks.withLocks(slots: slots) { () throws(KVError) -> Int in
+                let slots = group.map { $0.withUnsafeBytes { EngineKey.slot(ofRow: $0) } }
+                let added = try host.withKeyLocks(slots: slots) { () throws(KVError) -> Int in
                     // With the group's keys locked, a fresh iterator reads their current rows
                     // (a sequential walk instead of a point read per row).
                     var batch = WriteBatch()
@@ -195,18 +257,18 @@ extension ShardedStore {
                 h.entries.add(added, ordering: .relaxed)
                 h.rowsDone.add(group.count, ordering: .relaxed)
                 batches += 1
-                if indexCheckpoint(.filled(shard: shard.id, batch: batches)) { return false }
+                if checkpoint(.filled(shard: shard.id, batch: batches), host) { return false }
             }
             cursor = keys.last
         }
-        if h.cancelled.load(ordering: .acquiring) || shouldStopIndexWork() { return false }
+        if h.cancelled.load(ordering: .acquiring) || host.isStopping { return false }
         var batch = WriteBatch()
         batch.put(
             IndexMetadata.definitionKey(h.id),
             IndexMetadata.encode(IndexMetadata.Definition(id: h.id, state: .ready, definition: h.definition)))
         batch.delete(IndexMetadata.fillKey(h.id))
         try db.commit(batch, durability: .always)
-        return !indexCheckpoint(.shardReady(shard: shard.id))
+        return !checkpoint(.shardReady(shard: shard.id), host)
     }
 
     /// Calls `body` with the user key and engine value of every row of `keys` (ascending row
@@ -243,21 +305,21 @@ extension ShardedStore {
     /// write in flight, so every write so far has applied its count change), takes a store
     /// snapshot and restarts the count from zero; writes after it change the count exactly,
     /// since every indexed row now has its entry. Then adds the entries at the snapshot.
-    func recountEntries(_ h: IndexHandle) throws(KVError) {
-        var snap: StoreSnapshot?
-        keyLocks.withLocks(slots: Array(0..<KeyLocks.stripes)) {
-            snap = snapshot()
+    func recountEntries(_ h: IndexHandle, _ host: any IndexHost) throws(KVError) {
+        var snap: IndexSnapshot?
+        host.withAllKeyLocks {
+            snap = host.indexSnapshot()
             h.entries.store(0, ordering: .relaxed)
         }
         guard let snap else { return }
         defer { snap.release() }
         var n = 0
         let upper = prefixSuccessor(h.entryPrefix)!
-        for shard in snap.routing.shards {
+        for shard in snap.layout.shards {
             let it = try shard.db.makeIterator(snapshot: snap.snapshots[shard.id])
             try it.seek(h.entryPrefix)
             while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
-                if let user = IndexKeys.userKey(ofEntry: it.keyView), Int(snap.routing.owners[HashSlot.slot(of: user)]) == shard.id {
+                if let user = IndexKeys.userKey(ofEntry: it.keyView), Int(snap.layout.owners[HashSlot.slot(of: user)]) == shard.id {
                     n += 1
                 }
                 try it.next()
@@ -270,9 +332,9 @@ extension ShardedStore {
 
     /// Deletes the entries and records of dropped index `id` from `shards`, shard 0 last (its
     /// record says the drop is unfinished until then).
-    func runDrop(id: UInt32, shards: [Int]) throws(KVError) {
-        keyLockBarrier()
-        let routing = try currentRouting()
+    func runDrop(id: UInt32, shards: [Int], _ host: any IndexHost) throws(KVError) {
+        keyLockBarrier(host)
+        let routing = try host.indexLayout()
         let prefix = IndexKeys.indexPrefix(id)
         let upper = prefixSuccessor(prefix)!
         var batches = 0
@@ -283,22 +345,22 @@ extension ShardedStore {
             var batch = WriteBatch()
             while it.isValid, upper.withUnsafeBytes({ compareBytes(it.keyView, $0) }) < 0 {
                 batch.delete(Array(it.keyView))
-                if batch.approximateSize >= Self.bulkBatchBytes {
-                    if shouldStopIndexWork() { return }
+                if batch.approximateSize >= Self.dropBatchBytes {
+                    if host.isStopping { return }
                     try shard.db.commit(batch, durability: .no)
                     batch.removeAll()
                     batches += 1
-                    if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
+                    if checkpoint(.purged(shard: shardID, batch: batches), host) { return }
                 }
                 try it.next()
             }
-            if shouldStopIndexWork() { return }
+            if host.isStopping { return }
             batch.delete(IndexMetadata.fillKey(id))
             batch.delete(IndexMetadata.statsKey(id))
             batch.delete(IndexMetadata.definitionKey(id))
             try shard.db.commit(batch, durability: .always)
             batches += 1
-            if indexCheckpoint(.purged(shard: shardID, batch: batches)) { return }
+            if checkpoint(.purged(shard: shardID, batch: batches), host) { return }
         }
     }
 }

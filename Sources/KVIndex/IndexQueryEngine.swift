@@ -1,45 +1,18 @@
 import KVBase
 import KVEngine
+import KVLayout
 
-extension ShardedStore {
-    /// Finds rows through a secondary index.
-    ///
-    /// Every shard's entries in the query's range are read at one store snapshot and merged
-    /// into one sequence ordered by (indexed value, key): numbers ascending, strings bytewise,
-    /// then keys bytewise. Each entry is checked against its row, read at the same snapshot:
-    /// the row must exist, not be expired at ``now``, and its value must still produce that
-    /// indexed value; so results are never stale or phantom, and deleted or expired rows never
-    /// appear. `offset` rows are skipped, then at most `limit` are returned.
-    ///
-    /// Cost: O((offset + limit) × log of the entries per shard) reads, plus one point read per
-    /// examined entry; no scan of the rows.
-    ///
-    /// ```swift
-    /// let books = try store.query(index: "by_category", .equals("books"), limit: 100)
-    /// let cheap = try store.query(index: "by_price", .range(lo: 10, hi: 20), withValues: true)
-    /// ```
-    ///
-    /// - Parameters:
-    ///   - index: the index name.
-    ///   - query: ``IndexQuery/equals(_:)`` (either type), ``IndexQuery/prefix(_:)-enum.case``
-    ///     (string indexes), ``IndexQuery/range(lo:hi:)`` (number indexes; inclusive, nil for
-    ///     an open end; an empty range when `lo > hi`).
-    ///   - offset: rows to skip first (0 or more).
-    ///   - limit: most rows to return (0 or more); nil for all.
-    ///   - withValues: also return each row's value.
-    /// - Throws: ``KVError/notFound(_:)`` `no such index 'NAME'`; ``KVError/invalidState(_:)``
-    ///   `index 'NAME' is still building (P%)`; ``KVError/invalidArgument(_:)`` when the query
-    ///   does not fit the index's type (a prefix on a number index, a range on a string index,
-    ///   an equality with the other type), for a NaN bound or a negative offset or limit;
-    ///   storage errors.
-    public func query(index: String, _ query: IndexQuery, offset: Int = 0, limit: Int? = nil, withValues: Bool = false) throws -> [IndexHit] {
-        try queryTyped(index: index, query, offset: offset, limit: limit, withValues: withValues)
-    }
-
-    func queryTyped(index name: String, _ query: IndexQuery, offset: Int, limit: Int?, withValues: Bool) throws(KVError) -> [IndexHit] {
+/// Index queries: one merge over every shard's entries in the query's range, each entry
+/// checked against its row (see `ShardedStore.query(index:_:offset:limit:withValues:)`).
+/// Holds no state: the statistics a query updates live in its index's ``IndexHandle``.
+package enum IndexQueryEngine {
+    /// Runs `query` on index `name` of `catalog` over the store of `host`.
+    package static func run(
+        index name: String, _ query: IndexQuery, offset: Int, limit: Int?, withValues: Bool, catalog: IndexCatalog, _ host: any IndexHost
+    ) throws(KVError) -> [IndexHit] {
         if offset < 0 { throw .invalidArgument("query offset must not be negative, got \(offset)") }
         if let limit, limit < 0 { throw .invalidArgument("query limit must not be negative, got \(limit)") }
-        guard let h = indexCatalog.set.named(name) else { throw .notFound("no such index '\(name)'") }
+        guard let h = catalog.set.named(name) else { throw .notFound("no such index '\(name)'") }
         if h.isBuilding {
             if let f = h.failure.withLock({ $0 }) {
                 throw .invalidState("index '\(name)' is still building (\(h.progress)%); its back-fill stopped: \(f)")
@@ -49,15 +22,15 @@ extension ShardedStore {
         let range = try Self.entryRange(h, query)
         h.queries.add(1, ordering: .relaxed)
         guard let (lower, upper) = range, limit != 0 else { return [] }
-        if state.withLock({ $0.closed }) { throw .closed }
+        _ = try host.indexLayout()  // throws once the store is closing
 
-        let snap = snapshot()
+        let snap = host.indexSnapshot()
         defer { snap.release() }
-        let now = self.now
+        let now = host.now
         var cursors: [IndexCursor] = []
-        for shard in snap.routing.shards {
+        for shard in snap.layout.shards {
             let it = try shard.db.makeIterator(snapshot: snap.snapshots[shard.id])
-            let c = IndexCursor(it, shard: shard, owners: snap.routing.owners, upper: upper)
+            let c = IndexCursor(it, shard: shard, owners: snap.layout.owners, upper: upper)
             try c.start(lower)
             cursors.append(c)
         }
@@ -144,7 +117,7 @@ extension ShardedStore {
 /// the snapshot's slot table (a reshard's copies elsewhere are skipped).
 final class IndexCursor {
     let iterator: DBIterator
-    let shard: Shard
+    let shard: IndexShard
     let owners: [UInt16]
     let upper: [UInt8]
     /// The current entry's engine key and its user key; meaningful when `valid`.
@@ -152,7 +125,7 @@ final class IndexCursor {
     private(set) var user: [UInt8] = []
     private(set) var valid = false
 
-    init(_ iterator: DBIterator, shard: Shard, owners: [UInt16], upper: [UInt8]) {
+    init(_ iterator: DBIterator, shard: IndexShard, owners: [UInt16], upper: [UInt8]) {
         self.iterator = iterator
         self.shard = shard
         self.owners = owners

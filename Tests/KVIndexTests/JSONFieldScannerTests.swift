@@ -1,5 +1,5 @@
 import Foundation
-@testable import KVStore
+@testable import KVIndex
 import KVTestSupport
 import Testing
 

@@ -29,8 +29,3 @@ package func startBackgroundThread(_ body: @escaping @Sendable () -> Void) {
     pthread_detach(thread)
     #endif
 }
-
-/// Sleeps the calling thread; used by the few polling waits of a reshard or of index work.
-package func pause(microseconds: UInt32) {
-    usleep(microseconds)
-}

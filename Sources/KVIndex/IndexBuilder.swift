@@ -66,6 +66,8 @@ final class IndexBuilder: Sendable {
 
     /// Whether a back-fill or drop thread is alive.
     var hasWorkers: Bool { state.withLock { $0.workers > 0 } }
+    /// Signalled when a worker ends or a back-fill stops.
+    let events = WaitEvents()
 
     /// The first index still building, by name.
     var firstBuilding: String? { state.withLock { $0.building.min() } }
@@ -108,6 +110,7 @@ final class IndexBuilder: Sendable {
             case .build(let h, let shards):
                 runBuild(h, shards, host)
                 h.builderRunning.store(false, ordering: .releasing)
+                events.signal()
             case .drop(let id, let name, let shards):
                 do throws(KVError) {
                     try runDrop(id: id, shards: shards, host)
@@ -118,6 +121,15 @@ final class IndexBuilder: Sendable {
                 }
             }
             state.withLock { $0.workers -= 1 }
+            events.signal()
+        }
+    }
+
+    /// Returns once no worker runs, or `stop()` says to stop waiting (it throws).
+    func waitForWorkers(orStop stop: () throws(KVError) -> Void = {}) throws(KVError) {
+        try events.wait { () throws(KVError) -> Bool in
+            try stop()
+            return !hasWorkers
         }
     }
 

@@ -45,11 +45,7 @@ package final class IndexManager: Sendable {
 
     /// Waits until no index work runs; throws the error that stopped a back-fill or a drop.
     package func waitForWork() throws(KVError) {
-        var wait: UInt32 = 100
-        while builder.hasWorkers {
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
-        }
+        try builder.waitForWorkers()
         for h in catalog.set.all {
             if let f = h.failure.withLock({ $0 }) { throw f }
         }
@@ -68,6 +64,17 @@ package final class IndexManager: Sendable {
 
     /// Whether a back-fill or drop thread is alive (close and crash halts wait for none).
     package var hasWorkers: Bool { builder.hasWorkers }
+
+    /// Returns once no back-fill or drop worker runs; `stop()` is called at every wake-up
+    /// and ends the wait by throwing.
+    package func waitForWorkers(orStop stop: () throws(KVError) -> Void) throws(KVError) {
+        try builder.waitForWorkers(orStop: stop)
+    }
+
+    /// Returns once no back-fill or drop worker runs.
+    package func waitForWorkers() {
+        builder.events.wait { !builder.hasWorkers }
+    }
 
     // MARK: create and drop
 
@@ -113,11 +120,7 @@ package final class IndexManager: Sendable {
             // Stop a running back-fill first, so that nothing writes this index's metadata
             // after the drop is recorded. Writes keep maintaining the index until then.
             handle.cancelled.store(true, ordering: .releasing)
-            var wait: UInt32 = 50
-            while handle.builderRunning.load(ordering: .acquiring) {
-                pause(microseconds: wait)
-                wait = min(wait * 2, 5_000)
-            }
+            builder.events.wait { !handle.builderRunning.load(ordering: .acquiring) }
             // Shard 0's record is the commit point: once it says dropping, the next open
             // finishes the drop.
             var batch = WriteBatch()

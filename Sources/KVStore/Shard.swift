@@ -15,6 +15,8 @@ package final class Shard: Sendable {
     /// Live store snapshots (and scans) that read this shard. A removed shard's directory is
     /// deleted only once none remain.
     let readers = Atomic<Int>(0)
+    /// Signalled when a reader of the shard is released (or the store closes).
+    let events = WaitEvents()
 
     init(id: Int, path: String, db: Database) {
         self.id = id

@@ -47,6 +47,7 @@ extension ShardedStore {
             if let failure, !s.closed { s.reshardError = failure }
             s.cleanupRunning = false
         }
+        events.signal()
     }
 
     /// Purges the plan's shards, deletes its removed shards, then writes a stable descriptor.
@@ -119,15 +120,17 @@ extension ShardedStore {
         return deleted
     }
 
-    /// Waits until no store snapshot or scan reads `shard` (polling every few milliseconds).
+    /// Waits until no store snapshot or scan reads `shard` (a release signals the shard's
+    /// events; closing the store ends the wait with ``KVError/closed``).
     func waitForReaders(_ shard: Shard) throws(KVError) {
         defer { state.withLock { $0.cleanupWaitingForReaders = [] } }
-        while shard.readers.load(ordering: .acquiring) > 0 {
+        try shard.events.wait { () throws(KVError) -> Bool in
+            if shard.readers.load(ordering: .acquiring) == 0 { return true }
             try state.withLock { (s) throws(KVError) in
                 if s.closed { throw .closed }
                 s.cleanupWaitingForReaders = [shard]
             }
-            pause(microseconds: 5_000)
+            return false
         }
     }
 

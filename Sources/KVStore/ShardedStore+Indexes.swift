@@ -131,13 +131,9 @@ extension ShardedStore {
 
     /// Waits for index background work (the deletion of dropped indexes) to end.
     func waitForIndexWorkers() throws(KVError) {
-        var wait: UInt32 = 100
-        while indexManager.hasWorkers {
+        try indexManager.waitForWorkers { () throws(KVError) in
             if state.withLock({ $0.closed }) { throw .closed }
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
         }
-        if state.withLock({ $0.closed }) { throw .closed }
     }
 
     /// Copies shard 0's index definitions to a shard a reshard adds, before any row reaches it.

@@ -207,12 +207,11 @@ extension ShardedStore {
             return s.shards.compactMap { $0 }
         }
         guard let shards else { return }
-        // A running reshard, cleanup or index job stops at its next step (it checks `closed`).
-        var wait: UInt32 = 50
-        while state.withLock({ $0.cleanupRunning || $0.reshardRunning }) || indexManager.hasWorkers {
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
-        }
+        // A running reshard, cleanup or index job stops at its next step (it checks `closed`);
+        // a cleanup waiting for a removed shard's readers wakes now.
+        for shard in shards { shard.events.signal() }
+        events.wait { !state.withLock { $0.cleanupRunning || $0.reshardRunning } }
+        indexManager.waitForWorkers()
         defer { lock.unlock() }
         var first: KVError?
         if !isHalted {
@@ -234,7 +233,11 @@ extension ShardedStore {
             publishView(s)
             return s.shards.compactMap { $0 }
         }
-        for shard in shards { shard.db.haltForCrashTest() }
-        while state.withLock({ $0.cleanupRunning }) || indexManager.hasWorkers { pause(microseconds: 200) }
+        for shard in shards {
+            shard.db.haltForCrashTest()
+            shard.events.signal()
+        }
+        events.wait { !state.withLock { $0.cleanupRunning } }
+        indexManager.waitForWorkers()
     }
 }

@@ -103,16 +103,11 @@ extension ShardedStore {
     /// recovery of one interrupted by a crash), and throws its failure if it failed. After a
     /// reshard that removed shards this includes waiting until no store snapshot or scan
     /// taken before the switch is alive, so do not call it while holding one.
-    public func waitForReshard() throws {
-        var wait: UInt32 = 100
-        while true {
+    public func waitForReshard() throws(KVError) {
+        try events.wait { () throws(KVError) -> Bool in
             let (busy, error) = state.withLock { s in (s.cleanupRunning || s.reshardRunning, s.reshardError) }
-            if !busy {
-                if let error { throw error }
-                return
-            }
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
+            if !busy, let error { throw error }
+            return !busy
         }
     }
 
@@ -129,7 +124,10 @@ extension ShardedStore {
             }
             s.reshardRunning = true
         }
-        defer { state.withLock { $0.reshardRunning = false } }
+        defer {
+            state.withLock { $0.reshardRunning = false }
+            events.signal()
+        }
         try waitForIndexWorkers()
         try finishPreviousReshard()
 
@@ -270,18 +268,16 @@ extension ShardedStore {
     /// Throws instead of waiting when the cleanup waits for snapshots or scans to release a
     /// removed shard (the caller may hold them).
     func finishPreviousReshard() throws(KVError) {
-        var wait: UInt32 = 100
-        while true {
+        try events.wait { () throws(KVError) -> Bool in
             let (running, waiting) = state.withLock { ($0.cleanupRunning, $0.cleanupWaitingForReaders) }
-            if !running { break }
-            // The cleanup notices released readers only at its next look: count them here, so
-            // a snapshot released just before this call does not make it fail.
+            if !running { return true }
+            // The cleanup notices released readers only when it wakes: count them here, so a
+            // snapshot released just before this call does not make it fail.
             if let blocked = waiting.first(where: { $0.readers.load(ordering: .acquiring) > 0 }) {
                 throw .invalidState(
                     "store \(path): shard \(blocked.id), removed by the last reshard, is still read by a store snapshot or scan; release them and retry")
             }
-            pause(microseconds: wait)
-            wait = min(wait * 2, 10_000)
+            return false
         }
         let pending = state.withLock { s -> Bool in
             guard s.cleanup != nil else { return false }
@@ -289,7 +285,10 @@ extension ShardedStore {
             return true
         }
         guard pending else { return }
-        defer { state.withLock { $0.cleanupRunning = false } }
+        defer {
+            state.withLock { $0.cleanupRunning = false }
+            events.signal()
+        }
         try runCleanup()
         state.withLock { $0.reshardError = nil }
     }

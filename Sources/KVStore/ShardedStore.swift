@@ -63,8 +63,8 @@ public final class ShardedStore: Sendable {
     let routingGeneration = Atomic<UInt64>(0)
     /// Told of every shard opened and every group committed (the replication backlog).
     let commitFeed: (any CommitFeed)?
-    /// Wakes the store's waits (see ``StoreEvents``).
-    let events = StoreEvents()
+    /// Wakes the store's waits (see ``WaitEvents``).
+    let events = WaitEvents()
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
     /// The live secondary indexes, as the write path reads them (also owned by `indexManager`).

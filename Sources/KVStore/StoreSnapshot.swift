@@ -29,7 +29,10 @@ public final class StoreSnapshot: Sendable {
     public func release() {
         if released.exchange(true, ordering: .acquiringAndReleasing) { return }
         for s in snapshots { s.release() }
-        for shard in routing.shards { shard.readers.subtract(1, ordering: .releasing) }
+        for shard in routing.shards {
+            shard.readers.subtract(1, ordering: .releasing)
+            shard.events.signal()
+        }
     }
 
     deinit { release() }

@@ -44,7 +44,7 @@ let package = Package(
             ]
         ),
         .target(name: "KVProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
-        .target(name: "KVLayout", dependencies: ["KVBase"]),
+        .target(name: "KVLayout", dependencies: ["KVBase", "KVEngine"]),
         .target(name: "KVIndex", dependencies: ["KVEngine", "KVBase", "KVLayout"]),
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", "KVLayout", "KVIndex", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVLayout", "KVStore"]),

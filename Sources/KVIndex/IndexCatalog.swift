@@ -187,8 +187,7 @@ package final class IndexCatalog: Sendable {
     /// counts are exact for ready indexes; while an index is building its old entry may not
     /// exist yet, so its count is approximate until the build recounts it at the end.
     package func appendUpdates(
-        key: [UInt8], slot: Int, old: StoredEntry?, new: StoredEntry?, into batch: inout WriteBatch, slots: inout [Int],
-        deltas: inout IndexDeltas
+        key: [UInt8], slot: Int, old: StoredEntry?, new: StoredEntry?, into batch: inout RoutedBatch, deltas: inout IndexDeltas
     ) {
         let s = set
         if s.all.isEmpty { return }
@@ -200,20 +199,17 @@ package final class IndexCatalog: Sendable {
                 if old!.expiresAt == new!.expiresAt { continue }
                 var envelope: [UInt8] = []
                 RowValue.appendTrailer(new!.expiresAt, to: &envelope)
-                batch.put(n.key, envelope)
-                slots.append(slot)
+                batch.put(n.key, envelope, slot: slot)
                 continue
             }
             if let o {
-                batch.delete(o.key)
-                slots.append(slot)
+                batch.delete(o.key, slot: slot)
                 deltas.add(h, -1)
             }
             if let n {
                 var envelope: [UInt8] = []
                 RowValue.appendTrailer(new!.expiresAt, to: &envelope)
-                batch.put(n.key, envelope)
-                slots.append(slot)
+                batch.put(n.key, envelope, slot: slot)
                 deltas.add(h, 1)
             }
         }

@@ -25,9 +25,9 @@ extension ShardedStore {
     /// store runs cleanups synchronously). No-op when there is none or it is already running.
     func startCleanup() {
         let (start, synchronous) = state.withLock { s -> (Bool, Bool) in
-            guard s.cleanup != nil, !s.cleanupRunning, !s.closed else { return (false, false) }
-            s.cleanupRunning = true
-            return (true, s.synchronousCleanup)
+            guard s.cleanup.plan != nil, !s.cleanup.running, !s.closed else { return (false, false) }
+            s.cleanup.running = true
+            return (true, s.cleanup.synchronous)
         }
         guard start else { return }
         if synchronous {
@@ -44,8 +44,8 @@ extension ShardedStore {
         var failure: KVError?
         do throws(KVError) { try runCleanup() } catch { failure = error }
         state.withLock { s in
-            if let failure, !s.closed { s.reshardError = failure }
-            s.cleanupRunning = false
+            if let failure, !s.closed { s.reshard.error = failure }
+            s.cleanup.running = false
         }
         events.signal()
     }
@@ -54,7 +54,7 @@ extension ShardedStore {
     /// Every step is idempotent, so a crash anywhere leaves a descriptor under which recovery
     /// runs the same plan again.
     func runCleanup() throws(KVError) {
-        guard let plan = state.withLock({ $0.cleanup }) else { return }
+        guard let plan = state.withLock({ $0.cleanup.plan }) else { return }
         var deleted = 0
         for id in plan.purge {
             guard let shard = state.withLock({ id < $0.shards.count ? $0.shards[id] : nil }) else {
@@ -84,8 +84,8 @@ extension ShardedStore {
         state.withLock { s in
             s.descriptor = d
             s.shards = Array(s.shards.prefix(plan.count))
-            s.cleanup = nil
-            s.keysDeletedByLastCleanup = deleted
+            s.cleanup.plan = nil
+            s.cleanup.keysDeleted = deleted
         }
     }
 
@@ -123,12 +123,12 @@ extension ShardedStore {
     /// Waits until no store snapshot or scan reads `shard` (a release signals the shard's
     /// events; closing the store ends the wait with ``KVError/closed``).
     func waitForReaders(_ shard: Shard) throws(KVError) {
-        defer { state.withLock { $0.cleanupWaitingForReaders = [] } }
+        defer { state.withLock { $0.cleanup.waitingForReaders = [] } }
         try shard.events.wait { () throws(KVError) -> Bool in
             if shard.readers.load(ordering: .acquiring) == 0 { return true }
             try state.withLock { (s) throws(KVError) in
                 if s.closed { throw .closed }
-                s.cleanupWaitingForReaders = [shard]
+                s.cleanup.waitingForReaders = [shard]
             }
             return false
         }
@@ -146,7 +146,7 @@ extension ShardedStore {
     /// A step boundary of a reshard or cleanup: stops it when the store is closing or halted,
     /// and gives the crash-test hook its chance to halt the store here.
     func checkpoint(_ step: ReshardStep) throws(KVError) {
-        let (hook, closed, halted) = state.withLock { ($0.hook, $0.closed, $0.halted) }
+        let (hook, closed, halted) = state.withLock { ($0.reshard.hook, $0.closed, $0.halted) }
         if halted { throw .invalidState("store \(path) was halted") }
         if closed { throw .closed }
         if let hook, hook(step) {

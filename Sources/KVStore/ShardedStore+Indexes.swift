@@ -173,7 +173,7 @@ extension ShardedStore: IndexHost {
     package func excludingReshard<R>(_ verb: String, _ body: (IndexLayout) throws(KVError) -> R) throws(KVError) -> R {
         try state.withLock { (s) throws(KVError) -> R in
             if s.closed { throw .closed }
-            if s.reshardRunning || s.migration != nil || s.cleanup != nil {
+            if s.reshard.running || s.reshard.migration != nil || s.cleanup.plan != nil {
                 throw .invalidState("store \(path) is resharding; \(verb) the index after the reshard finishes")
             }
             return try body(s.routing.indexLayout)

@@ -210,7 +210,7 @@ extension ShardedStore {
         // A running reshard, cleanup or index job stops at its next step (it checks `closed`);
         // a cleanup waiting for a removed shard's readers wakes now.
         for shard in shards { shard.events.signal() }
-        events.wait { !state.withLock { $0.cleanupRunning || $0.reshardRunning } }
+        events.wait { !state.withLock { $0.cleanup.running || $0.reshard.running } }
         indexManager.waitForWorkers()
         defer { lock.unlock() }
         var first: KVError?
@@ -237,7 +237,7 @@ extension ShardedStore {
             shard.db.haltForCrashTest()
             shard.events.signal()
         }
-        events.wait { !state.withLock { $0.cleanupRunning } }
+        events.wait { !state.withLock { $0.cleanup.running } }
         indexManager.waitForWorkers()
     }
 }

@@ -45,7 +45,7 @@ extension ShardedStore {
     /// bookkeeping).
     package func applyRecords(_ batch: RoutedBatch, durability: Durability?) throws(KVError) {
         guard !batch.isEmpty else { return }
-        try apply(batch.batch, slots: batch.slots, durability: durability)
+        try apply(batch, durability: durability)
     }
 
     /// Whether `key` is a shard-local index metadata record (replicated to every shard when the

@@ -90,13 +90,13 @@ extension ShardedStore {
 
     /// Whether a reshard or its cleanup (or the recovery of an interrupted one) is running.
     public var reshardingInProgress: Bool {
-        state.withLock { $0.reshardRunning || $0.cleanup != nil || $0.migration != nil }
+        state.withLock { $0.reshard.running || $0.cleanup.plan != nil || $0.reshard.migration != nil }
     }
 
     /// Number of keys the last reshard moved to new owners (0 before any, or when it did not
     /// change the count).
     public var keysMovedByLastReshard: Int {
-        state.withLock { $0.keysMovedByLastReshard }
+        state.withLock { $0.reshard.keysMoved }
     }
 
     /// Waits until background cleanup of the last reshard has finished (including the
@@ -105,7 +105,7 @@ extension ShardedStore {
     /// taken before the switch is alive, so do not call it while holding one.
     public func waitForReshard() throws(KVError) {
         try events.wait { () throws(KVError) -> Bool in
-            let (busy, error) = state.withLock { s in (s.cleanupRunning || s.reshardRunning, s.reshardError) }
+            let (busy, error) = state.withLock { s in (s.cleanup.running || s.reshard.running, s.reshard.error) }
             if !busy, let error { throw error }
             return !busy
         }
@@ -117,15 +117,15 @@ extension ShardedStore {
         }
         try state.withLock { (s) throws(KVError) in
             if s.closed { throw .closed }
-            if s.reshardRunning { throw .invalidState("store \(path): a reshard is already running") }
+            if s.reshard.running { throw .invalidState("store \(path): a reshard is already running") }
             try checkIndexesAllowReshard(s)
-            if let f = s.migration?.failure {
+            if let f = s.reshard.migration?.failure {
                 throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(f)); reopen the store")
             }
-            s.reshardRunning = true
+            s.reshard.running = true
         }
         defer {
-            state.withLock { $0.reshardRunning = false }
+            state.withLock { $0.reshard.running = false }
             events.signal()
         }
         try waitForIndexWorkers()
@@ -134,7 +134,7 @@ extension ShardedStore {
         let (routing, descriptor) = state.withLock { ($0.routing, $0.descriptor) }
         let old = routing.shards.count
         if n == old {
-            state.withLock { $0.keysMovedByLastReshard = 0 }
+            state.withLock { $0.reshard.keysMoved = 0 }
             return
         }
         let oldOwners = routing.owners
@@ -182,7 +182,7 @@ extension ShardedStore {
             // From here on, completing writes to moving slots record their keys. The copy's
             // snapshots are taken afterwards, so every write is in a snapshot or recorded.
             state.withLock { s in
-                s.migration = Migration(moving: moving, oldOwners: oldOwners, newOwners: newOwners)
+                s.reshard.migration = Migration(moving: moving, oldOwners: oldOwners, newOwners: newOwners)
                 publishView(s)
             }
             let shards = state.withLock { $0.shards }
@@ -204,7 +204,7 @@ extension ShardedStore {
             }
             gateClosedAt = ContinuousClock.now
             state.withLock { s in
-                s.migration!.gateClosed = true
+                s.reshard.migration!.gateClosed = true
                 publishView(s)
             }
             try waitForWrites(on: movingSlots)
@@ -235,8 +235,8 @@ extension ShardedStore {
             // Either descriptor may be found after a crash: keep writes to moving slots held
             // (both owners have identical data now) until the store is reopened.
             state.withLock { s in
-                s.migration!.failure = error.error
-                s.reshardError = error.error
+                s.reshard.migration!.failure = error.error
+                s.reshard.error = error.error
                 publishView(s)
             }
             throw .backgroundError(cause: "store \(path): the ownership switch of a reshard failed (\(error.error)); reopen the store")
@@ -249,15 +249,15 @@ extension ShardedStore {
             s.routing = Routing(generation: generation, owners: newOwners, shards: (0..<n).map { s.shards[$0]! })
             routingGeneration.store(generation, ordering: .releasing)
             s.descriptor = switched
-            s.migration = nil
-            s.cleanup = plan
-            s.keysMovedByLastReshard = moved
-            s.keysCaughtUpByLastReshard = caughtUp
-            s.gateHeld = ContinuousClock.now - gateClosedAt
-            s.reshardError = nil
+            s.reshard.migration = nil
+            s.cleanup.plan = plan
+            s.reshard.keysMoved = moved
+            s.reshard.keysCaughtUp = caughtUp
+            s.reshard.gateHeld = ContinuousClock.now - gateClosedAt
+            s.reshard.error = nil
             publishView(s)
         }
-        if let hook = state.withLock({ $0.hook }), hook(.switched) {
+        if let hook = state.withLock({ $0.reshard.hook }), hook(.switched) {
             state.withLock { $0.halted = true }
             throw .invalidState("store \(path) halted at \(ReshardStep.switched) for a crash test")
         }
@@ -269,7 +269,7 @@ extension ShardedStore {
     /// removed shard (the caller may hold them).
     func finishPreviousReshard() throws(KVError) {
         try events.wait { () throws(KVError) -> Bool in
-            let (running, waiting) = state.withLock { ($0.cleanupRunning, $0.cleanupWaitingForReaders) }
+            let (running, waiting) = state.withLock { ($0.cleanup.running, $0.cleanup.waitingForReaders) }
             if !running { return true }
             // The cleanup notices released readers only when it wakes: count them here, so a
             // snapshot released just before this call does not make it fail.
@@ -280,17 +280,17 @@ extension ShardedStore {
             return false
         }
         let pending = state.withLock { s -> Bool in
-            guard s.cleanup != nil else { return false }
-            s.cleanupRunning = true
+            guard s.cleanup.plan != nil else { return false }
+            s.cleanup.running = true
             return true
         }
         guard pending else { return }
         defer {
-            state.withLock { $0.cleanupRunning = false }
+            state.withLock { $0.cleanup.running = false }
             events.signal()
         }
         try runCleanup()
-        state.withLock { $0.reshardError = nil }
+        state.withLock { $0.reshard.error = nil }
     }
 
     /// Abandons a copy phase: writes go back to flowing freely to the sources, and the targets
@@ -301,12 +301,12 @@ extension ShardedStore {
             purge: targets.filter { $0 < old }.sorted(), remove: Array(old..<max(old, n)),
             owners: oldOwners, count: old)
         let run = state.withLock { s -> Bool in
-            s.migration = nil
-            s.cleanup = plan
+            s.reshard.migration = nil
+            s.cleanup.plan = plan
             publishView(s)
             // Closing: the next open rolls back from the descriptor instead.
             if s.closed { return false }
-            s.cleanupRunning = true
+            s.cleanup.running = true
             return true
         }
         if run { runCleanupLatchingError() }
@@ -315,8 +315,8 @@ extension ShardedStore {
     /// Swaps out the keys recorded by writes to moving slots.
     func takeDirtyKeys() -> Set<[UInt8]> {
         state.withLock { s in
-            let dirty = s.migration!.dirty
-            s.migration!.dirty = []
+            let dirty = s.reshard.migration!.dirty
+            s.reshard.migration!.dirty = []
             return dirty
         }
     }

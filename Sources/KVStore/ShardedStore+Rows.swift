@@ -51,9 +51,9 @@ extension ShardedStore {
             let indexed = indexCatalog.mayIndex(key)
             if expiresAt == nil && !indexed {
                 // The hot path: one record, no read.
-                var batch = WriteBatch()
-                batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain))
-                try apply(batch, slots: [slot], durability: durability)
+                var batch = RoutedBatch(reservingCapacity: 1)
+                batch.put(EngineKey.encode(key), value, suffix: CollectionOfOne(RowValue.plain), slot: slot)
+                try apply(batch, durability: durability)
                 return
             }
             let old = indexed ? try rawEntry(key, snapshot: nil) : nil
@@ -146,39 +146,32 @@ extension ShardedStore {
     /// Builds the engine batch of `writes` (rows, expiry entries, index entries) and applies
     /// it. The caller holds the key locks of every write.
     func commitRowsLocked(_ writes: [RowWrite], durability: Durability?, extraDeletes: [(key: [UInt8], slot: Int)] = []) throws(KVError) {
-        var batch = WriteBatch()
-        var slots: [Int] = []
-        slots.reserveCapacity(writes.count * 2)
+        var batch = RoutedBatch(reservingCapacity: writes.count * 2)
         var deltas = IndexDeltas()
         for w in writes {
             let ek = EngineKey.encode(w.key)
             if let new = w.new {
                 var trailer: [UInt8] = []
                 RowValue.appendTrailer(new.expiresAt, to: &trailer)
-                batch.put(ek, new.value, suffix: trailer)
-                slots.append(w.slot)
+                batch.put(ek, new.value, suffix: trailer, slot: w.slot)
                 if let t = new.expiresAt {
-                    batch.put(EngineKey.expiryEntry(w.key, at: t), trailer)
-                    slots.append(w.slot)
+                    batch.put(EngineKey.expiryEntry(w.key, at: t), trailer, slot: w.slot)
                 }
             } else {
-                batch.delete(ek)
-                slots.append(w.slot)
+                batch.delete(ek, slot: w.slot)
             }
             if w.oldKnown, let t = w.old?.expiresAt, t != w.new?.expiresAt {
-                batch.delete(EngineKey.expiryEntry(w.key, at: t))
-                slots.append(w.slot)
+                batch.delete(EngineKey.expiryEntry(w.key, at: t), slot: w.slot)
             }
             if w.oldKnown {
-                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, slots: &slots, deltas: &deltas)
+                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, deltas: &deltas)
             }
         }
         for d in extraDeletes {
-            batch.delete(d.key)
-            slots.append(d.slot)
+            batch.delete(d.key, slot: d.slot)
         }
         if batch.isEmpty { return }
-        try apply(batch, slots: slots, durability: durability)
+        try apply(batch, durability: durability)
         deltas.apply()
     }
 

@@ -108,26 +108,26 @@ extension ShardedStore {
     /// Installs a hook called at each step of a reshard and cleanup; returning true halts
     /// the store there as a crash would (no further I/O), for crash tests.
     package func setReshardHook(_ hook: (@Sendable (ReshardStep) -> Bool)?) {
-        state.withLock { $0.hook = hook }
+        state.withLock { $0.reshard.hook = hook }
     }
 
     /// Runs cleanups on the thread that triggers them instead of a background thread.
     package func setSynchronousCleanup(_ on: Bool) {
-        state.withLock { $0.synchronousCleanup = on }
+        state.withLock { $0.cleanup.synchronous = on }
     }
 
     /// Keys the last reshard copied again because they were written during its copy phase.
     package var keysCaughtUpByLastReshard: Int {
-        state.withLock { $0.keysCaughtUpByLastReshard }
+        state.withLock { $0.reshard.keysCaughtUp }
     }
 
     /// How long the last switch held writes to moving slots.
     package var lastGateHeld: Duration {
-        state.withLock { $0.gateHeld }
+        state.withLock { $0.reshard.gateHeld }
     }
 
     /// Keys deleted from old owners by the last completed cleanup.
     package var keysDeletedByLastCleanup: Int {
-        state.withLock { $0.keysDeletedByLastCleanup }
+        state.withLock { $0.cleanup.keysDeleted }
     }
 }

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 
 #if canImport(Glibc)
 import Glibc
@@ -44,16 +45,16 @@ extension ShardedStore {
 
     /// The engine write path: register the write on its slots (waiting while a reshard's switch holds
     /// them), apply it to the owners, then record its keys for a running copy phase and
-    /// unregister. `slots[i]` is the slot of the batch's i-th record.
-    func apply(_ batch: WriteBatch, slots: [Int], durability: Durability?) throws(KVError) {
-        let routing = try beginWrite(slots)
+    /// unregister. Each record goes to the owner of the slot it carries.
+    func apply(_ batch: RoutedBatch, durability: Durability?) throws(KVError) {
+        let routing = try beginWrite(batch.slots)
         var failure: KVError?
         do throws(KVError) {
-            try applyRouted(batch, slots: slots, routing: routing, durability: durability)
+            try applyRouted(batch, routing: routing, durability: durability)
         } catch {
             failure = error
         }
-        endWrite(batch, slots)
+        endWrite(batch)
         if let failure { throw failure }
     }
 
@@ -87,7 +88,8 @@ extension ShardedStore {
     /// Unregisters a write; during a copy phase first records the keys it wrote in moving
     /// slots (whether or not it succeeded), so the reshard copies them again. Recording comes
     /// before the counters drop, so a switch that sees them at 0 finds the keys recorded.
-    func endWrite(_ batch: WriteBatch, _ slots: [Int]) {
+    func endWrite(_ routed: RoutedBatch) {
+        let slots = routed.slots
         defer {
             for slot in slots { inflight.add(slot, -1) }
             // A switch holding the gate waits for the counters to drain (`waitForWrites`):
@@ -99,14 +101,14 @@ extension ShardedStore {
         // write (already committed) is in them.
         guard view.load(ordering: .sequentiallyConsistent).moving != nil else { return }
         state.withLock { s in
-            guard s.migration != nil else { return }
+            guard s.reshard.migration != nil else { return }
             // Only the bitmap is held apart, so the dirty set stays uniquely referenced and
             // is updated in place.
-            let moving = s.migration!.moving
+            let moving = s.reshard.migration!.moving
             guard slots.contains(where: { moving[$0] }) else { return }
             var i = 0
-            try? batch.forEach { _, key, _ in
-                if moving[slots[i]] { s.migration!.dirty.insert(Array(key)) }
+            try? routed.batch.forEach { _, key, _ in
+                if moving[slots[i]] { s.reshard.migration!.dirty.insert(Array(key)) }
                 i += 1
             }
         }
@@ -114,15 +116,16 @@ extension ShardedStore {
 
     /// Applies a batch to the shards owning its slots: whole when one shard owns them all,
     /// else split into per-shard batches applied in shard-id order.
-    func applyRouted(_ batch: WriteBatch, slots: [Int], routing: Routing, durability: Durability?) throws(KVError) {
+    func applyRouted(_ routed: RoutedBatch, routing: Routing, durability: Durability?) throws(KVError) {
+        let slots = routed.slots
         let first = routing.owners[slots[0]]
         if slots.allSatisfy({ routing.owners[$0] == first }) {
-            try routing.shards[Int(first)].db.commit(batch, durability: durability)
+            try routing.shards[Int(first)].db.commit(routed.batch, durability: durability)
             return
         }
         var parts: [Int: WriteBatch] = [:]
         var i = 0
-        try batch.forEach { kind, key, value in
+        try routed.batch.forEach { kind, key, value in
             let owner = Int(routing.owners[slots[i]])
             i += 1
             if kind == .value {

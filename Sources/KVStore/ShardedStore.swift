@@ -79,7 +79,10 @@ public final class ShardedStore: Sendable {
     /// When not 0, the store's clock stands at this time (tests of expiry).
     let frozenClock = Atomic<Int64>(0)
 
-    /// Everything guarded by the store mutex.
+    /// Everything guarded by the store mutex, grouped by concern: routing and lifecycle here,
+    /// resharding in ``ReshardState``, leftover cleanup in ``CleanupState``. (Index work keeps
+    /// its own state in KVIndex's `IndexManager`.) One mutex guards all of it because a
+    /// reshard's switch changes routing, migration and cleanup together.
     struct State {
         /// The slot table in force and the shards it routes to.
         var routing: Routing
@@ -88,28 +91,46 @@ public final class ShardedStore: Sendable {
         var shards: [Shard?]
         /// The descriptor last written.
         var descriptor: StoreDescriptor
-        /// The copy phase of a running reshard.
-        var migration: Migration?
-        /// Work left after a switch or an aborted reshard (deleting leftovers, removing shards).
-        var cleanup: CleanupPlan?
-        var cleanupRunning = false
-        /// Removed shards whose deletion waits for store snapshots and scans to end.
-        var cleanupWaitingForReaders: [Shard] = []
-        var reshardRunning = false
         var closed = false
         /// Set by the crash-test hooks: no more I/O of any kind.
         var halted = false
+        var reshard = ReshardState()
+        var cleanup: CleanupState
+
+        init(routing: Routing, shards: [Shard?], descriptor: StoreDescriptor, cleanup plan: CleanupPlan?) {
+            self.routing = routing
+            self.shards = shards
+            self.descriptor = descriptor
+            cleanup = CleanupState(plan: plan)
+        }
+    }
+
+    /// What a reshard keeps: its copy phase, whether one runs, its failure and its figures.
+    struct ReshardState {
+        /// The copy phase of a running reshard.
+        var migration: Migration?
+        var running = false
         /// The failure of the last reshard or cleanup, reported by `waitForReshard`.
-        var reshardError: KVError?
-        var keysMovedByLastReshard = 0
-        var keysDeletedByLastCleanup = 0
+        var error: KVError?
+        var keysMoved = 0
         /// Keys the last reshard copied again because they were written during its copy.
-        var keysCaughtUpByLastReshard = 0
+        var keysCaughtUp = 0
         /// How long the last switch held writes to moving slots.
         var gateHeld: Duration = .zero
-        /// Run cleanups on the calling thread instead of a background thread (tests).
-        var synchronousCleanup = false
+        /// The crash-test hook called at every step.
         var hook: (@Sendable (ReshardStep) -> Bool)?
+    }
+
+    /// What the cleanup after a switch or an aborted reshard keeps.
+    struct CleanupState {
+        /// Work left (deleting leftovers, removing shards); nil when none.
+        var plan: CleanupPlan?
+        var running = false
+        /// Removed shards whose deletion waits for store snapshots and scans to end.
+        var waitingForReaders: [Shard] = []
+        var keysDeleted = 0
+        /// Run cleanups on the calling thread instead of a background thread (tests).
+        var synchronous = false
     }
 
     /// A reshard's copy phase. Invariant: while it exists, writes to slots with `moving[slot]`
@@ -210,8 +231,8 @@ public final class ShardedStore: Sendable {
     /// paths. Called with the store mutex held, after every change of those fields.
     func publishView(_ s: State) {
         view.store(
-            RouteView(routing: s.routing, closed: s.closed, moving: s.migration?.moving,
-                      gateClosed: s.migration?.gateClosed ?? false, failure: s.migration?.failure),
+            RouteView(routing: s.routing, closed: s.closed, moving: s.reshard.migration?.moving,
+                      gateClosed: s.reshard.migration?.gateClosed ?? false, failure: s.reshard.migration?.failure),
             ordering: .sequentiallyConsistent)
         events.signal()
     }
@@ -235,7 +256,7 @@ public final class ShardedStore: Sendable {
     public func verify() throws {
         let (routing, settled) = try state.withLock { (s) throws(KVError) in
             if s.closed { throw KVError.closed }
-            return (s.routing, s.migration == nil && s.cleanup == nil)
+            return (s.routing, s.reshard.migration == nil && s.cleanup.plan == nil)
         }
         for shard in routing.shards {
             try shard.db.verify()

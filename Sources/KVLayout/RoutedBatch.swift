@@ -16,6 +16,11 @@ public struct RoutedBatch: Sendable {
     /// An empty batch.
     public init() {}
 
+    /// An empty batch with room for `records` records.
+    public init(reservingCapacity records: Int) {
+        slots.reserveCapacity(records)
+    }
+
     /// Adds a put of `key` → `value` in `slot`.
     public mutating func put(_ key: [UInt8], _ value: [UInt8], slot: Int) {
         batch.put(key, value)

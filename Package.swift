@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Modules are layers; each imports only the ones below it (see DESIGN.md):
-//   kvserver → KVServer → {KVStore, KVProtocol}; kvbench → Shale → KVStore → KVIndex → KVLayout → KVBase;
-//   KVStore, KVIndex → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase
+// Modules are layers; each imports only the ones below it (see DESIGN.md "Modules"):
+//   kvserver → KVServer → {KVReplication, KVProtocol}; KVReplication → KVStore → KVIndex → KVLayout
+//   → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase; kvbench → Shale (re-exports).
+//   Side edges: KVServer → KVEngine (the engine Options, Durability and WriteBatch that the
+//   store's API takes) and → KVLayout, KVIndex (row and index types its commands speak).
 let package = Package(
     name: "Shale",
     platforms: [.macOS(.v15)],

@@ -9,7 +9,7 @@ import Darwin
 /// Starts a detached pthread running `body` (background flush, compaction, WAL syncer).
 /// Returns when the thread has been created.
 func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
+    final class Box: Sendable {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     }

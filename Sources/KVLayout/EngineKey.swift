@@ -19,7 +19,7 @@ import KVBase
 /// ```
 /// `escaped` is order-preserving and self-delimiting, so records embedding a user key sort by
 /// what precedes it and then by the key.
-public enum EngineKey {
+package enum EngineKey {
     /// The first byte of every reserved engine key.
     public static let reservedByte: UInt8 = 0xFF
     /// Tag of shard-local metadata records.

@@ -29,7 +29,7 @@ public struct StoredEntry: Hashable, Sendable {
 /// ```
 /// Any other format byte is reported as corruption. Index and expiry entries use the same
 /// envelope with an empty payload, carrying the expiry of their row.
-public enum RowValue {
+package enum RowValue {
     /// Format byte of a value with no expiry.
     @usableFromInline package static let plain: UInt8 = 0x00
     /// Format byte of a value with an expiry time.

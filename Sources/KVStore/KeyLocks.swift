@@ -9,6 +9,8 @@ import Darwin
 /// commands) and commits, so two writers of one key never interleave between read and write.
 /// Multi-key operations take their stripes in ascending order, so they cannot deadlock.
 final class KeyLocks: @unchecked Sendable {
+    // @unchecked Sendable: the only state is the array of pthread mutexes, allocated once in
+    // init and used only through pthread_mutex_lock/unlock, which are made for sharing.
     static let stripes = 1024
     private let mutexes: UnsafeMutablePointer<pthread_mutex_t>
 

@@ -4,8 +4,9 @@ import PackageDescription
 // Modules are layers; each imports only the ones below it (see DESIGN.md "Modules"):
 //   kvserver → KVServer → {KVReplication, KVProtocol}; KVReplication → KVStore → KVIndex → KVLayout
 //   → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase; kvbench → Shale (re-exports).
-//   Side edges: KVServer → KVEngine (the engine Options, Durability and WriteBatch that the
-//   store's API takes) and → KVLayout, KVIndex (row and index types its commands speak).
+//   KVStore re-exports the vocabulary its API speaks (Sources/KVStore/Vocabulary.swift), so
+//   KVServer imports KVStore, KVReplication and KVProtocol only. Tools/check-layers.sh checks
+//   every import against the table in DESIGN.md.
 let package = Package(
     name: "Shale",
     platforms: [.macOS(.v15)],
@@ -55,8 +56,7 @@ let package = Package(
         .target(
             name: "KVServer",
             dependencies: [
-                "KVBase", "KVEngine", "KVStore", "KVReplication", "KVProtocol", "KVFileSystem",
-                "KVLayout", "KVIndex",
+                "KVStore", "KVReplication", "KVProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "KVServerTests",
             dependencies: [
-                "KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol",
+                "KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol", "KVBase",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,7 +133,7 @@ if Context.environment["SHALE_FUZZ"] == "1" {
         .executableTarget(name: "FuzzWAL", dependencies: ["FuzzSupport", "KVLog", "KVEngine", "KVFileSystem", "KVBase"], path: "Tests/fuzz/FuzzWAL"),
         .executableTarget(
             name: "FuzzCommands",
-            dependencies: ["FuzzSupport", "KVServer", "KVProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["FuzzSupport", "KVServer", "KVProtocol", "KVFileSystem", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/fuzz/FuzzCommands"
         ),
     ]

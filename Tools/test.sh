@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what is missing, builds, runs a tiny kvbench run whose
+# Runs the whole test suite: installs what is missing, checks the module layering against
+# DESIGN.md (Tools/check-layers.sh), builds, runs a tiny kvbench run whose
 # output must parse, `swift test`, the end-to-end tests against the real kvserver binary
 # (Tests/e2e), then 20 s of fuzzing per fuzz target. Long soaks: SHALE_SOAK=1 (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/install-deps.sh test
+Tools/check-layers.sh
 swift build --build-tests
 Tools/kvbench-smoke.sh
 swift test

@@ -1,4 +1,7 @@
+#define _GNU_SOURCE
 #include "shale_support.h"
+
+#include <pthread.h>
 
 #include <string.h>
 
@@ -72,4 +75,15 @@ void shale_counter_reset(uint64_t *slots) {
     for (unsigned i = 0; i < SHALE_COUNTER_STRIPES; i++) {
         __atomic_store_n(&slots[i * 8], 0, __ATOMIC_RELAXED);
     }
+}
+
+void shale_set_thread_name(const char *name) {
+    char buf[16];
+    strncpy(buf, name, sizeof buf - 1);
+    buf[sizeof buf - 1] = 0;
+#if defined(__APPLE__)
+    pthread_setname_np(buf);
+#elif defined(__linux__)
+    pthread_setname_np(pthread_self(), buf);
+#endif
 }

@@ -78,7 +78,7 @@ extension Database {
     /// Runs one compaction and installs its result.
     func runCompaction(_ c: Compaction) throws(KVError) {
         options.compactionHook?()
-        let started = monotonicNanos()
+        let started = UInt64(monotonicNanos())
         if c.isTrivialMove(targetFileSize: options.targetFileSize) {
             let f = c.inputs[0][0]
             var edit = VersionEdit()
@@ -158,7 +158,7 @@ extension Database {
                 edit.compactPointers.append((c.level, last))
             }
             let written = outputs.reduce(0) { $0 + $1.size }
-            let elapsed = monotonicNanos() - started
+            let elapsed = UInt64(monotonicNanos()) - started
             // From here on the manifest may name the outputs (a failed sync can still reach
             // the disk), so a failure must leave them for the next open to judge.
             defer { output.release() }
@@ -262,11 +262,4 @@ final class CompactionOutput {
         for n in numbers { try? db.fs.removeFile(FileNames.table(db.path, n)) }
         release()
     }
-}
-
-/// Nanoseconds from a monotonic clock.
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

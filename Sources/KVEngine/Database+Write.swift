@@ -181,7 +181,7 @@ extension Database {
         var delayed = false
         var stallStart: UInt64 = 0
         defer {
-            if stallStart != 0 { s.pointee.stats.stallNanos += monotonicNanos() - stallStart }
+            if stallStart != 0 { s.pointee.stats.stallNanos += UInt64(monotonicNanos()) - stallStart }
         }
         while true {
             if let e = s.pointee.backgroundError { throw .backgroundError(cause: e.description) }
@@ -190,7 +190,7 @@ extension Database {
             if !delayed && !force && l0 >= options.level0SlowdownTrigger {
                 delayed = true
                 s.pointee.stats.slowdowns += 1
-                if stallStart == 0 { stallStart = monotonicNanos() }
+                if stallStart == 0 { stallStart = UInt64(monotonicNanos()) }
                 backgroundWork.signal()
                 // Releases the mutex for ~1 ms so compaction can proceed.
                 state.wait(writersDrained, timeoutNanoseconds: 1_000_000)
@@ -199,7 +199,7 @@ extension Database {
             if !force && s.pointee.mem.approximateMemoryUsage < options.writeBufferSize { return }
             if s.pointee.imm.count >= options.maxImmutableMemtables || l0 >= options.level0StopTrigger {
                 s.pointee.stats.stops += 1
-                if stallStart == 0 { stallStart = monotonicNanos() }
+                if stallStart == 0 { stallStart = UInt64(monotonicNanos()) }
                 backgroundWork.signal()
                 state.wait(backgroundDone, timeoutNanoseconds: 100_000_000)
                 continue

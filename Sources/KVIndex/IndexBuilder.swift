@@ -105,7 +105,7 @@ final class IndexBuilder: Sendable {
         let go = host.ifOpen { state.withLock { $0.workers += 1 } } != nil
         guard go else { return }
         if case .build(let h, _) = job { h.builderRunning.store(true, ordering: .releasing) }
-        startBackgroundThread { [self] in
+        startThread(name: "shale-index") { [self] in
             switch job {
             case .build(let h, let shards):
                 runBuild(h, shards, host)

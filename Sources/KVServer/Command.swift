@@ -1,6 +1,3 @@
-import KVBase
-import KVEngine
-import KVLayout
 import KVProtocol
 import KVStore
 import NIOCore

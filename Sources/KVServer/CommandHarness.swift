@@ -1,6 +1,4 @@
 import Dispatch
-import KVEngine
-import KVFileSystem
 import KVProtocol
 import KVReplication
 import KVStore
@@ -26,11 +24,12 @@ package final class CommandHarness {
     package let store: ShardedStore
     private let deferredWaitMillis: Int64
 
-    /// A fresh harness: `shards` shards on a new in-memory file system, a clock frozen at a
-    /// fixed time, small write buffers (so flushes and compactions happen).
-    package init(shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50) throws {
+    /// A fresh harness: `shards` shards on `fileSystem` (a new in-memory one, from the
+    /// caller), a clock frozen at a fixed time, small write buffers (so flushes and
+    /// compactions happen).
+    package init(fileSystem: any FileSystem, shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50) throws {
         var o = Options()
-        o.fileSystem = MemoryFileSystem()
+        o.fileSystem = fileSystem
         o.writeBufferSize = 64 << 10
         let backlog = ReplicationBacklog()
         store = try ShardedStore.open(at: "/db", shards: shards, options: o, commitFeed: backlog)

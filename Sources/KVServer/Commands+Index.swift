@@ -1,5 +1,3 @@
-import KVBase
-import KVIndex
 import KVProtocol
 import KVStore
 

@@ -1,5 +1,3 @@
-import KVBase
-import KVEngine
 import KVProtocol
 import KVStore
 

@@ -1,5 +1,3 @@
-import KVBase
-import KVLayout
 import KVProtocol
 import KVReplication
 import KVStore

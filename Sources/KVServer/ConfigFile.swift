@@ -1,3 +1,4 @@
+import KVStore
 import TOMLKit
 
 #if canImport(Glibc)

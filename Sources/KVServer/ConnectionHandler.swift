@@ -1,3 +1,4 @@
+import KVStore
 import KVProtocol
 import NIOCore
 import NIOPosix

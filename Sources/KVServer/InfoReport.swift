@@ -1,4 +1,3 @@
-import KVBase
 import KVStore
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import KVBase
+import KVStore
 import Histogram
 import Synchronization
 

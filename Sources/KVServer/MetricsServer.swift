@@ -1,3 +1,4 @@
+import KVStore
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -1,4 +1,3 @@
-import KVBase
 import KVProtocol
 import KVReplication
 import KVStore

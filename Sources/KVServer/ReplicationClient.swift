@@ -1,5 +1,4 @@
 import Dispatch
-import KVBase
 import KVProtocol
 import KVReplication
 import KVStore
@@ -109,7 +108,7 @@ final class ReplicationClient: Sendable {
     }
 
     func start() {
-        startBackgroundThread { [self] in
+        startThread(name: "shale-repl-link") { [self] in
             run()
             finished.signal()
         }

@@ -1,3 +1,4 @@
+import KVStore
 import KVReplication
 
 /// The `INFO replication` lines (Redis's field names) and the replication counters of

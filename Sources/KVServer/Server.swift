@@ -1,6 +1,4 @@
 import Dispatch
-import KVBase
-import KVEngine
 import KVStore
 import KVReplication
 import Logging

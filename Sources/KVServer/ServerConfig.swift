@@ -1,4 +1,4 @@
-import KVEngine
+import KVStore
 import KVProtocol
 import Logging
 import NIOCore

@@ -1,6 +1,3 @@
-import KVBase
-import KVEngine
-import KVLayout
 import KVStore
 import KVReplication
 import Logging
@@ -447,25 +444,4 @@ final class ScanCursors: Sendable {
     func position(_ id: UInt64) -> [UInt8]? {
         state.withLock { $0.positions[id] }
     }
-}
-
-/// Milliseconds of a monotonic clock.
-func monotonicMillis() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-}
-
-/// Nanoseconds of a monotonic clock.
-func monotonicNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
-/// Microseconds of a monotonic clock.
-func monotonicMicros() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }

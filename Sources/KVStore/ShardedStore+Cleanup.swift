@@ -34,7 +34,7 @@ extension ShardedStore {
             runCleanupLatchingError()
         } else {
             // The thread holds the store strongly until the cleanup ends or stops.
-            startBackgroundThread { [self] in runCleanupLatchingError() }
+            startThread(name: "shale-cleanup") { [self] in runCleanupLatchingError() }
         }
     }
 

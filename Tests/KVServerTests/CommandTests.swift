@@ -16,7 +16,7 @@ final class Harness {
     var session: ClientSession { base.session }
 
     init(requirePass: String? = nil, shards: Int = 2) throws {
-        base = try CommandHarness(shards: shards, requirePass: requirePass)
+        base = try CommandHarness(fileSystem: MemoryFileSystem(), shards: shards, requirePass: requirePass)
     }
 
     @discardableResult

@@ -1,3 +1,5 @@
+import KVBase
+import KVFileSystem
 import KVProtocol
 @testable import KVServer
 import NIOCore
@@ -72,7 +74,7 @@ struct HardeningTests {
     }
 
     @Test func parkedWaitIsAnsweredByItsTimerAndHoldsNoThread() throws {
-        let h = try CommandHarness(deferredWaitMillis: 2_000)
+        let h = try CommandHarness(fileSystem: MemoryFileSystem(), deferredWaitMillis: 2_000)
         let started = monotonicMillis()
         // A huge but valid timeout (the timer is clamped, not overflowed), answered by the
         // client going away (the harness abandons it after 2 s).

@@ -11,6 +11,10 @@ int shale_crc32c_hw_available(void);
 /// CPU's CRC-32C instruction. Call only when `shale_crc32c_hw_available()` returned non-zero.
 uint32_t shale_crc32c_hw(uint32_t crc, const void *p, size_t n);
 
+/// Names the calling thread (at most 15 bytes are kept; shown by top, perf and gdb). No
+/// effect where the system has no thread names.
+void shale_set_thread_name(const char *name);
+
 /// Asks the CPU to start loading the cache line at `p` for reading (no effect on results).
 static inline void shale_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);

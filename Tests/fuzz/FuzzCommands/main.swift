@@ -65,6 +65,7 @@
 // `SHALE_FUZZ_SEEDS=DIR` writes the seed corpus to DIR and exits (Tools/fuzz.sh seeds).
 // Built only by Tools/fuzz.sh (SHALE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer,address).
 
+import KVFileSystem
 import FuzzSupport
 import KVProtocol
 import KVServer
@@ -202,7 +203,7 @@ func tooExpensive(_ command: [[UInt8]]) -> Bool {
 
 func makeHarness() -> CommandHarness {
     do {
-        return try CommandHarness()
+        return try CommandHarness(fileSystem: MemoryFileSystem())
     } catch {
         fail("cannot create a command harness: \(error)")
     }

@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "kvbench",
             dependencies: [
-                "Shale", "KVProtocol",
+                "Shale", "KVBase", "KVProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -99,10 +99,10 @@ extension BenchRun {
                 try store.dropIndex(def.name)
                 try store.waitForIndexes()
             }
-            let start = monotonicNanos()
+            let start = nowNanos()
             try store.createIndex(def)
             try store.waitForIndexes()
-            let finish = monotonicNanos()
+            let finish = nowNanos()
             let info = try store.indexInfo(def.name)
             // One operation per row; no per-row latencies (the build is one background job).
             outcome.result = ThreadResult(
@@ -164,14 +164,14 @@ extension BenchRun {
             var i = 0
             // Timed as a whole (reading the clock per extraction would cost as much as one), in
             // wall-clock time and in the thread's CPU time, which a busy machine distorts less.
-            let begin = monotonicNanos()
+            let begin = nowNanos()
             let cpuBegin = threadCPUNanos()
             for _ in 0..<count {
                 if values[i].withUnsafeBytes({ extract($0) }) != nil { found += 1 }
                 i = i + 1 == values.count ? 0 : i + 1
             }
             let cpu = Double(threadCPUNanos() - cpuBegin) / Double(count)
-            let end = monotonicNanos()
+            let end = nowNanos()
             outcome.result = ThreadResult(
                 histogram: makeLatencyHistogram(), ops: count, bytes: 0, found: 0, reads: 0, counters: [], start: begin, finish: end)
             // Foundation's full parse of the same values, for comparison.

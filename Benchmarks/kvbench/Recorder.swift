@@ -37,7 +37,7 @@ struct Recorder {
 
     /// Starts the clock. Thread 0 reports progress when `showProgress` is set.
     init(showProgress: Bool) {
-        start = monotonicNanos()
+        start = nowNanos()
         last = start
         finish = start
         progress = showProgress ? Progress() : nil
@@ -47,7 +47,7 @@ struct Recorder {
     /// ops waited for the whole batch).
     @inline(__always)
     mutating func finished(_ n: Int = 1) {
-        let now = monotonicNanos()
+        let now = nowNanos()
         histogram.record(now &- last, count: UInt64(n))
         last = now
         ops += n
@@ -65,7 +65,7 @@ struct Recorder {
 
     /// Stops the clock.
     mutating func stop() {
-        finish = monotonicNanos()
+        finish = nowNanos()
         progress?.clear()
     }
 

@@ -3,14 +3,13 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KVBase
 import Synchronization
 
-/// Monotonic time in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`, a vDSO call on Linux).
+/// Monotonic time in nanoseconds, unsigned (KVBase's clock; a vDSO call on Linux).
 @inline(__always)
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+func nowNanos() -> UInt64 {
+    UInt64(monotonicNanos())
 }
 
 /// Runs `count` copies of `body` on dedicated POSIX threads (never the cooperative pool:

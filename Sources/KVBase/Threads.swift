@@ -41,6 +41,7 @@ package func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
 }
 
 /// Nanoseconds of a monotonic clock.
+@inlinable
 package func monotonicNanos() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)

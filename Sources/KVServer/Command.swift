@@ -15,6 +15,9 @@ enum ConnectionAction: Sendable {
     /// the future completes and runs none of its later requests before. No thread waits:
     /// a timer or another event completes the future.
     case later(EventLoopFuture<RESPValue>)
+    /// More replies follow the reply, in order (SUBSCRIBE and its kin confirm each channel
+    /// with a reply of its own).
+    case more([RESPValue])
 }
 
 /// The call of one command.
@@ -297,6 +300,7 @@ enum Commands {
     /// Every command, at its ``CommandSpec/index``.
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
+            + pubsubCommands
         return all.sorted { $0.index < $1.index }
     }()
 
@@ -343,6 +347,13 @@ enum Commands {
         let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
         if writes && server.replication.isReplica {
             let e = CommandError("READONLY You can't write against a read only replica.")
+            server.counters.recordRejected(spec, error: e.message)
+            return (.simpleError(e.message), .none)
+        }
+        // A RESP2 client with subscriptions reads pushed messages on the same stream as
+        // replies, so it may only change its subscriptions (Redis's rule and text).
+        if session.isSubscribed && session.protocolVersion == 2 && !Commands.allowedWhileSubscribed.contains(name) {
+            let e = CommandError("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
             server.counters.recordRejected(spec, error: e.message)
             return (.simpleError(e.message), .none)
         }

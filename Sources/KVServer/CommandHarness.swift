@@ -72,6 +72,15 @@ package final class CommandHarness {
     ///
     /// `REPLICAOF`/`SLAVEOF` with a host would start a link that connects out; the harness
     /// never runs that form (it returns nil), only `REPLICAOF NO ONE`.
+    /// Runs one request and returns every reply it makes (SUBSCRIBE confirms each channel
+    /// with its own); a deferred reply is not waited for.
+    package func runAll(_ arguments: [[UInt8]]) -> [RESPValue] {
+        let (reply, action) = Commands.execute(arguments, server: server, session: session)
+        var out: [RESPValue] = reply.map { [$0] } ?? []
+        if case .more(let extra) = action { out += extra }
+        return out
+    }
+
     package func run(_ arguments: [[UInt8]]) -> (reply: RESPValue?, closes: Bool) {
         if let first = arguments.first, arguments.count == 3 {
             let name = RedisText.lower(first)
@@ -82,7 +91,7 @@ package final class CommandHarness {
         }
         let (reply, action) = Commands.execute(arguments, server: server, session: session)
         switch action {
-        case .none:
+        case .none, .more:
             return (reply, false)
         case .close, .shutdown:
             return (reply, true)

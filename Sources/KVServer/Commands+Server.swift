@@ -17,6 +17,10 @@ extension Commands {
     static let serverCommands: [CommandSpec] = [
         CommandSpec("ping", -1, ["fast"]) { c in
             if c.argc > 2 { throw CommandError.wrongArity("ping") }
+            // A RESP2 subscriber gets a two-element array, telling it from a message.
+            if c.session.isSubscribed && !c.resp3 {
+                return .array([.bulk("pong"), .bulk(c.argc == 2 ? c.args[1] : [])])
+            }
             return c.argc == 2 ? .bulk(c.args[1]) : .simpleString("PONG")
         },
         CommandSpec("echo", 2, ["fast"]) { c in .bulk(c.args[1]) },

@@ -124,11 +124,12 @@ extension ServerSetting {
                64...Int(Int32.max), \.limits.maxInlineLength, { $0.limits.maxInlineLength = $1 }),
         memory("client-query-buffer-limit", "Largest unfinished request a client may send before it is closed, in bytes.",
                1_048_576...Int(Int64.max / 2), \.queryBufferLimit, { $0.queryBufferLimit = $1 }),
-        ServerSetting(name: "client-output-buffer-limit", aliases: [], valueName: "\"[normal] <hard> <soft> <seconds>\"",
-                      summary: "Per-client output limit: execution pauses while <soft> bytes of replies wait to be sent; the client is closed when <hard> bytes wait, or <soft> bytes wait for <seconds>; 0 is no limit.",
+        ServerSetting(name: "client-output-buffer-limit", aliases: [],
+                      valueName: "\"[normal|pubsub] <hard> <soft> <seconds> ...\"",
+                      summary: "Per-client output limits by class (normal clients; pubsub: clients with subscriptions, default 32mb 8mb 60): execution pauses while <soft> bytes of replies wait to be sent; the client is closed when <hard> bytes wait, or <soft> bytes wait for <seconds>; 0 is no limit. Classes not named keep their limits.",
                       runtime: true, secret: false,
-                      parse: { text, c throws(SettingError) in c.outputBufferLimit = try parseOutputBufferLimit(text) },
-                      render: { $0.outputBufferLimit.description }),
+                      parse: { text, c throws(SettingError) in try parseOutputBufferLimits(text, into: &c) },
+                      render: { "\($0.outputBufferLimit) pubsub \($0.pubsubOutputBufferLimit.numbers)" }),
         int("slowlog-log-slower-than", "Log commands slower than this many microseconds in SLOWLOG; -1 disables, 0 logs all.",
             -1...Int(Int64.max), runtime: true, { Int($0.slowlogThresholdMicros) }, { $0.slowlogThresholdMicros = Int64($1) }),
         int("slowlog-max-len", "Entries SLOWLOG keeps.", 0...Int(Int64.max), runtime: true,
@@ -240,6 +241,33 @@ extension ServerSetting {
         }
         let (v, overflow) = n.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : v
+    }
+
+    /// Redis's `<class> <hard> <soft> <soft-seconds>` groups (classes `normal` and `pubsub`;
+    /// three bare numbers are the normal class), with Redis's error texts. Classes not named
+    /// keep their limits; nothing changes when any group is wrong.
+    static func parseOutputBufferLimits(_ text: String, into c: inout ServerConfig) throws(SettingError) {
+        let name = "client-output-buffer-limit"
+        let words = text.split(separator: " ").map(String.init)
+        if let first = words.first, first.first?.isNumber ?? false {
+            c.outputBufferLimit = try parseOutputBufferLimit(text)
+            return
+        }
+        guard !words.isEmpty, words.count % 4 == 0 else {
+            throw SettingError(setting: name, reason: "Wrong number of arguments in buffer limit configuration.")
+        }
+        var normal = c.outputBufferLimit
+        var pubsub = c.pubsubOutputBufferLimit
+        for g in stride(from: 0, to: words.count, by: 4) {
+            let limit = try parseOutputBufferLimit(words[(g + 1)..<(g + 4)].joined(separator: " "))
+            switch words[g].lowercased() {
+            case "normal": normal = limit
+            case "pubsub": pubsub = limit
+            default: throw SettingError(setting: name, reason: "Invalid client class specified in buffer limit configuration.")
+            }
+        }
+        c.outputBufferLimit = normal
+        c.pubsubOutputBufferLimit = pubsub
     }
 
     /// `[normal] <hard> <soft> <soft-seconds>`, with Redis's error texts.

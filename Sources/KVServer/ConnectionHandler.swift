@@ -65,6 +65,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// (refreshed on the next read after a CONFIG SET), so requests take no server-wide lock.
     @exclusivity(unchecked)
     private var outputLimit: OutputBufferLimit
+    /// `client-output-buffer-limit pubsub`, the limit while the client has subscriptions.
+    @exclusivity(unchecked)
+    private var pubsubLimit: OutputBufferLimit
     @exclusivity(unchecked)
     private var queryLimit: Int
     @exclusivity(unchecked)
@@ -105,7 +108,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         let live = server.live.withLock { $0 }
         self.decoder = RESPRequestDecoder(limits: live.limits)
         self.outputLimit = live.outputBufferLimit
+        self.pubsubLimit = live.pubsubOutputBufferLimit
         self.queryLimit = live.queryBufferLimit
+    }
+
+    /// The output limit of the client's class now: pub/sub while it has subscriptions.
+    private var currentLimit: OutputBufferLimit {
+        session?.isSubscribed == true ? pubsubLimit : outputLimit
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -123,6 +132,18 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         decoder.authenticationRequired = !session.authenticated
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        session.setDelivery { message in
+            // On the publisher's loop at once (a client publishing to itself gets the message
+            // before the PUBLISH reply, as in Redis); else hop to this connection's loop.
+            if loop.inEventLoop {
+                handler.value.push(message, context: ctx.value)
+            } else {
+                loop.execute { handler.value.push(message, context: ctx.value) }
+            }
+        }
         context.fireChannelActive()
     }
 
@@ -192,7 +213,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         let live = server.live.withLock { $0 }
         decoder.limits = live.limits
         outputLimit = live.outputBufferLimit
+        pubsubLimit = live.pubsubOutputBufferLimit
         queryLimit = live.queryBufferLimit
+    }
+
+    /// Writes a published message in the client's protocol, under the pub/sub output limit.
+    private func push(_ message: PubSubMessage, context: ChannelHandlerContext) {
+        guard !closing, context.channel.isActive, let session else { return }
+        refreshLimits()
+        var out = context.channel.allocator.buffer(capacity: 64)
+        RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(message.value, into: &out)
+        _ = send(out, context: context, thenClose: false)
     }
 
     /// Resumes reading once the queue has drained to a quarter of its limits.
@@ -244,7 +275,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func runQueue(context: ChannelHandlerContext) {
         guard !running, !closing, !queue.isEmpty, let session else { return }
         refreshLimits()
-        let limit = outputLimit
+        let limit = currentLimit
         // Backpressure: replies the client has not taken hold up its next requests.
         guard pendingOutput < limit.pauseBytes else { return }
         let outputCap = min(Self.batchOutputLimit, max(1, limit.pauseBytes / 2))
@@ -278,6 +309,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                 let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop, name: name, spec: spec)
                 version = session.protocolVersion
                 if let reply { RESPEncoder(version: version == 3 ? .resp3 : .resp2).write(reply, into: &out) }
+                if case .more(let extra) = next {
+                    for r in extra { RESPEncoder(version: version == 3 ? .resp3 : .resp2).write(r, into: &out) }
+                    continue
+                }
                 if case .none = next { continue }
                 finish(context: context, output: out, action: next, unrun: [])
                 return
@@ -391,7 +426,12 @@ final class ConnectionHandler: ChannelInboundHandler {
                 if let reply {
                     RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
                 }
-                action = next
+                if case .more(let extra) = next {
+                    for r in extra { RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(r, into: &out) }
+                    action = .none
+                } else {
+                    action = next
+                }
                 if case .none = action {
                     if out.readableBytes >= outputCap { break }
                     continue
@@ -419,7 +459,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         var deferred: EventLoopFuture<RESPValue>?
         var closeAfter = false
         switch action {
-        case .none:
+        case .none, .more:
             break
         case .later(let future):
             deferred = future
@@ -479,7 +519,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// closes after them when `thenClose`. Returns false when the connection is closing.
     private func send(_ output: ByteBuffer, context: ChannelHandlerContext, thenClose: Bool) -> Bool {
         let size = output.readableBytes
-        let limit = outputLimit
+        let limit = currentLimit
         if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
             closeForOutputLimit(context: context, reason: "hard")
             return false
@@ -506,7 +546,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             session.outputBytes.store(pendingOutput, ordering: .relaxed)
             session.touch()
         }
-        let limit = outputLimit
+        let limit = currentLimit
         if softLimitSince != nil && (limit.softBytes == 0 || pendingOutput < limit.softBytes) {
             softLimitSince = nil
             softLimitCheck?.cancel()
@@ -521,7 +561,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func addPendingOutput(_ size: Int, context: ChannelHandlerContext) {
         pendingOutput += size
         session?.outputBytes.store(pendingOutput, ordering: .relaxed)
-        let limit = outputLimit
+        let limit = currentLimit
         guard limit.softBytes > 0, pendingOutput >= limit.softBytes, softLimitSince == nil else { return }
         softLimitSince = monotonicMillis()
         scheduleSoftLimitCheck(after: Int64(limit.softSeconds) * 1000, context: context)
@@ -541,7 +581,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func checkSoftLimit(context: ChannelHandlerContext) {
         softLimitCheck = nil
         guard let since = softLimitSince, !closing else { return }
-        let limit = outputLimit
+        let limit = currentLimit
         guard limit.softBytes > 0, pendingOutput >= limit.softBytes else {
             softLimitSince = nil
             return

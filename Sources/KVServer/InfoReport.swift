@@ -70,6 +70,8 @@ enum InfoReport {
                          ("client_output_buffer_limit_disconnections", String(c.outputBufferDisconnections.load(ordering: .relaxed))),
                          ("client_idle_timeout_disconnections", String(c.idleDisconnections.load(ordering: .relaxed))),
                          ("protected_mode_denied_connections", String(c.protectedModeDenials.load(ordering: .relaxed))),
+                         ("pubsub_channels", String(server.pubsub.channelCount)),
+                         ("pubsub_patterns", String(server.pubsub.patternCount)),
                         ] + replicationStats(server)
             case "replication":
                 lines = replicationInfo(server)

@@ -62,6 +62,9 @@ public struct ServerConfig: Sendable {
     public var queryBufferLimit = 1 << 30
     /// The per-client output-buffer limit (Redis's `client-output-buffer-limit normal ...`).
     public var outputBufferLimit = OutputBufferLimit()
+    /// The output-buffer limit of clients with subscriptions (Redis's
+    /// `client-output-buffer-limit pubsub 32mb 8mb 60`).
+    public var pubsubOutputBufferLimit = OutputBufferLimit(hardBytes: 32 << 20, softBytes: 8 << 20, softSeconds: 60)
     /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).
     public var latencyTracking = true
     /// The percentiles `INFO latencystats` reports.
@@ -142,7 +145,10 @@ public struct OutputBufferLimit: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Redis's `CONFIG GET client-output-buffer-limit` form: `normal <hard> <soft> <seconds>`.
-    public var description: String { "normal \(hardBytes) \(softBytes) \(softSeconds)" }
+    public var description: String { "normal \(numbers)" }
+
+    /// `<hard> <soft> <seconds>`.
+    public var numbers: String { "\(hardBytes) \(softBytes) \(softSeconds)" }
 }
 
 /// The log level of a running server, read at every log call, so that `CONFIG SET loglevel`

@@ -43,6 +43,19 @@ public final class ClientSession: Sendable {
     /// unknown one (`cmd=NULL` in `CLIENT LIST`, as Redis says).
     let lastCommandIndex = Atomic<Int>(-1)
 
+    /// The channels and patterns the client is subscribed to (``PubSubHub``).
+    struct Subscriptions {
+        var channels: Set<[UInt8]> = []
+        var patterns: Set<[UInt8]> = []
+        var count: Int { channels.count + patterns.count }
+    }
+    let pubsub = Mutex(Subscriptions())
+    /// `pubsub`'s count, read by every request (a RESP2 client with subscriptions may only
+    /// run the pub/sub commands, PING, QUIT and RESET).
+    let subscriptionCount = Atomic<Int>(0)
+    /// Hands a published message to the connection (set by its handler when it starts).
+    private let delivery = Mutex<(@Sendable (PubSubMessage) -> Void)?>(nil)
+
     init(id: Int64, remoteAddress: String, localAddress: String, authenticated: Bool, channel: (any Channel)? = nil) {
         self.id = id
         self.remoteAddress = remoteAddress
@@ -72,6 +85,21 @@ public final class ClientSession: Sendable {
         lastInteraction.store(millis, ordering: .relaxed)
     }
 
+    /// Whether the client has any subscription (Redis's `CLIENT_PUBSUB` flag).
+    var isSubscribed: Bool { subscriptionCount.load(ordering: .relaxed) > 0 }
+
+    /// Installs the connection's delivery of published messages.
+    func setDelivery(_ deliver: (@Sendable (PubSubMessage) -> Void)?) {
+        delivery.withLock { $0 = deliver }
+    }
+
+    /// Hands `message` to the connection; false when the client has no connection to take it.
+    func deliver(_ message: PubSubMessage) -> Bool {
+        guard let deliver = delivery.withLock({ $0 }) else { return false }
+        deliver(message)
+        return true
+    }
+
     /// The last command's name as `CLIENT LIST` shows it.
     var lastCommand: String {
         let i = lastCommandIndex.load(ordering: .relaxed)
@@ -85,12 +113,14 @@ public final class ClientSession: Sendable {
         let omem = outputBytes.load(ordering: .relaxed)
         let cmd = lastCommand
         let resp = protocolVersion
+        let (sub, psub) = pubsub.withLock { ($0.channels.count, $0.patterns.count) }
+        let flags = sub + psub > 0 ? "P" : "N"
         return info.withLock { i in
             let name = i.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let lib = i.libName.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let ver = i.libVersion.map { String(decoding: $0, as: UTF8.self) } ?? ""
             return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
-                + "age=\((now - createdAt) / 1000) idle=\(idle) flags=N db=0 sub=0 psub=0 ssub=0 "
+                + "age=\((now - createdAt) / 1000) idle=\(idle) flags=\(flags) db=0 sub=\(sub) psub=\(psub) ssub=0 "
                 + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(omem) tot-mem=\(omem) "
                 + "events=r cmd=\(cmd) user=default redir=-1 resp=\(resp) lib-name=\(lib) lib-ver=\(ver)"
         }
@@ -247,6 +277,8 @@ public final class ServerState: Sendable {
     let cursors = ScanCursors()
     /// Role, followers, link to the leader.
     let replication = ReplicationState()
+    /// Channels, patterns and their subscribers.
+    let pubsub = PubSubHub()
     /// Called by SHUTDOWN.
     let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
     /// The port actually bound.
@@ -282,6 +314,7 @@ public final class ServerState: Sendable {
         logLevelControl.level = changed.logLevel
         counters.latencyTracking.store(changed.latencyTracking, ordering: .relaxed)
         if old.limits != changed.limits || old.outputBufferLimit != changed.outputBufferLimit
+            || old.pubsubOutputBufferLimit != changed.pubsubOutputBufferLimit
             || old.queryBufferLimit != changed.queryBufferLimit {
             limitsGeneration.wrappingAdd(1, ordering: .relaxed)
         }
@@ -331,6 +364,8 @@ public final class ServerState: Sendable {
 
     func unregister(_ session: ClientSession) {
         _ = clients.withLock { $0.removeValue(forKey: session.id) }
+        session.setDelivery(nil)
+        pubsub.removeAll(session)
         replication.cancelWaits(session: session.id)
     }
 
@@ -346,7 +381,8 @@ public final class ServerState: Sendable {
         let sessions = clients.withLock { Array($0.values) }
         var closed = 0
         for session in sessions {
-            let idle = !session.executing.load(ordering: .relaxed)
+            // Subscribers wait for messages by design: the timeout spares them, as Redis does.
+            let idle = !session.executing.load(ordering: .relaxed) && !session.isSubscribed
                 && now - session.lastInteraction.load(ordering: .relaxed) > Int64(timeout) * 1000
             guard idle, let channel = session.channel else { continue }
             channel.close(promise: nil)

@@ -99,7 +99,7 @@ struct ConfigFileTests {
         ("proto-max-bulk-len = 10", "shale.toml: setting 'proto-max-bulk-len': argument must be between 1048576 and 4611686018427387903 inclusive (got 10)"),
         ("maxclients = 0", "shale.toml: setting 'maxclients': argument must be between 1 and 4294967295 inclusive (got 0)"),
         ("client-output-buffer-limit = \"1mb 2mb\"", "shale.toml: setting 'client-output-buffer-limit': Wrong number of arguments in buffer limit configuration. (got '1mb 2mb')"),
-        ("client-output-buffer-limit = \"pubsub 1mb 2mb 3\"", "shale.toml: setting 'client-output-buffer-limit': Invalid client class specified in buffer limit configuration. (got 'pubsub 1mb 2mb 3')"),
+        ("client-output-buffer-limit = \"replica 1mb 2mb 3\"", "shale.toml: setting 'client-output-buffer-limit': Invalid client class specified in buffer limit configuration. (got 'replica 1mb 2mb 3')"),
         ("latency-tracking-info-percentiles = [50, 101]", "shale.toml: setting 'latency-tracking-info-percentiles': latency-tracking-info-percentiles parameters should sit between [0.0,100.0] (got [ 50, 101 ])"),
         ("replicaof = \"nohost\"", "shale.toml: setting 'replicaof': argument must be HOST:PORT (got 'nohost')"),
         ("dir = \"\"", "shale.toml: setting 'dir': argument must not be empty (got '')"),

@@ -35,7 +35,7 @@ struct OperationsCommandTests {
         #expect(all["slowlog-max-len"] == "128")
         #expect(all["loglevel"] == "info")
         #expect(all["log-level"] == "info")
-        #expect(all["client-output-buffer-limit"] == "normal 1073741824 16777216 60")
+        #expect(all["client-output-buffer-limit"] == "normal 1073741824 16777216 60 pubsub 33554432 8388608 60")
         #expect(all["latency-tracking"] == "yes")
         #expect(all["latency-tracking-info-percentiles"] == "50 95 99 99.9")
         #expect(all["databases"] == "1")
@@ -60,7 +60,7 @@ struct OperationsCommandTests {
         #expect(h.server.live.withLock { $0.limits.maxBulkLength } == 2 << 20)
         #expect(h.server.limitsGeneration.load(ordering: .relaxed) == 1)
         #expect(h.run("CONFIG", "SET", "client-output-buffer-limit", "normal 10mb 2mb 3") == .simpleString("OK"))
-        #expect(configGet(h, "client-output-buffer-limit") == ["client-output-buffer-limit": "normal 10485760 2097152 3"])
+        #expect(configGet(h, "client-output-buffer-limit") == ["client-output-buffer-limit": "normal 10485760 2097152 3 pubsub 33554432 8388608 60"])
         #expect(h.run("CONFIG", "SET", "protected-mode", "no") == .simpleString("OK"))
         #expect(!h.server.protectedModeRefuses(ip: "10.1.2.3"))
 

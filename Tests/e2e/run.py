@@ -33,6 +33,7 @@ MODULES = [
     "test_restart",
     "test_crashloop",
     "test_replication",
+    "test_pubsub",
     "test_benchmark",
 ]
 

@@ -31,7 +31,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum Item {
+    enum Item {
         case request([[UInt8]])
         /// A protocol error: reply with it, then close.
         case protocolError(String)
@@ -50,13 +50,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Redis's reply to a client refused by protected mode (then the connection closes).
     static let protectedModeError = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n"
 
-    private let server: ServerState
+    let server: ServerState
     private let pool: NIOThreadPool
     // Unchecked exclusivity on the mutable fields: they are touched on the channel's event
     // loop only and never with overlapping accesses of one field, so the dynamic checks on
     // every access (several per request) would only cost time.
     @exclusivity(unchecked)
-    private var session: ClientSession?
+    var session: ClientSession?
     @exclusivity(unchecked)
     private var decoder: RESPRequestDecoder
     @exclusivity(unchecked)
@@ -64,38 +64,38 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// `client-output-buffer-limit` and `client-query-buffer-limit` as of `limitsGeneration`
     /// (refreshed on the next read after a CONFIG SET), so requests take no server-wide lock.
     @exclusivity(unchecked)
-    private var outputLimit: OutputBufferLimit
+    var outputLimit: OutputBufferLimit
     /// `client-output-buffer-limit pubsub`, the limit while the client has subscriptions.
     @exclusivity(unchecked)
-    private var pubsubLimit: OutputBufferLimit
+    var pubsubLimit: OutputBufferLimit
     @exclusivity(unchecked)
     private var queryLimit: Int
     @exclusivity(unchecked)
     private var inbound: ByteBuffer?
     @exclusivity(unchecked)
-    private var queue = CircularBuffer<Item>()
+    var queue = CircularBuffer<Item>()
     /// Argument bytes of the queued requests.
     @exclusivity(unchecked)
-    private var queuedBytes = 0
+    var queuedBytes = 0
     @exclusivity(unchecked)
     private var running = false
     /// `schedule` is on the stack.
     @exclusivity(unchecked)
     private var scheduling = false
     @exclusivity(unchecked)
-    private var closing = false
+    var closing = false
     @exclusivity(unchecked)
     private var readPaused = false
     @exclusivity(unchecked)
     private var failed = false
     /// Reply bytes written to the channel whose write has not completed.
     @exclusivity(unchecked)
-    private var pendingOutput = 0
+    var pendingOutput = 0
     /// When `pendingOutput` last reached the soft limit (monotonic ms); nil while below it.
     @exclusivity(unchecked)
-    private var softLimitSince: Int64?
+    var softLimitSince: Int64?
     @exclusivity(unchecked)
-    private var softLimitCheck: Scheduled<Void>?
+    var softLimitCheck: Scheduled<Void>?
     /// The last command name as sent, and its lower-cased name and spec: a client that sends
     /// one command again and again (as most do) skips lower-casing and the table lookup.
     @exclusivity(unchecked)
@@ -113,7 +113,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// The output limit of the client's class now: pub/sub while it has subscriptions.
-    private var currentLimit: OutputBufferLimit {
+    var currentLimit: OutputBufferLimit {
         session?.isSubscribed == true ? pubsubLimit : outputLimit
     }
 
@@ -206,7 +206,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// Picks up limits changed by CONFIG SET (one relaxed atomic load when none changed).
-    private func refreshLimits() {
+    func refreshLimits() {
         let generation = server.limitsGeneration.load(ordering: .relaxed)
         guard generation != limitsGeneration else { return }
         limitsGeneration = generation
@@ -217,17 +217,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         queryLimit = live.queryBufferLimit
     }
 
-    /// Writes a published message in the client's protocol, under the pub/sub output limit.
-    private func push(_ message: PubSubMessage, context: ChannelHandlerContext) {
-        guard !closing, context.channel.isActive, let session else { return }
-        refreshLimits()
-        var out = context.channel.allocator.buffer(capacity: 64)
-        RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(message.value, into: &out)
-        _ = send(out, context: context, thenClose: false)
-    }
-
     /// Resumes reading once the queue has drained to a quarter of its limits.
-    private func resumeReadingIfDrained(context: ChannelHandlerContext) {
+    func resumeReadingIfDrained(context: ChannelHandlerContext) {
         guard readPaused, queue.count < Self.queueLimit / 4, queuedBytes < Self.queueByteLimit / 4 else { return }
         readPaused = false
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
@@ -264,7 +255,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// hands a request that may run long (``Commands/runsOffLoop(_:syncedWrites:)``) to the
     /// worker pool, together with the requests queued behind it that also run off the loop;
     /// nothing else of this connection runs until it is back.
-    private func schedule(context: ChannelHandlerContext) {
+    func schedule(context: ChannelHandlerContext) {
         // Not re-entered: a reply write that completes at once calls back into `written`.
         guard !scheduling else { return }
         scheduling = true
@@ -513,98 +504,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         if !send(out, context: context, thenClose: false) { return }
         resumeReadingIfDrained(context: context)
         schedule(context: context)
-    }
-
-    /// Writes and flushes reply bytes, counting them as waiting until the socket took them;
-    /// closes after them when `thenClose`. Returns false when the connection is closing.
-    private func send(_ output: ByteBuffer, context: ChannelHandlerContext, thenClose: Bool) -> Bool {
-        let size = output.readableBytes
-        let limit = currentLimit
-        if limit.hardBytes > 0 && pendingOutput + size >= limit.hardBytes {
-            closeForOutputLimit(context: context, reason: "hard")
-            return false
-        }
-        server.counters.netOutputBytes.add(size)
-        addPendingOutput(size, context: context)
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-        // Set before the write: a write that completes at once runs `written` right here.
-        if thenClose { closing = true }
-        let flushed = context.writeAndFlush(wrapOutboundOut(output))
-        flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
-        if thenClose {
-            flushed.whenComplete { _ in ctx.value.close(promise: nil) }
-            return false
-        }
-        return true
-    }
-
-    /// A write of `size` reply bytes completed (or failed because the channel closed).
-    private func written(_ size: Int, context: ChannelHandlerContext) {
-        pendingOutput -= size
-        if let session {
-            session.outputBytes.store(pendingOutput, ordering: .relaxed)
-            session.touch()
-        }
-        let limit = currentLimit
-        if softLimitSince != nil && (limit.softBytes == 0 || pendingOutput < limit.softBytes) {
-            softLimitSince = nil
-            softLimitCheck?.cancel()
-            softLimitCheck = nil
-        }
-        if !closing {
-            resumeReadingIfDrained(context: context)
-            schedule(context: context)
-        }
-    }
-
-    private func addPendingOutput(_ size: Int, context: ChannelHandlerContext) {
-        pendingOutput += size
-        session?.outputBytes.store(pendingOutput, ordering: .relaxed)
-        let limit = currentLimit
-        guard limit.softBytes > 0, pendingOutput >= limit.softBytes, softLimitSince == nil else { return }
-        softLimitSince = monotonicMillis()
-        scheduleSoftLimitCheck(after: Int64(limit.softSeconds) * 1000, context: context)
-    }
-
-    /// Closes the client if its output is still at or above the soft limit once it has been
-    /// there for the soft seconds (read when the check runs, so CONFIG SET applies).
-    private func scheduleSoftLimitCheck(after millis: Int64, context: ChannelHandlerContext) {
-        softLimitCheck?.cancel()
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-        softLimitCheck = context.eventLoop.scheduleTask(in: .milliseconds(max(0, millis) + 10)) {
-            handler.value.checkSoftLimit(context: ctx.value)
-        }
-    }
-
-    private func checkSoftLimit(context: ChannelHandlerContext) {
-        softLimitCheck = nil
-        guard let since = softLimitSince, !closing else { return }
-        let limit = currentLimit
-        guard limit.softBytes > 0, pendingOutput >= limit.softBytes else {
-            softLimitSince = nil
-            return
-        }
-        let remaining = Int64(limit.softSeconds) * 1000 - (monotonicMillis() - since)
-        if remaining <= 0 {
-            closeForOutputLimit(context: context, reason: "soft")
-        } else {
-            scheduleSoftLimitCheck(after: remaining, context: context)
-        }
-    }
-
-    /// Closes the connection at once, dropping what is queued and waiting (Redis frees such
-    /// a client asynchronously without a reply).
-    private func closeForOutputLimit(context: ChannelHandlerContext, reason: String) {
-        closing = true
-        queue.removeAll()
-        queuedBytes = 0
-        server.counters.outputBufferDisconnections.wrappingAdd(1, ordering: .relaxed)
-        server.logger.warning("client closed for overcoming of output buffer limits", metadata: [
-            "client": "\(session?.remoteAddress ?? "?")", "limit": "\(reason)", "waiting": "\(pendingOutput)",
-        ])
-        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -2,7 +2,8 @@
 # Fails when a module imports something outside its row of the layer table in DESIGN.md
 # ("Modules"): the table between <!-- layers:begin --> and <!-- layers:end --> lists, per
 # module, what it may import. Every module directory (Sources/*, Tools/kvserver,
-# Benchmarks/kvbench) must have a row. Run by Tools/test.sh.
+# Benchmarks/kvbench) must have a row. Also fails when a file under Sources/ passes 600
+# lines (split it by concern). Run by Tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 - <<'PY'
@@ -35,9 +36,16 @@ for name, d in sorted(dirs.items()):
                 if imported in always or imported in allowed[name]:
                     continue
                 problems.append(f"{path}: {name} imports {imported}, outside its row ({' '.join(sorted(allowed[name])) or 'nothing'})")
+for root, _, files in os.walk("Sources"):
+    for f in files:
+        if f.endswith(".swift"):
+            path = os.path.join(root, f)
+            n = sum(1 for _ in open(path, encoding="utf-8"))
+            if n > 600:
+                problems.append(f"{path}: {n} lines, more than 600")
 for p in problems:
     print("check-layers: " + p, file=sys.stderr)
 if problems:
     sys.exit(1)
-print(f"check-layers: {len(dirs)} modules import only what DESIGN.md's layer table allows")
+print(f"check-layers: {len(dirs)} modules import only what DESIGN.md's layer table allows; no source file passes 600 lines")
 PY

@@ -168,7 +168,8 @@ enum Commands {
     /// Returns nil (nothing done) when they cannot run this way here: the client must
     /// authenticate, or this server is a follower; the caller then runs them one by one.
     static func executePlainSets(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
-        guard requests.count > 1, session.authenticated, !server.replication.isReplica else { return nil }
+        // `new` keyspace events need to know which keys existed: those SETs run one by one.
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new) else { return nil }
         let started = monotonicNanos()
         var batch = WriteBatch()
         for r in requests { batch.put(r[1], r[2]) }
@@ -182,6 +183,9 @@ enum Commands {
         }
         recordRun(requests, names: Array(repeating: "set", count: requests.count),
                   failures: Array(repeating: failure, count: requests.count), started: started, server: server, session: session)
+        if failure == nil && server.keyspace.wants(.string) {
+            for r in requests { server.keyspace.notify(.string, "set", r[1]) }
+        }
         return Array(repeating: reply, count: requests.count)
     }
 
@@ -222,7 +226,7 @@ enum Commands {
     /// was), and the changed rows are committed once. Returns nil (nothing done) when they
     /// cannot run this way (authentication pending, a follower).
     static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
-        guard requests.count > 1, session.authenticated, !server.replication.isReplica else { return nil }
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new) else { return nil }
         let started = monotonicNanos()
         var index: [[UInt8]: Int] = [:]
         var keys: [[UInt8]] = []
@@ -278,6 +282,9 @@ enum Commands {
             failures = Array(repeating: text, count: requests.count)
         }
         recordRun(requests, names: names, failures: failures, started: started, server: server, session: session)
+        if server.keyspace.wants(.string) {
+            for (i, r) in requests.enumerated() where failures[i] == nil { server.keyspace.notify(.string, "incrby", r[1]) }
+        }
         return replies
     }
 

@@ -7,10 +7,11 @@ extension Commands {
         CommandSpec("unlink", -2, ["write", "fast"], keys: (1, -1, 1)) { c in try deleteKeys(&c) },
         CommandSpec("exists", -2, ["readonly", "fast"], keys: (1, -1, 1)) { c in
             let rows = try readConsistently(c.store, Array(c.args.dropFirst()))
+            for (i, row) in rows.enumerated() where row == nil { notify(c, .keyMiss, "keymiss", c.args[i + 1]) }
             return .integer(Int64(rows.filter { $0 != nil }.count))
         },
         CommandSpec("type", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            .simpleString(try c.store.getEntry(c.args[1]) != nil ? "string" : "none")
+            .simpleString(try read(c, c.args[1]) != nil ? "string" : "none")
         },
         CommandSpec("expire", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try expire(&c, base: c.store.now, unit: 1000) },
         CommandSpec("pexpire", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try expire(&c, base: c.store.now, unit: 1) },
@@ -19,20 +20,22 @@ extension Commands {
         CommandSpec("ttl", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in try ttl(c, unit: 1000) },
         CommandSpec("pttl", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in try ttl(c, unit: 1) },
         CommandSpec("expiretime", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            guard let row = try c.store.getEntry(c.args[1]) else { return .integer(-2) }
+            guard let row = try read(c, c.args[1]) else { return .integer(-2) }
             guard let t = row.expiresAt else { return .integer(-1) }
             return .integer(t / 1000)
         },
         CommandSpec("pexpiretime", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            guard let row = try c.store.getEntry(c.args[1]) else { return .integer(-2) }
+            guard let row = try read(c, c.args[1]) else { return .integer(-2) }
             return .integer(row.expiresAt ?? -1)
         },
         CommandSpec("persist", 2, ["write", "fast"], keys: (1, 1, 1)) { c in
-            try c.store.modify([c.args[1]]) { rows in
+            let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
                 guard rows[0]?.expiresAt != nil else { return .zero }
                 rows[0]!.expiresAt = nil
                 return .one
             }
+            if reply == .one { notify(c, .generic, "persist", c.args[1]) }
+            return reply
         },
         CommandSpec("keys", 2, ["readonly"]) { c in
             let pattern = c.args[1]
@@ -76,14 +79,17 @@ extension Commands {
         var seen = Set<[UInt8]>()
         let keys = c.args.dropFirst().filter { seen.insert($0).inserted }
         // One modify for all keys: readers holding the locks see all or none deleted.
+        var deleted: [[UInt8]] = []
         let n = try c.store.modify(keys) { rows -> Int64 in
             var n: Int64 = 0
             for i in rows.indices where rows[i] != nil {
                 rows[i] = nil
+                deleted.append(keys[i])
                 n += 1
             }
             return n
         }
+        for k in deleted { notify(c, .generic, "del", k) }
         return .integer(n)
     }
 
@@ -106,7 +112,8 @@ extension Commands {
         if when > Int64.max - base { throw CommandError.invalidExpire(c.name) }
         when += base
         let now = c.store.now
-        return try c.store.modify([c.args[1]]) { rows in
+        var event = ""
+        let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
             guard let row = rows[0] else { return .zero }
             let current = row.expiresAt ?? -1
             if nx && current != -1 { return .zero }
@@ -115,15 +122,19 @@ extension Commands {
             if lt && current != -1 && when >= current { return .zero }
             if when <= now {
                 rows[0] = nil
+                event = "del"
             } else {
                 rows[0]!.expiresAt = when
+                event = "expire"
             }
             return .one
         }
+        if !event.isEmpty { notify(c, .generic, event, c.args[1]) }
+        return reply
     }
 
     static func ttl(_ c: CommandCall, unit: Int64) throws -> RESPValue {
-        guard let row = try c.store.getEntry(c.args[1]) else { return .integer(-2) }
+        guard let row = try read(c, c.args[1]) else { return .integer(-2) }
         guard let t = row.expiresAt else { return .integer(-1) }
         var left = t - c.store.now
         if left < 0 { left = 0 }
@@ -136,13 +147,22 @@ extension Commands {
             guard try c.store.getEntry(src) != nil else { throw CommandError.noSuchKey }
             return nx ? .zero : .ok
         }
-        return try c.store.modify([src, dst]) { rows in
+        var renamed = false, created = false
+        let reply = try c.store.modify([src, dst]) { rows -> RESPValue in
             guard let row = rows[0] else { throw CommandError.noSuchKey }
             if nx && rows[1] != nil { return .zero }
+            created = rows[1] == nil
             rows[1] = row
             rows[0] = nil
+            renamed = true
             return nx ? .one : .ok
         }
+        if renamed {
+            notify(c, .generic, "rename_from", src)
+            if created { notify(c, .new, "new", dst) }
+            notify(c, .generic, "rename_to", dst)
+        }
+        return reply
     }
 
     /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`. Cursor 0 starts; any other

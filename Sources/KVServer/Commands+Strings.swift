@@ -28,25 +28,34 @@ struct SetFlags: OptionSet {
 extension Commands {
     static let stringCommands: [CommandSpec] = [
         CommandSpec("get", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            try bulkOrNull(c.server, try c.store.getEntry(c.args[1])?.value)
+            try bulkOrNull(c.server, try read(c, c.args[1])?.value)
         },
         CommandSpec("set", -3, ["write", "denyoom"], keys: (1, 1, 1)) { c in try set(&c) },
         CommandSpec("setnx", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             let v = c.args[2]
-            return try c.store.modify([c.args[1]]) { rows in
+            let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
                 if rows[0] != nil { return .zero }
                 rows[0] = StoredEntry(value: v)
                 return .one
             }
+            if reply == .one {
+                notify(c, .new, "new", c.args[1])
+                notify(c, .string, "set", c.args[1])
+            }
+            return reply
         },
         CommandSpec("setex", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
             let at = try expireMillis(c.args[2], unit: 1000, relative: true, now: c.store.now, command: "setex")
-            try c.store.put(c.args[1], c.args[3], expiresAt: at)
+            try putNotifyingNew(c, c.args[1], c.args[3], expiresAt: at)
+            notify(c, .string, "set", c.args[1])
+            notify(c, .generic, "expire", c.args[1])
             return .ok
         },
         CommandSpec("psetex", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
             let at = try expireMillis(c.args[2], unit: 1, relative: true, now: c.store.now, command: "psetex")
-            try c.store.put(c.args[1], c.args[3], expiresAt: at)
+            try putNotifyingNew(c, c.args[1], c.args[3], expiresAt: at)
+            notify(c, .string, "set", c.args[1])
+            notify(c, .generic, "expire", c.args[1])
             return .ok
         },
         CommandSpec("getset", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
@@ -56,6 +65,8 @@ extension Commands {
                 rows[0] = StoredEntry(value: v)
                 return old
             }
+            if old == nil { notify(c, .new, "new", c.args[1]) }
+            notify(c, .string, "set", c.args[1])
             return try bulkOrNull(c.server, old)
         },
         CommandSpec("getdel", 2, ["write", "fast"], keys: (1, 1, 1)) { c in
@@ -64,6 +75,7 @@ extension Commands {
                 rows[0] = nil
                 return old
             }
+            if old != nil { notify(c, .generic, "del", c.args[1]) }
             return try bulkOrNull(c.server, old)
         },
         CommandSpec("getex", -2, ["write", "fast"], keys: (1, 1, 1)) { c in try getex(&c) },
@@ -71,25 +83,42 @@ extension Commands {
             let rows = try readConsistently(c.store, Array(c.args.dropFirst()))
             var out: [RESPValue] = []
             out.reserveCapacity(rows.count)
-            for row in rows { out.append(try bulkOrNull(c.server, row?.value)) }
+            for (i, row) in rows.enumerated() {
+                if row == nil { notify(c, .keyMiss, "keymiss", c.args[i + 1]) }
+                out.append(try bulkOrNull(c.server, row?.value))
+            }
             return .array(out)
         },
         CommandSpec("mset", -3, ["write", "denyoom"], keys: (1, -1, 2)) { c in
             if c.argc % 2 == 0 { throw CommandError.wrongArity("mset") }
             let (keys, values) = pairs(c.args)
+            var created: [Bool] = []
             try c.store.modify(keys) { rows in
+                created = rows.map { $0 == nil }
                 for i in rows.indices { rows[i] = StoredEntry(value: values[i]) }
+            }
+            for (i, k) in keys.enumerated() {
+                // A key given twice is new only the first time.
+                if created[i] && keys.firstIndex(of: k) == i { notify(c, .new, "new", k) }
+                notify(c, .string, "set", k)
             }
             return .ok
         },
         CommandSpec("msetnx", -3, ["write", "denyoom"], keys: (1, -1, 2)) { c in
             if c.argc % 2 == 0 { throw CommandError.wrongArity("msetnx") }
             let (keys, values) = pairs(c.args)
-            return try c.store.modify(keys) { rows in
+            let reply = try c.store.modify(keys) { rows -> RESPValue in
                 if rows.contains(where: { $0 != nil }) { return .zero }
                 for i in rows.indices { rows[i] = StoredEntry(value: values[i]) }
                 return .one
             }
+            if reply == .one {
+                for (i, k) in keys.enumerated() {
+                    if keys.firstIndex(of: k) == i { notify(c, .new, "new", k) }
+                    notify(c, .string, "set", k)
+                }
+            }
+            return reply
         },
         CommandSpec("incr", 2, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in try incrBy(&c, 1) },
         CommandSpec("decr", 2, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in try incrBy(&c, -1) },
@@ -103,7 +132,9 @@ extension Commands {
         },
         CommandSpec("incrbyfloat", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             guard let incr = RedisText.parseLongDouble(c.args[2]) else { throw CommandError.notFloat }
+            var created = false
             let text = try c.store.modify([c.args[1]]) { rows -> [UInt8] in
+                created = rows[0] == nil
                 var value: RedisText.LongDouble = 0
                 if let row = rows[0] {
                     guard let v = RedisText.parseLongDouble(row.value) else { throw CommandError.notFloat }
@@ -115,26 +146,33 @@ extension Commands {
                 rows[0] = StoredEntry(value: text, expiresAt: rows[0]?.expiresAt)
                 return text
             }
+            if created { notify(c, .new, "new", c.args[1]) }
+            notify(c, .string, "incrbyfloat", c.args[1])
             return .bulk(text)
         },
         CommandSpec("append", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             let suffix = c.args[2]
             let server = c.server
-            return try c.store.modify([c.args[1]]) { rows in
+            var created = false
+            let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
+                created = rows[0] == nil
                 var row = rows[0] ?? StoredEntry(value: [])
                 try checkStringLength(server, Int64(row.value.count), Int64(suffix.count))
                 row.value += suffix
                 rows[0] = row
                 return .integer(Int64(row.value.count))
             }
+            if created { notify(c, .new, "new", c.args[1]) }
+            notify(c, .string, "append", c.args[1])
+            return reply
         },
         CommandSpec("strlen", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            .integer(Int64(try c.store.getEntry(c.args[1])?.value.count ?? 0))
+            .integer(Int64(try read(c, c.args[1])?.value.count ?? 0))
         },
         CommandSpec("getrange", 4, ["readonly"], keys: (1, 1, 1)) { c in
             var start = try RedisText.int(c.args[2])
             var end = try RedisText.int(c.args[3])
-            let value = try c.store.getEntry(c.args[1])?.value ?? []
+            let value = try read(c, c.args[1])?.value ?? []
             let n = Int64(value.count)
             if start < 0 && end < 0 && start > end { return .bulk([]) }
             if start < 0 { start = n + start }
@@ -154,9 +192,12 @@ extension Commands {
             if offset < 0 { throw CommandError.offsetOutOfRange }
             let patch = c.args[3]
             let server = c.server
-            return try c.store.modify([c.args[1]]) { rows in
+            var changed = false, created = false
+            let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
                 var row = rows[0] ?? StoredEntry(value: [])
                 if patch.isEmpty { return .integer(Int64(row.value.count)) }
+                changed = true
+                created = rows[0] == nil
                 // Checked before any arithmetic: offset + length can overflow 64 bits.
                 try checkStringLength(server, offset, Int64(patch.count))
                 let o = Int(offset)
@@ -167,6 +208,9 @@ extension Commands {
                 rows[0] = row
                 return .integer(Int64(row.value.count))
             }
+            if created { notify(c, .new, "new", c.args[1]) }
+            if changed { notify(c, .string, "setrange", c.args[1]) }
+            return reply
         },
     ]
 
@@ -278,11 +322,14 @@ extension Commands {
         let at = try expireTime(flags, expireArg, now: c.store.now, command: "set")
         let value = c.args[2]
         if flags.isDisjoint(with: [.nx, .xx, .get, .keepTTL]) {
-            try c.store.put(c.args[1], value, expiresAt: at)
+            try putNotifyingNew(c, c.args[1], value, expiresAt: at)
+            notify(c, .string, "set", c.args[1])
+            if at != nil { notify(c, .generic, "expire", c.args[1]) }
             return .ok
         }
         let server = c.server
-        return try c.store.modify([c.args[1]]) { rows -> RESPValue in
+        var written = false, created = false
+        let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
             let old = rows[0]
             var reply = RESPValue.ok
             if flags.contains(.get) { reply = try bulkOrNull(server, old?.value) }
@@ -290,8 +337,16 @@ extension Commands {
                 return flags.contains(.get) ? reply : .nullBulk
             }
             rows[0] = StoredEntry(value: value, expiresAt: flags.contains(.keepTTL) ? old?.expiresAt : at)
+            written = true
+            created = old == nil
             return reply
         }
+        if created { notify(c, .new, "new", c.args[1]) }
+        if written {
+            notify(c, .string, "set", c.args[1])
+            if at != nil { notify(c, .generic, "expire", c.args[1]) }
+        }
+        return reply
     }
 
     static func getex(_ c: inout CommandCall) throws -> RESPValue {
@@ -299,25 +354,33 @@ extension Commands {
         let now = c.store.now
         let server = c.server
         let args = c.args
-        return try c.store.modify([c.args[1]]) { rows -> RESPValue in
+        var event: (KeyspaceEventFlags, String)?
+        let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
             guard let row = rows[0] else { return try bulkOrNull(server, nil) }
             let at = try expireTime(flags, expireArg, now: now, command: "getex")
             if let at {
                 if at <= now {
                     rows[0] = nil
+                    event = (.generic, "del")
                 } else {
                     rows[0]!.expiresAt = at
+                    event = (.generic, "expire")
                 }
             } else if flags.contains(.persist) {
+                if row.expiresAt != nil { event = (.generic, "persist") }
                 rows[0]!.expiresAt = nil
             }
             _ = args
             return try bulkOrNull(server, row.value)
         }
+        if let (type, name) = event { notify(c, type, name, c.args[1]) }
+        return reply
     }
 
     static func incrBy(_ c: inout CommandCall, _ incr: Int64) throws -> RESPValue {
-        try c.store.modify([c.args[1]]) { rows -> RESPValue in
+        var created = false
+        let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
+            created = rows[0] == nil
             var value: Int64 = 0
             if let row = rows[0] {
                 guard let v = RedisText.parseInt(row.value) else { throw CommandError.notInteger }
@@ -330,5 +393,36 @@ extension Commands {
             rows[0] = StoredEntry(value: RedisText.bytes(value), expiresAt: rows[0]?.expiresAt)
             return .integer(value)
         }
+        if created { notify(c, .new, "new", c.args[1]) }
+        notify(c, .string, "incrby", c.args[1])
+        return reply
+    }
+
+    /// Stores `value` under `key`; with `new` events enabled, through a read-modify-write
+    /// that tells whether the key was created (a `new` event then), else as a blind write.
+    static func putNotifyingNew(_ c: CommandCall, _ key: [UInt8], _ value: [UInt8], expiresAt: Int64?) throws {
+        guard c.server.keyspace.wants(.new) else {
+            try c.store.put(key, value, expiresAt: expiresAt)
+            return
+        }
+        let created = try c.store.modify([key]) { rows -> Bool in
+            let created = rows[0] == nil
+            rows[0] = StoredEntry(value: value, expiresAt: expiresAt)
+            return created
+        }
+        if created { notify(c, .new, "new", key) }
+    }
+
+    /// Publishes a keyspace event for `key` (one atomic load when notifications are off).
+    @inline(__always)
+    static func notify(_ c: CommandCall, _ type: KeyspaceEventFlags, _ event: String, _ key: [UInt8]) {
+        c.server.keyspace.notify(type, event, key)
+    }
+
+    /// The live row of `key` for a read command; a miss is a `keymiss` event.
+    static func read(_ c: CommandCall, _ key: [UInt8]) throws -> StoredEntry? {
+        let row = try c.store.getEntry(key)
+        if row == nil { notify(c, .keyMiss, "keymiss", key) }
+        return row
     }
 }

@@ -136,6 +136,16 @@ extension ServerSetting {
             \.slowlogMaxLength, { $0.slowlogMaxLength = $1 }),
         bool("latency-tracking", "Record per-command latency histograms (INFO latencystats, /metrics).", runtime: true,
              \.latencyTracking, { $0.latencyTracking = $1 }),
+        ServerSetting(name: "notify-keyspace-events", aliases: [], valueName: "<classes>",
+                      summary: "Keyspace notifications to publish: K (__keyspace@0__:<key> channels) and/or E (__keyevent@0__:<event>) with the classes g (generic), $ (string), x (expired), e (evicted), m (key miss), n (new key), A (g$lshzxetd), as Redis's letters; empty disables them.",
+                      runtime: true, secret: false,
+                      parse: { text, c throws(SettingError) in
+                          guard let flags = KeyspaceEventFlags(letters: text) else {
+                              throw SettingError(setting: "notify-keyspace-events", reason: KeyspaceEventFlags.invalidMessage)
+                          }
+                          c.notifyKeyspaceEvents = flags.letters
+                      },
+                      render: { $0.notifyKeyspaceEvents }),
         ServerSetting(name: "latency-tracking-info-percentiles", aliases: [], valueName: "\"<p> ...\"",
                       summary: "Percentiles INFO latencystats reports, space-separated.", runtime: true, secret: false,
                       parse: { text, c throws(SettingError) in c.latencyPercentiles = try parsePercentiles(text) },

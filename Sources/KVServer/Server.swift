@@ -129,7 +129,8 @@ public final class KVServer: Service, Sendable {
                 let started = monotonicMillis()
                 do {
                     while monotonicMillis() - started < 25 {
-                        let n = try state.store.removeExpired(limit: 200)
+                        let keyspace = state.keyspace
+                        let n = try state.store.removeExpired(limit: 200) { key in keyspace.notify(.expired, "expired", key) }
                         state.counters.expiredKeys.wrappingAdd(Int64(n), ordering: .relaxed)
                         if n < 200 { break }
                     }

@@ -278,7 +278,9 @@ public final class ServerState: Sendable {
     /// Role, followers, link to the leader.
     let replication = ReplicationState()
     /// Channels, patterns and their subscribers.
-    let pubsub = PubSubHub()
+    let pubsub: PubSubHub
+    /// Keyspace notifications, published through `pubsub`.
+    let keyspace: KeyspaceNotifier
     /// Called by SHUTDOWN.
     let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
     /// The port actually bound.
@@ -296,6 +298,9 @@ public final class ServerState: Sendable {
         for i in 0..<20 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
         runID = bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         live = Mutex(config)
+        let hub = PubSubHub()
+        pubsub = hub
+        keyspace = KeyspaceNotifier(hub: hub, flags: KeyspaceEventFlags(letters: config.notifyKeyspaceEvents) ?? [])
         syncedWrites = config.fsync == .always
         slowlogThreshold = Atomic(config.slowlogThresholdMicros)
         logLevelControl = config.logLevelControl ?? LogLevelControl(config.logLevel)
@@ -312,6 +317,9 @@ public final class ServerState: Sendable {
             return c
         }
         logLevelControl.level = changed.logLevel
+        if old.notifyKeyspaceEvents != changed.notifyKeyspaceEvents {
+            keyspace.enabled = KeyspaceEventFlags(letters: changed.notifyKeyspaceEvents) ?? []
+        }
         counters.latencyTracking.store(changed.latencyTracking, ordering: .relaxed)
         if old.limits != changed.limits || old.outputBufferLimit != changed.outputBufferLimit
             || old.pubsubOutputBufferLimit != changed.pubsubOutputBufferLimit

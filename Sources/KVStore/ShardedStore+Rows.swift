@@ -103,9 +103,12 @@ extension ShardedStore {
     /// walking each shard's expiry entries in time order. Returns the number of rows deleted.
     /// Expired rows are invisible to reads anyway; this reclaims their space (as does the
     /// compaction filter) and removes their index entries.
+    ///
+    /// - Parameter removed: called with the key of every row deleted, after its deletion
+    ///   committed (the server's `expired` keyspace events).
     @discardableResult
-    public func removeExpired(limit: Int = 1000) throws(KVError) -> Int {
-        try removeExpiredRows(limit: limit)
+    public func removeExpired(limit: Int = 1000, removed: (([UInt8]) -> Void)? = nil) throws(KVError) -> Int {
+        try removeExpiredRows(limit: limit, removed: removed)
     }
 
     // MARK: internals
@@ -187,7 +190,7 @@ extension ShardedStore {
         return e
     }
 
-    func removeExpiredRows(limit: Int) throws(KVError) -> Int {
+    func removeExpiredRows(limit: Int, removed report: (([UInt8]) -> Void)? = nil) throws(KVError) -> Int {
         let routing = try currentRouting()
         let now = self.now
         var removed = 0
@@ -217,6 +220,7 @@ extension ShardedStore {
                         if t != d.at { extra.append((d.entry, slot)) }
                         try commitRowsLocked([RowWrite(key: d.user, slot: slot, new: nil, old: old, oldKnown: true)], durability: nil, extraDeletes: extra)
                         removed += 1
+                        report?(d.user)
                     } else if old?.expiresAt != d.at {
                         // A stale entry: the row was rewritten or deleted since.
                         try commitRowsLocked([], durability: nil, extraDeletes: [(d.entry, slot)])

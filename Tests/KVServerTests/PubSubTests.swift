@@ -113,4 +113,36 @@ struct PubSubTests {
         #expect(throws: SettingError.self) { try ServerSetting.parseOutputBufferLimits("replica 1mb 1mb 1", into: &c) }
         #expect(throws: SettingError.self) { try ServerSetting.parseOutputBufferLimits("pubsub 1mb 1mb", into: &c) }
     }
+
+    @Test func keyspaceEventLettersFollowRedis() {
+        #expect(KeyspaceEventFlags(letters: "KEA")?.letters == "AKE")
+        #expect(KeyspaceEventFlags(letters: "Kx$g")?.letters == "g$xK")
+        #expect(KeyspaceEventFlags(letters: "")?.letters == "")
+        #expect(KeyspaceEventFlags(letters: "AmnE")?.letters == "AEm")
+        #expect(KeyspaceEventFlags(letters: "gn")?.letters == "gn")
+        #expect(KeyspaceEventFlags(letters: "m")?.letters == "m")
+        #expect(KeyspaceEventFlags(letters: "KQ") == nil)
+        #expect(KeyspaceEventFlags(letters: "g$lshzxetd") == KeyspaceEventFlags.all)
+    }
+
+    @Test func keyspaceEventsArePublished() throws {
+        let h = try CommandHarness(fileSystem: MemoryFileSystem())
+        let listener = try #require(h.server.register(remote: "127.0.0.1:3", local: "127.0.0.1:2"))
+        let inbox = listen(listener)
+        _ = Commands.execute(args("PSUBSCRIBE", "__key*__:*"), server: h.server, session: listener)
+        // Off by default: nothing is published.
+        _ = h.run(args("SET", "a", "1"))
+        #expect(inbox.all.isEmpty)
+        #expect(h.run(args("CONFIG", "SET", "notify-keyspace-events", "KEg$")).reply == .simpleString("OK"))
+        _ = h.run(args("SET", "a", "2", "PX", "100000"))
+        _ = h.run(args("DEL", "a", "b"))
+        func event(_ channel: String, _ message: String) -> RESPValue {
+            .push([bulk("pmessage"), bulk("__key*__:*"), bulk(channel), bulk(message)])
+        }
+        #expect(inbox.all == [
+            event("__keyspace@0__:a", "set"), event("__keyevent@0__:set", "a"),
+            event("__keyspace@0__:a", "expire"), event("__keyevent@0__:expire", "a"),
+            event("__keyspace@0__:a", "del"), event("__keyevent@0__:del", "a"),
+        ])
+    }
 }

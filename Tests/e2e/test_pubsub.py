@@ -259,5 +259,111 @@ class RedisPyPubSub(harness.E2ETestCase):
             p.close()
 
 
+class KeyspaceNotifications(harness.E2ETestCase):
+    """`notify-keyspace-events`: Redis's letters, channels and event names."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_class_server()
+
+    def setUp(self):
+        super().setUp()
+        self.admin = self.server.raw()
+        self.addCleanup(self.admin.close)
+        self.addCleanup(lambda: self.server.raw().call("CONFIG", "SET", "notify-keyspace-events", ""))
+        self.assertReply(self.admin.call("FLUSHALL"), ok())
+
+    def listen(self, letters, pattern="__key*__:*"):
+        self.assertReply(self.admin.call("CONFIG", "SET", "notify-keyspace-events", letters), ok())
+        sub = self.server.raw()
+        self.addCleanup(sub.close)
+        sub.send("PSUBSCRIBE", pattern)
+        self.assertReply(sub.read_reply(), confirm("psubscribe", pattern, 1))
+        return sub
+
+    def events(self, sub, n):
+        out = []
+        for _ in range(n):
+            t, v = sub.read_reply()
+            self.assertEqual(v[0], bulk("pmessage"))
+            out.append((v[2][1].decode(), v[3][1].decode()))
+        return out
+
+    def test_letters_are_checked_and_shown_as_redis_shows_them(self):
+        a = self.admin
+        self.assertReply(a.call("CONFIG", "SET", "notify-keyspace-events", "KEA"), ok())
+        self.assertReply(a.call("CONFIG", "GET", "notify-keyspace-events"),
+                         array(bulk("notify-keyspace-events"), bulk("AKE")))
+        self.assertReply(a.call("CONFIG", "SET", "notify-keyspace-events", "Kx$g"), ok())
+        self.assertReply(a.call("CONFIG", "GET", "notify-keyspace-events"),
+                         array(bulk("notify-keyspace-events"), bulk("g$xK")))
+        t, v = a.call("CONFIG", "SET", "notify-keyspace-events", "KQ")
+        self.assertEqual(t, '-')
+        self.assertIn(b"Invalid event class character. Use 'Ag$lshzxeKEtmdn'.", v)
+        self.assertReply(a.call("CONFIG", "GET", "notify-keyspace-events"),
+                         array(bulk("notify-keyspace-events"), bulk("g$xK")))
+
+    def test_string_and_generic_commands(self):
+        sub = self.listen("KEA")
+        a = self.admin
+        a.call("SET", "k", "v", "EX", "100")
+        a.call("APPEND", "k", "w")
+        a.call("SETRANGE", "k", "0", "V")
+        a.call("PERSIST", "k")
+        a.call("EXPIRE", "k", "100")
+        a.call("RENAME", "k", "k2")
+        a.call("INCR", "n")
+        a.call("INCRBYFLOAT", "n", "1.5")
+        a.call("GETDEL", "n")
+        a.call("DEL", "k2", "missing")
+        want = [("set", "k"), ("expire", "k"), ("append", "k"), ("setrange", "k"), ("persist", "k"),
+                ("expire", "k"), ("rename_from", "k"), ("rename_to", "k2"), ("incrby", "n"),
+                ("incrbyfloat", "n"), ("del", "n"), ("del", "k2")]
+        got = self.events(sub, 2 * len(want))
+        expected = []
+        for event, key in want:
+            expected.append(("__keyspace@0__:" + key, event))
+            expected.append(("__keyevent@0__:" + event, key))
+        self.assertEqual(got, expected)
+
+    def test_only_the_enabled_classes_and_channels(self):
+        sub = self.listen("E$")
+        a = self.admin
+        a.call("SET", "s", "1")
+        a.call("EXPIRE", "s", "100")      # generic: not enabled
+        a.call("INCR", "s")
+        self.assertEqual(self.events(sub, 2),
+                         [("__keyevent@0__:set", "s"), ("__keyevent@0__:incrby", "s")])
+        data, _ = sub.read_available(0.3)
+        self.assertEqual(data, b"")
+
+    def test_expired_keys_are_announced(self):
+        sub = self.listen("Ex")
+        self.admin.call("SET", "short", "v", "PX", "50")
+        sub.sock.settimeout(10)
+        self.assertEqual(self.events(sub, 1), [("__keyevent@0__:expired", "short")])
+
+    def test_key_misses_only_with_m(self):
+        sub = self.listen("KEm")
+        self.admin.call("GET", "nope")
+        self.assertEqual(self.events(sub, 2),
+                         [("__keyspace@0__:nope", "keymiss"), ("__keyevent@0__:keymiss", "nope")])
+
+    def test_new_keys_only_with_n(self):
+        sub = self.listen("KEn")
+        a = self.admin
+        a.call("SET", "fresh", "1")
+        a.call("SET", "fresh", "2")       # exists: no event
+        a.call("INCR", "counter")
+        a.call("MSET", "m1", "x", "fresh", "y")
+        self.assertEqual(self.events(sub, 6), [
+            ("__keyspace@0__:fresh", "new"), ("__keyevent@0__:new", "fresh"),
+            ("__keyspace@0__:counter", "new"), ("__keyevent@0__:new", "counter"),
+            ("__keyspace@0__:m1", "new"), ("__keyevent@0__:new", "m1"),
+        ])
+        data, _ = sub.read_available(0.3)
+        self.assertEqual(data, b"")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -23,7 +23,8 @@ struct KVServerCommand: AsyncParsableCommand {
             the command line override the file. Memory values take Redis's units (1k = 1000, \
             1kb = 1024, mb, gb). CONFIG GET shows the live values; CONFIG SET changes maxclients, \
             timeout, requirepass, protected-mode, log-level (loglevel), slowlog-*, latency-tracking*, \
-            client-output-buffer-limit and the proto-* limits while the server runs.
+            client-output-buffer-limit, notify-keyspace-events and the proto-* limits while the \
+            server runs.
             """
     )
 
@@ -100,6 +101,8 @@ struct KVServerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("client-output-buffer-limit"), help: setting("client-output-buffer-limit"))
     var clientOutputBufferLimit: String?
+    @Option(name: .customLong("notify-keyspace-events"), help: setting("notify-keyspace-events"))
+    var notifyKeyspaceEvents: String?
 
     @Option(name: .customLong("slowlog-log-slower-than"), help: setting("slowlog-log-slower-than"))
     var slowlogLogSlowerThan: String?
@@ -144,6 +147,7 @@ struct KVServerCommand: AsyncParsableCommand {
             ("proto-inline-max-size", protoInlineMaxSize),
             ("client-query-buffer-limit", clientQueryBufferLimit),
             ("client-output-buffer-limit", clientOutputBufferLimit),
+            ("notify-keyspace-events", notifyKeyspaceEvents),
             ("slowlog-log-slower-than", slowlogLogSlowerThan),
             ("slowlog-max-len", slowlogMaxLen),
             ("latency-tracking", latencyTracking),

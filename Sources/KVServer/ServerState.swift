@@ -68,7 +68,7 @@ public final class ClientSession: Sendable {
     }
 
     /// The reply protocol, 2 or 3 (HELLO).
-    var protocolVersion: Int {
+    package var protocolVersion: Int {
         get { protocolState.load(ordering: .relaxed) }
         set { protocolState.store(newValue, ordering: .relaxed) }
     }
@@ -86,7 +86,7 @@ public final class ClientSession: Sendable {
     }
 
     /// Whether the client has any subscription (Redis's `CLIENT_PUBSUB` flag).
-    var isSubscribed: Bool { subscriptionCount.load(ordering: .relaxed) > 0 }
+    package var isSubscribed: Bool { subscriptionCount.load(ordering: .relaxed) > 0 }
 
     /// Installs the connection's delivery of published messages.
     func setDelivery(_ deliver: (@Sendable (PubSubMessage) -> Void)?) {

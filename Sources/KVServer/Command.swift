@@ -102,6 +102,8 @@ extension RESPValue {
     /// The null bulk string (`$-1`, `_` in RESP3).
     static let nullBulk = RESPValue.bulkString(nil)
     static let ok = RESPValue.simpleString("OK")
+    /// A parked reply that `CLIENT REPLY OFF|SKIP` suppressed: the connection sends nothing.
+    static let suppressed = RESPValue.attribute([], .null)
     static let zero = RESPValue.integer(0)
     static let one = RESPValue.integer(1)
 }
@@ -168,8 +170,10 @@ enum Commands {
     /// Returns nil (nothing done) when they cannot run this way here: the client must
     /// authenticate, or this server is a follower; the caller then runs them one by one.
     static func executePlainSets(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
-        // `new` keyspace events need to know which keys existed: those SETs run one by one.
-        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new) else { return nil }
+        // `new` keyspace events need to know which keys existed, and CLIENT REPLY OFF/SKIP
+        // drop replies one by one: those SETs run one by one.
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
+              session.replyMode.load(ordering: .relaxed) == 0 else { return nil }
         let started = monotonicNanos()
         var batch = WriteBatch()
         for r in requests { batch.put(r[1], r[2]) }
@@ -226,7 +230,8 @@ enum Commands {
     /// was), and the changed rows are committed once. Returns nil (nothing done) when they
     /// cannot run this way (authentication pending, a follower).
     static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
-        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new) else { return nil }
+        guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
+              session.replyMode.load(ordering: .relaxed) == 0 else { return nil }
         let started = monotonicNanos()
         var index: [[UInt8]: Int] = [:]
         var keys: [[UInt8]] = []
@@ -322,9 +327,27 @@ enum Commands {
     }
 
     /// ``execute(_:server:session:loop:)`` for a request whose lower-cased command `name` the
-    /// caller has looked up (`spec`, nil for an unknown command).
+    /// caller has looked up (`spec`, nil for an unknown command). `CLIENT REPLY OFF|SKIP`
+    /// suppress replies here (the command still runs).
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
                         loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
+        let (reply, action) = run(arguments, server: server, session: session, loop: loop, name: name, spec: found)
+        let mode = session.replyMode.load(ordering: .relaxed)
+        guard mode != 0 else { return (reply, action) }
+        // 1: off. 3: this is CLIENT REPLY SKIP (no reply), the next one is skipped (2).
+        if mode == 3 { session.replyMode.store(2, ordering: .relaxed) } else if mode == 2 { session.replyMode.store(0, ordering: .relaxed) }
+        switch action {
+        case .more: return (nil, .none)
+        case .later(let future) where mode == 1 || mode == 2:
+            // The parked reply still completes (its waiter is released); it is not sent.
+            return (nil, .later(future.map { _ in RESPValue.suppressed }))
+        default: return (nil, action)
+        }
+    }
+
+    /// Runs one request (see ``execute(_:server:session:loop:name:spec:)``).
+    private static func run(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
+                            loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let started = monotonicNanos()
         server.counters.commandsProcessed.add()

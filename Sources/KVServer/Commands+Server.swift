@@ -234,6 +234,7 @@ extension Commands {
         case "list":
             let sessions = c.server.clients.withLock { Array($0.values) }.sorted { $0.id < $1.id }
             var ids: Set<Int64>?
+            var type: String?
             var j = 2
             while j < c.argc {
                 if RedisText.eq(c.args[j], "id") && j + 1 < c.argc {
@@ -245,18 +246,42 @@ extension Commands {
                     ids = set
                     j = c.argc
                 } else if RedisText.eq(c.args[j], "type") && j + 1 < c.argc {
-                    let t = RedisText.lower(c.args[j + 1])
-                    guard ["normal", "master", "replica", "slave", "pubsub"].contains(t) else {
-                        throw CommandError("ERR Unknown client type '\(t)'")
-                    }
-                    if t != "normal" { return .bulk("") }
+                    type = try clientType(c.args[j + 1])
                     j += 2
                 } else {
                     throw CommandError.syntax
                 }
             }
-            let lines = sessions.filter { ids?.contains($0.id) ?? true }.map { $0.describe() + "\n" }.joined()
+            let lines = sessions.filter { (ids?.contains($0.id) ?? true) && (type == nil || $0.clientType == type) }
+                .map { $0.describe() + "\n" }.joined()
             return .bulk(lines)
+        case "kill":
+            return try clientKill(&c)
+        case "no-evict":
+            try arity(c.argc == 3)
+            if RedisText.eq(c.args[2], "on") {
+                c.session.noEvict.store(true, ordering: .relaxed)
+            } else if RedisText.eq(c.args[2], "off") {
+                c.session.noEvict.store(false, ordering: .relaxed)
+            } else {
+                throw CommandError.syntax
+            }
+            return .ok
+        case "reply":
+            try arity(c.argc == 3)
+            if RedisText.eq(c.args[2], "on") {
+                c.session.replyMode.store(0, ordering: .relaxed)
+                return .ok
+            } else if RedisText.eq(c.args[2], "off") {
+                // This reply is suppressed too, as in Redis.
+                c.session.replyMode.store(1, ordering: .relaxed)
+                return .ok
+            } else if RedisText.eq(c.args[2], "skip") {
+                // Skips the reply of the next command (this one has none); ignored while off.
+                if c.session.replyMode.load(ordering: .relaxed) != 1 { c.session.replyMode.store(3, ordering: .relaxed) }
+                return .ok
+            }
+            throw CommandError.syntax
         case "help":
             return .array(["CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                            "ID", "    Return the ID of the current connection.",
@@ -264,11 +289,89 @@ extension Commands {
                            "SETNAME <name>", "    Assign the name <name> to the current connection.",
                            "SETINFO <option> <value>", "    Set client meta attr (LIB-NAME, LIB-VER).",
                            "INFO", "    Return information about the current client connection.",
-                           "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
+                           "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
+                           "    Return information about client connections.",
+                           "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+                           "KILL <option> <value> [<option> <value> [...]]",
+                           "    Kill connections. Options are: ID <client-id>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB),",
+                           "    USER <username>, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO) (default YES).",
+                           "NO-EVICT (ON|OFF)", "    Protect the current client connection from eviction.",
+                           "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:
             throw CommandError.unknownSubcommand(c.args[1], of: "client")
         }
+    }
+
+    /// A client type name of CLIENT LIST/KILL, normalized (`slave` is `replica`).
+    static func clientType(_ name: [UInt8]) throws -> String {
+        let t = RedisText.lower(name)
+        switch t {
+        case "normal", "master", "pubsub", "replica": return t
+        case "slave": return "replica"
+        default: throw CommandError("ERR Unknown client type '\(String(decoding: name, as: UTF8.self))'")
+        }
+    }
+
+    /// `CLIENT KILL ip:port` (answers OK or an error) and `CLIENT KILL <filter> <value> ...`
+    /// with ID, TYPE, USER, ADDR, LADDR and SKIPME (default yes; answers how many clients
+    /// were closed), Redis 7.0's forms and errors. A client that kills itself gets its reply
+    /// first.
+    static func clientKill(_ c: inout CommandCall) throws -> RESPValue {
+        var addr: String?, laddr: String?, type: String?, id: Int64?
+        var skipMe = true
+        let oldForm = c.argc == 3
+        if oldForm {
+            addr = String(decoding: c.args[2], as: UTF8.self)
+            skipMe = false
+        } else {
+            guard c.argc > 3, (c.argc - 2) % 2 == 0 else { throw CommandError.syntax }
+            var j = 2
+            while j + 1 < c.argc {
+                let option = c.args[j], value = c.args[j + 1]
+                if RedisText.eq(option, "id") {
+                    guard let n = RedisText.parseInt(value), n > 0 else { throw CommandError("ERR client-id should be greater than 0") }
+                    id = n
+                } else if RedisText.eq(option, "type") {
+                    type = try clientType(value)
+                } else if RedisText.eq(option, "addr") {
+                    addr = String(decoding: value, as: UTF8.self)
+                } else if RedisText.eq(option, "laddr") {
+                    laddr = String(decoding: value, as: UTF8.self)
+                } else if RedisText.eq(option, "user") {
+                    guard value == Array("default".utf8) else {
+                        throw CommandError("ERR No such user '\(String(decoding: value, as: UTF8.self))'")
+                    }
+                } else if RedisText.eq(option, "skipme") {
+                    if RedisText.eq(value, "yes") { skipMe = true } else if RedisText.eq(value, "no") { skipMe = false } else {
+                        throw CommandError.syntax
+                    }
+                } else {
+                    throw CommandError.syntax
+                }
+                j += 2
+            }
+        }
+        let sessions = c.server.clients.withLock { Array($0.values) }
+        var killed = 0
+        for s in sessions {
+            if let addr, s.remoteAddress != addr { continue }
+            if let laddr, s.localAddress != laddr { continue }
+            if let type, s.clientType != type { continue }
+            if let id, s.id != id { continue }
+            if s.id == c.session.id {
+                if skipMe { continue }
+                c.action = .close
+            } else {
+                s.channel?.close(promise: nil)
+            }
+            killed += 1
+        }
+        if oldForm {
+            if killed == 0 { throw CommandError("ERR No such client") }
+            return .ok
+        }
+        return .integer(Int64(killed))
     }
 
     static func command(_ c: CommandCall) throws -> RESPValue {

@@ -8,7 +8,8 @@ import NIOCore
 extension ConnectionHandler {
     /// Writes a published message in the client's protocol, under the pub/sub output limit.
     func push(_ message: PubSubMessage, context: ChannelHandlerContext) {
-        guard !closing, context.channel.isActive, let session else { return }
+        // CLIENT REPLY OFF drops pushed messages too, as in Redis.
+        guard !closing, context.channel.isActive, let session, session.replyMode.load(ordering: .relaxed) != 1 else { return }
         refreshLimits()
         var out = context.channel.allocator.buffer(capacity: 64)
         RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(message.value, into: &out)

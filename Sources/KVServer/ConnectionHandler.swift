@@ -496,12 +496,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !closing, context.channel.isActive, let session else { return }
         var out = context.channel.allocator.buffer(capacity: 64)
         switch result {
+        case .success(let reply) where reply == .suppressed:
+            break
         case .success(let reply):
             RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
         case .failure(let error):
             RESPEncoder().writeError("ERR \(error)", into: &out)
         }
-        if !send(out, context: context, thenClose: false) { return }
+        if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
         resumeReadingIfDrained(context: context)
         schedule(context: context)
     }

@@ -242,6 +242,7 @@ extension Commands {
     }
 
     static func pull(_ c: inout CommandCall) throws -> RESPValue {
+        c.session.isReplica.store(true, ordering: .relaxed)
         c.server.backlog.activate(store: c.store)
         try checkHistory(c, replid: c.args[1], generation: c.args[4])
         let id = String(decoding: c.args[2], as: UTF8.self)

@@ -53,6 +53,13 @@ public final class ClientSession: Sendable {
     /// `pubsub`'s count, read by every request (a RESP2 client with subscriptions may only
     /// run the pub/sub commands, PING, QUIT and RESET).
     let subscriptionCount = Atomic<Int>(0)
+    /// The connection is a follower pulling replication (it sent SHALE.REPLPULL): Redis's
+    /// `replica` client type.
+    let isReplica = Atomic<Bool>(false)
+    /// `CLIENT NO-EVICT` (recorded and shown; this server never evicts clients).
+    let noEvict = Atomic<Bool>(false)
+    /// `CLIENT REPLY`: 0 on, 1 off, 2 skip the next reply.
+    let replyMode = Atomic<Int>(0)
     /// Hands a published message to the connection (set by its handler when it starts).
     private let delivery = Mutex<(@Sendable (PubSubMessage) -> Void)?>(nil)
 
@@ -85,6 +92,14 @@ public final class ClientSession: Sendable {
         lastInteraction.store(millis, ordering: .relaxed)
     }
 
+    /// Redis's client type (`CLIENT LIST TYPE`, `CLIENT KILL TYPE`): `replica` for a
+    /// follower's pull connection, `pubsub` while subscribed, else `normal`. (No inbound
+    /// connection is ever of type `master` here: a follower's link to its leader is outbound.)
+    var clientType: String {
+        if isReplica.load(ordering: .relaxed) { return "replica" }
+        return isSubscribed ? "pubsub" : "normal"
+    }
+
     /// Whether the client has any subscription (Redis's `CLIENT_PUBSUB` flag).
     package var isSubscribed: Bool { subscriptionCount.load(ordering: .relaxed) > 0 }
 
@@ -114,7 +129,11 @@ public final class ClientSession: Sendable {
         let cmd = lastCommand
         let resp = protocolVersion
         let (sub, psub) = pubsub.withLock { ($0.channels.count, $0.patterns.count) }
-        let flags = sub + psub > 0 ? "P" : "N"
+        var flags = ""
+        if isReplica.load(ordering: .relaxed) { flags += "S" }
+        if sub + psub > 0 { flags += "P" }
+        if noEvict.load(ordering: .relaxed) { flags += "e" }
+        if flags.isEmpty { flags = "N" }
         return info.withLock { i in
             let name = i.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let lib = i.libName.map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -1,0 +1,134 @@
+"""Client control: CLIENT KILL (old and filter forms), CLIENT LIST TYPE, CLIENT REPLY,
+CLIENT NO-EVICT. Every expected reply is what redis-server 7.0 sends; the suite passes
+against it (`Tools/e2e.sh --target redis test_clients`).
+"""
+
+import time
+import unittest
+
+import harness
+import resp
+from resp import array, bulk, err, integer, ok, status
+
+
+class ClientControl(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_class_server()
+
+    def conn(self):
+        c = self.server.raw()
+        self.addCleanup(c.close)
+        return c
+
+    def client_id(self, c):
+        t, v = c.call("CLIENT", "ID")
+        self.assertEqual(t, ':')
+        return v
+
+    def addr(self, c):
+        t, v = c.call("CLIENT", "INFO")
+        fields = dict(f.split("=", 1) for f in v.decode().split() if "=" in f)
+        return fields["addr"], fields["laddr"]
+
+    def assertClosed(self, c):
+        _, closed = c.read_until_closed(timeout=5)
+        self.assertTrue(closed)
+
+    def test_kill_by_id_addr_and_laddr(self):
+        admin, a, b = self.conn(), self.conn(), self.conn()
+        self.assertReply(admin.call("CLIENT", "KILL", "ID", str(self.client_id(a))), integer(1))
+        self.assertClosed(a)
+        addr, laddr = self.addr(b)
+        self.assertReply(admin.call("CLIENT", "KILL", "ADDR", addr), integer(1))
+        self.assertClosed(b)
+        c = self.conn()
+        addr, laddr = self.addr(c)
+        # The old form answers OK, or an error when nobody matches.
+        self.assertReply(admin.call("CLIENT", "KILL", addr), ok())
+        self.assertClosed(c)
+        self.assertReply(admin.call("CLIENT", "KILL", "127.0.0.1:1"), err("ERR No such client"))
+        self.assertReply(admin.call("CLIENT", "KILL", "ID", "999999999"), integer(0))
+        # LADDR matches every client of that listening address but the caller (SKIPME yes).
+        d = self.conn()
+        self.assertReply(d.call("PING"), status("PONG"))
+        t, n = admin.call("CLIENT", "KILL", "LADDR", laddr)
+        self.assertEqual(t, ':')
+        self.assertGreaterEqual(n, 1)
+        self.assertClosed(d)
+        self.assertReply(admin.call("PING"), status("PONG"))
+
+    def test_kill_by_type_and_skipme(self):
+        admin, normal, sub = self.conn(), self.conn(), self.conn()
+        sub.send("SUBSCRIBE", "k")
+        sub.read_reply()
+        self.assertReply(admin.call("CLIENT", "KILL", "TYPE", "pubsub"), integer(1))
+        self.assertClosed(sub)
+        self.assertReply(normal.call("PING"), status("PONG"))
+        self.assertReply(admin.call("CLIENT", "KILL", "TYPE", "master"), integer(0))
+        t, n = admin.call("CLIENT", "KILL", "TYPE", "normal")
+        self.assertEqual(t, ':')
+        self.assertGreaterEqual(n, 1)
+        self.assertClosed(normal)
+        self.assertReply(admin.call("PING"), status("PONG"), "SKIPME yes by default")
+        # SKIPME no: the caller gets its reply, then is closed.
+        me = self.client_id(admin)
+        self.assertReply(admin.call("CLIENT", "KILL", "ID", str(me), "SKIPME", "no"), integer(1))
+        self.assertClosed(admin)
+
+    def test_kill_errors(self):
+        c = self.conn()
+        self.assertReply(c.call("CLIENT", "KILL", "ID", "0"), err("ERR client-id should be greater than 0"))
+        self.assertReply(c.call("CLIENT", "KILL", "TYPE", "bogus"), err("ERR Unknown client type 'bogus'"))
+        self.assertReply(c.call("CLIENT", "KILL", "USER", "nobody"), err("ERR No such user 'nobody'"))
+        self.assertReply(c.call("CLIENT", "KILL", "SKIPME", "maybe"), err("ERR syntax error"))
+        self.assertReply(c.call("CLIENT", "KILL", "ID", "1", "TYPE"), err("ERR syntax error"))
+        self.assertReply(c.call("CLIENT", "KILL", "NOPE", "x"), err("ERR syntax error"))
+        self.assertReply(c.call("CLIENT", "KILL", "USER", "default", "ID", "999999999"), integer(0))
+
+    def test_list_type(self):
+        admin, sub = self.conn(), self.conn()
+        sub.send("SUBSCRIBE", "lt")
+        sub.read_reply()
+        t, text = admin.call("CLIENT", "LIST", "TYPE", "pubsub")
+        lines = text.decode().splitlines()
+        self.assertEqual(len(lines), 1, text)
+        self.assertIn(" sub=1 ", lines[0])
+        t, text = admin.call("CLIENT", "LIST", "TYPE", "normal")
+        self.assertTrue(all(" sub=0 " in l for l in text.decode().splitlines()))
+        self.assertReply(admin.call("CLIENT", "LIST", "TYPE", "master"), bulk(""))
+        self.assertReply(admin.call("CLIENT", "LIST", "TYPE", "x"), err("ERR Unknown client type 'x'"))
+
+    def test_reply_off_skip_on(self):
+        c = self.conn()
+        c.send("CLIENT", "REPLY", "OFF")
+        c.send("SET", "r1", "a")
+        c.send("GET", "r1")
+        c.send("CLIENT", "REPLY", "ON")
+        self.assertReply(c.read_reply(), ok(), "only ON answers")
+        c.send("CLIENT", "REPLY", "SKIP")
+        c.send("GET", "r1")
+        c.send("ECHO", "after")
+        self.assertReply(c.read_reply(), bulk("after"))
+        # SKIP is ignored while OFF.
+        c.send("CLIENT", "REPLY", "OFF")
+        c.send("CLIENT", "REPLY", "SKIP")
+        c.send("CLIENT", "REPLY", "ON")
+        c.send("PING")
+        self.assertReply(c.read_reply(), ok())
+        self.assertReply(c.read_reply(), status("PONG"))
+        self.assertReply(c.call("CLIENT", "REPLY", "MAYBE"), err("ERR syntax error"))
+        self.assertReply(c.call("GET", "r1"), bulk("a"), "writes ran while replies were off")
+
+    def test_no_evict(self):
+        c = self.conn()
+        self.assertReply(c.call("CLIENT", "NO-EVICT", "ON"), ok())
+        t, text = c.call("CLIENT", "INFO")
+        self.assertIn(b"flags=e", text)
+        self.assertReply(c.call("CLIENT", "NO-EVICT", "OFF"), ok())
+        self.assertReply(c.call("CLIENT", "NO-EVICT", "x"), err("ERR syntax error"))
+
+
+if __name__ == "__main__":
+    unittest.main()

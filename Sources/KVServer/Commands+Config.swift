@@ -77,13 +77,25 @@ extension Commands {
             c.server.slowlog.withLock { $0.entries.removeAll() }
             return .ok
         case "rewrite":
-            if c.server.config.configFile == nil { throw CommandError("ERR The server is running without a config file") }
-            throw CommandError("ERR CONFIG REWRITE is not supported; edit the configuration file")
+            if c.argc != 2 { throw CommandError.wrongArity("config|rewrite") }
+            guard let path = c.server.config.configFile else { throw CommandError("ERR The server is running without a config file") }
+            var live = c.server.live.withLock { $0 }
+            live.port = c.server.boundPort.load(ordering: .relaxed)
+            live.shards = c.store.shardCount
+            do throws(ConfigFileError) {
+                try ConfigFile.rewrite(path: path, with: live)
+            } catch {
+                c.server.logger.warning("CONFIG REWRITE failed", metadata: ["error": "\(error)"])
+                throw CommandError("ERR Rewriting config file: \(error.description)")
+            }
+            c.server.logger.info("CONFIG REWRITE executed with success.")
+            return .ok
         case "help":
             return .array(["CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                            "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
                            "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
                            "RESETSTAT", "    Reset statistics reported by the INFO command.",
+                           "REWRITE", "    Rewrite the configuration file.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:
             throw CommandError.unknownSubcommand(c.args[1], of: "config")

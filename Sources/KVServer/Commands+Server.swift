@@ -471,6 +471,8 @@ extension Commands {
                 state.replid.withLock { $0 = ReplicationState.newID() }
                 c.server.logger.info("promoted to leader (REPLICAOF NO ONE)")
             }
+            // The role CONFIG GET shows and CONFIG REWRITE writes.
+            c.server.live.withLock { $0.replicaOf = nil }
             return .ok
         }
         guard let port = RedisText.parseInt(c.args[2]), port >= 0, port <= 65535 else {
@@ -481,6 +483,7 @@ extension Commands {
             return .simpleString("OK Already connected to specified master")
         }
         c.server.startReplication(host: host, port: Int(port))
+        c.server.live.withLock { $0.replicaOf = "\(host):\(port)" }
         return .ok
     }
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 @testable import KVServer
 import Logging
 import Testing
@@ -188,5 +193,33 @@ struct ConfigFileTests {
         #expect(handler.logLevel == .warning)
         control.level = .debug
         #expect(handler.logLevel == .debug)
+    }
+
+    @Test func rewriteChangesOnlyWhatItMust() throws {
+        var template = Array("/tmp/shale-rewrite-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let path = dir + "/shale.toml"
+        defer {
+            unlink(path)
+            rmdir(dir)
+        }
+        let original = "# comment\nport = 7000\nlatency-tracking-info-percentiles = [\n  50,\n  99,\n]\n\ntimeout = 5 # trailing\n"
+        let f = fopen(path, "w")!
+        fputs(original, f)
+        fclose(f)
+        var cfg = try #require(try? { () throws -> ServerConfig in var c = ServerConfig(); try ConfigFile.load(path: path, into: &c); return c }())
+        cfg.port = 7001
+        cfg.maxClients = 50
+        cfg.latencyPercentiles = [50, 90]
+        try ConfigFile.rewrite(path: path, with: cfg)
+        let text = try ConfigFile.read(path)
+        #expect(text.hasPrefix("# comment\nport = \"7001\"\nlatency-tracking-info-percentiles = \"50 90\"\n\ntimeout = \"5\"\n"))
+        #expect(text.contains("\nmaxclients = \"50\"\n"))
+        #expect(!text.contains("slowlog-max-len"), "settings at their default are not appended")
+        var reloaded = ServerConfig()
+        try ConfigFile.load(path: path, into: &reloaded)
+        #expect(reloaded.port == 7001 && reloaded.maxClients == 50 && reloaded.latencyPercentiles == [50, 90])
+        #expect(reloaded.idleTimeoutSeconds == 5)
+        #expect(ConfigFile.literal("a\"b\\c\n") == "\"a\\\"b\\\\c\\n\"")
     }
 }

@@ -131,6 +131,38 @@ class Configuration(harness.E2ETestCase):
         self.assertEqual(c.info("server")["config_file"], path)
 
     @kvserver_only
+    def test_config_rewrite_keeps_the_file_and_persists_changes(self):
+        d = tempfile.mkdtemp(dir=harness.workdir())
+        path = os.path.join(d, "shale.toml")
+        with open(path, "w") as f:
+            f.write('# kept comment\nmaxclients = 77\n\n# another\n'
+                    'latency-tracking-info-percentiles = [\n  50,\n  99,\n]\n')
+        server = self.start_server(extra_args=["--config", path])
+        c = server.client()
+        c.config_set("maxclients", "123")
+        c.config_set("notify-keyspace-events", "KEA")
+        c.config_set("latency-tracking-info-percentiles", "50 90 99")
+        self.assertIn(c.execute_command("CONFIG", "REWRITE"), (True, b"OK"))
+        text = open(path).read()
+        self.assertIn("# kept comment\nmaxclients = \"123\"\n\n# another\n", text)
+        self.assertIn('latency-tracking-info-percentiles = "50 90 99"\n', text)
+        self.assertIn('notify-keyspace-events = "AKE"\n', text)
+        self.assertEqual(text.count("maxclients"), 1)
+        server.restart()
+        c = server.client()
+        self.assertEqual(c.config_get("maxclients"), {"maxclients": "123"})
+        self.assertEqual(c.config_get("notify-keyspace-events"), {"notify-keyspace-events": "AKE"})
+        self.assertEqual(c.config_get("latency-tracking-info-percentiles"),
+                         {"latency-tracking-info-percentiles": "50 90 99"})
+
+    def test_config_rewrite_without_a_file(self):
+        server = self.start_server()
+        raw = server.raw()
+        self.addCleanup(raw.close)
+        self.assertReply(raw.call("CONFIG", "REWRITE"),
+                         resp.err("ERR The server is running without a config file"))
+
+    @kvserver_only
     def test_bad_settings_fail_at_start_naming_the_setting(self):
         d = tempfile.mkdtemp(dir=harness.workdir())
         path = os.path.join(d, "bad.toml")

@@ -312,7 +312,7 @@ enum Commands {
     /// Every command, at its ``CommandSpec/index``.
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
-            + pubsubCommands
+            + pubsubCommands + objectCommands
         return all.sorted { $0.index < $1.index }
     }()
 

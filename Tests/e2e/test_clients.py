@@ -130,5 +130,40 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(c.call("CLIENT", "NO-EVICT", "x"), err("ERR syntax error"))
 
 
+class ObjectAndMemory(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_class_server()
+
+    def test_encoding_refcount_usage(self):
+        c = self.server.raw()
+        self.addCleanup(c.close)
+        for k, v in [("i", "1"), ("neg", "-9223372036854775808"), ("z", "01"), ("s", "abc"), ("l", "x" * 45)]:
+            self.assertReply(c.call("SET", k, v), ok())
+        for k, enc in [("i", "int"), ("neg", "int"), ("z", "embstr"), ("s", "embstr"), ("l", "raw")]:
+            self.assertReply(c.call("OBJECT", "ENCODING", k), bulk(enc), k)
+        self.assertReply(c.call("OBJECT", "ENCODING", "missing"), bulk(None))
+        self.assertReply(c.call("OBJECT", "REFCOUNT", "s"), integer(1))
+        self.assertReply(c.call("OBJECT", "ENCODING"),
+                         err("ERR wrong number of arguments for 'object|encoding' command"))
+        self.assertReply(c.call("OBJECT", "NOPE", "s"), err("ERR unknown subcommand 'NOPE'. Try OBJECT HELP."))
+        self.assertReply(c.call("OBJECT", "FREQ", "s"), err(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+            "switching between policies at runtime LRU and LFU data will take some time to adjust."))
+        t, n = c.call("MEMORY", "USAGE", "l")
+        self.assertEqual(t, ':')
+        self.assertGreaterEqual(n, 45)
+        self.assertReply(c.call("MEMORY", "USAGE", "missing"), bulk(None))
+        self.assertReply(c.call("MEMORY", "USAGE"), err("ERR wrong number of arguments for 'memory|usage' command"))
+        self.assertReply(c.call("MEMORY", "USAGE", "s", "SAMPLES", "x"), err("ERR value is not an integer or out of range"))
+        self.assertReply(c.call("MEMORY", "USAGE", "s", "SAMPLES", "-1"), err("ERR syntax error"))
+        self.assertReply(c.call("MEMORY", "USAGE", "s", "extra"), err("ERR syntax error"))
+        self.assertReply(c.call("MEMORY", "NOPE"), err("ERR unknown subcommand 'NOPE'. Try MEMORY HELP."))
+        if harness.target() == "kvserver":
+            t, v = c.call("OBJECT", "IDLETIME", "s")
+            self.assertEqual(t, '-')
+
+
 if __name__ == "__main__":
     unittest.main()

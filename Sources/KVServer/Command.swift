@@ -82,6 +82,15 @@ final class CommandSpec: Sendable {
         arity >= 0 ? argc == arity : argc >= -arity
     }
 
+    /// The argument positions of a request's keys (Redis's first/last/step rule; a negative
+    /// last counts from the end).
+    func keyPositions(argc: Int) -> [Int] {
+        guard firstKey > 0, step > 0 else { return [] }
+        let last = lastKey < 0 ? argc + lastKey : lastKey
+        guard firstKey <= last else { return [] }
+        return Array(stride(from: firstKey, through: min(last, argc - 1), by: step))
+    }
+
     /// The `COMMAND INFO` reply of the command.
     var info: RESPValue {
         .array([

@@ -16,7 +16,7 @@ import KVStore
 extension Commands {
     static let objectCommands: [CommandSpec] = [
         CommandSpec("object", -2, ["readonly"], keys: (2, 2, 1)) { c in try object(c) },
-        CommandSpec("memory", -2, ["readonly"], keys: (0, 0, 0)) { c in try memory(c) },
+        CommandSpec("memory", -2, ["readonly"], keys: (2, 2, 1)) { c in try memory(c) },
     ]
 
     /// Redis's encoding name for a string value.

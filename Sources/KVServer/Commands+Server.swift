@@ -388,6 +388,14 @@ extension Commands {
             return .array(c.args.dropFirst(2).map { table[RedisText.lower($0)]?.info ?? .nullBulk })
         case "list":
             return .array(table.keys.sorted().map { .bulk($0) })
+        case "getkeys":
+            if c.argc < 4 { throw CommandError.wrongArity("command|getkeys") }
+            guard let spec = table[RedisText.lower(c.args[2])] else { throw CommandError("ERR Invalid command specified") }
+            let request = Array(c.args[2...])
+            if !spec.arityOK(request.count) { throw CommandError("ERR Invalid number of arguments specified for command") }
+            let keys = spec.keyPositions(argc: request.count).map { RESPValue.bulk(request[$0]) }
+            if keys.isEmpty { throw CommandError("ERR The command has no key arguments") }
+            return .array(keys)
         case "docs":
             // Names only, with an empty documentation map each: enough for clients that
             // build hints from it.
@@ -403,6 +411,7 @@ extension Commands {
                            "LIST", "    Return a list of all commands in this server.",
                            "INFO [<command-name> ...]", "    Return details about the given commands.",
                            "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
+                           "GETKEYS <full-command>", "    Return the keys from a full Redis command.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:
             throw CommandError.unknownSubcommand(c.args[1], of: "command")

@@ -165,5 +165,29 @@ class ObjectAndMemory(harness.E2ETestCase):
             self.assertEqual(t, '-')
 
 
+class CommandGetKeys(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_class_server()
+
+    def test_getkeys(self):
+        c = self.server.raw()
+        self.addCleanup(c.close)
+        g = lambda *a: c.call("COMMAND", "GETKEYS", *a)
+        self.assertReply(g("SET", "k", "v"), array(bulk("k")))
+        self.assertReply(g("mset", "a", "1", "b", "2"), array(bulk("a"), bulk("b")))
+        self.assertReply(g("mset", "a", "1", "b"), array(bulk("a"), bulk("b")))
+        self.assertReply(g("rename", "a", "b"), array(bulk("a"), bulk("b")))
+        self.assertReply(g("del", "a", "b", "c"), array(bulk("a"), bulk("b"), bulk("c")))
+        self.assertReply(g("object", "encoding", "k"), array(bulk("k")))
+        self.assertReply(g("memory", "usage", "k"), array(bulk("k")))
+        self.assertReply(g("set", "k"), err("ERR Invalid number of arguments specified for command"))
+        self.assertReply(g("nosuch", "x"), err("ERR Invalid command specified"))
+        self.assertReply(g("publish", "c", "m"), err("ERR The command has no key arguments"))
+        self.assertReply(g("object", "help"), err("ERR The command has no key arguments"))
+        self.assertReply(g("get"), err("ERR wrong number of arguments for 'command|getkeys' command"))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -136,6 +136,8 @@ extension ServerSetting {
             \.slowlogMaxLength, { $0.slowlogMaxLength = $1 }),
         bool("latency-tracking", "Record per-command latency histograms (INFO latencystats, /metrics).", runtime: true,
              \.latencyTracking, { $0.latencyTracking = $1 }),
+        int("replica-priority", "The priority INFO reports for this server as a follower (slave_priority): Sentinel promotes the lowest first, never 0.",
+            0...Int(Int32.max), runtime: true, \.replicaPriority, { $0.replicaPriority = $1 }).aliased("slave-priority"),
         ServerSetting(name: "notify-keyspace-events", aliases: [], valueName: "<classes>",
                       summary: "Keyspace notifications to publish: K (__keyspace@0__:<key> channels) and/or E (__keyevent@0__:<event>) with the classes g (generic), $ (string), x (expired), e (evicted), m (key miss), n (new key), A (g$lshzxetd), as Redis's letters; empty disables them.",
                       runtime: true, secret: false,
@@ -164,6 +166,12 @@ extension ServerSetting {
                           if nonEmpty && text.isEmpty { throw SettingError(setting: name, reason: "argument must not be empty") }
                           set(&c, text)
                       }, render: { $0[keyPath: get] })
+    }
+
+    /// The same setting, also answering to `alias` (Redis's older name).
+    func aliased(_ alias: String) -> ServerSetting {
+        ServerSetting(name: name, aliases: aliases + [alias], valueName: valueName, summary: summary, runtime: runtime,
+                      secret: secret, parse: parse, render: render)
     }
 
     static func int(_ name: String, _ summary: String, _ range: ClosedRange<Int>, runtime: Bool = false,

@@ -29,6 +29,8 @@ final class ReplicationState: Sendable {
         var host: String
         var port: Int
         var up = false
+        /// Monotonic ms since when the link is down (its start, or the last failure).
+        var downSince: Int64 = monotonicMillis()
         var lastIO: Int64 = 0
         var syncInProgress = false
         /// Applied sequence per leader shard, and the leader's last known sequences.

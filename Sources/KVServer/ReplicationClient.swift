@@ -136,7 +136,12 @@ final class ReplicationClient: Sendable {
             do {
                 try session()
             } catch {
-                setLink { $0.up = false; $0.syncInProgress = false; $0.lastError = "\(error)" }
+                setLink { l in
+                    if l.up { l.downSince = monotonicMillis() }
+                    l.up = false
+                    l.syncInProgress = false
+                    l.lastError = "\(error)"
+                }
                 if isStopped { break }
                 logger.warning("replication link down", metadata: ["leader": "\(host):\(port)", "error": "\(error)"])
                 if stopRequested.wait(timeout: .now() + .microseconds(Int(backoff))) == .success { break }

@@ -14,9 +14,11 @@ func replicationInfo(_ server: ServerState) -> [(String, String)] {
         return [("role", "slave"), ("master_host", link.host), ("master_port", String(link.port)),
                 ("master_link_status", link.up ? "up" : "down"),
                 ("master_last_io_seconds_ago", link.lastIO == 0 ? "-1" : String((now - link.lastIO) / 1000)),
-                ("master_sync_in_progress", link.syncInProgress ? "1" : "0"),
-                ("slave_read_repl_offset", String(applied)), ("slave_repl_offset", String(applied)),
-                ("slave_priority", "100"), ("slave_read_only", "1"),
+                ("master_sync_in_progress", link.syncInProgress ? "1" : "0")]
+            + (link.up ? [] : [("master_link_down_since_seconds", String((now - link.downSince) / 1000))])
+            + [("slave_read_repl_offset", String(applied)), ("slave_repl_offset", String(applied)),
+                ("slave_priority", String(server.live.withLock { $0.replicaPriority })), ("slave_read_only", "1"),
+                ("replica_announced", "1"),
                 ("master_last_group_ms_ago", link.lastGroupMillis == 0 ? "-1" : String(now - link.lastGroupMillis)),
                 ("master_link_error", link.lastError.isEmpty ? "none" : link.lastError.replacingColons()),
                 ("connected_slaves", "0"), ("master_replid", replid),

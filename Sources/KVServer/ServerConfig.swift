@@ -65,6 +65,9 @@ public struct ServerConfig: Sendable {
     /// The output-buffer limit of clients with subscriptions (Redis's
     /// `client-output-buffer-limit pubsub 32mb 8mb 60`).
     public var pubsubOutputBufferLimit = OutputBufferLimit(hardBytes: 32 << 20, softBytes: 8 << 20, softSeconds: 60)
+    /// `replica-priority` (`slave-priority`): what INFO reports as `slave_priority`, for
+    /// Sentinel's choice of the follower to promote (lower first; 0 never).
+    public var replicaPriority = 100
     /// Redis's `notify-keyspace-events` letters in force (canonical form; empty: none).
     public var notifyKeyspaceEvents = ""
     /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).

@@ -190,6 +190,15 @@ class ReplicationTest(harness.E2ETestCase):
         fi = info(f1.client(), "replication")
         self.assertEqual(fi["role"], "slave")
         self.assertEqual(fi["master_link_status"], "up")
+        # What Sentinel reads from a follower.
+        self.assertEqual(fi["slave_priority"], 100)
+        self.assertEqual(fi["replica_announced"], 1)
+        self.assertNotIn("master_link_down_since_seconds", fi)
+        f1.client().config_set("replica-priority", "7")
+        self.assertEqual(info(f1.client(), "replication")["slave_priority"], 7)
+        self.assertEqual(f1.client().config_get("slave-priority"), {"slave-priority": "7"})
+        # REPLICAOF is what CONFIG GET (and CONFIG REWRITE) show.
+        self.assertEqual(f1.client().config_get("replicaof"), {"replicaof": "127.0.0.1:%d" % leader.port})
 
     def test_follower_restart_partial_then_full_sync(self):
         rng = harness.rng("follower-restart")
@@ -225,6 +234,8 @@ class ReplicationTest(harness.E2ETestCase):
         mixed_writes(lc, rng, 3000)
         converge(self, leader, [f1, f2], "before the leader kill")
         leader.kill9()
+        harness.wait_until(lambda: info(f1.client(), "replication")["master_link_status"] == "down", 10)
+        self.assertGreaterEqual(info(f1.client(), "replication")["master_link_down_since_seconds"], 0)
         leader.start()  # same port, same data
         lc = leader.client()
         mixed_writes(lc, rng, 2000)

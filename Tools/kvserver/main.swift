@@ -103,6 +103,8 @@ struct KVServerCommand: AsyncParsableCommand {
     var clientOutputBufferLimit: String?
     @Option(name: .customLong("notify-keyspace-events"), help: setting("notify-keyspace-events"))
     var notifyKeyspaceEvents: String?
+    @Option(name: .customLong("replica-priority"), help: setting("replica-priority"))
+    var replicaPriority: String?
 
     @Option(name: .customLong("slowlog-log-slower-than"), help: setting("slowlog-log-slower-than"))
     var slowlogLogSlowerThan: String?
@@ -148,6 +150,7 @@ struct KVServerCommand: AsyncParsableCommand {
             ("client-query-buffer-limit", clientQueryBufferLimit),
             ("client-output-buffer-limit", clientOutputBufferLimit),
             ("notify-keyspace-events", notifyKeyspaceEvents),
+            ("replica-priority", replicaPriority),
             ("slowlog-log-slower-than", slowlogLogSlowerThan),
             ("slowlog-max-len", slowlogMaxLen),
             ("latency-tracking", latencyTracking),

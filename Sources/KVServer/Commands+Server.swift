@@ -257,6 +257,25 @@ extension Commands {
             return .bulk(lines)
         case "kill":
             return try clientKill(&c)
+        case "pause":
+            if c.argc != 3 && c.argc != 4 { throw CommandError.wrongArity("client|pause") }
+            guard let millis = RedisText.parseInt(c.args[2]) else { throw CommandError("ERR timeout is not an integer or out of range") }
+            if millis < 0 { throw CommandError("ERR timeout is negative") }
+            if millis > Int64.max - RowValue.wallClockMillis() { throw CommandError("ERR timeout is out of range") }
+            var all = true
+            if c.argc == 4 {
+                if RedisText.eq(c.args[3], "write") {
+                    all = false
+                } else if !RedisText.eq(c.args[3], "all") {
+                    throw CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+                }
+            }
+            c.server.pause.pause(millis: millis, all: all, loop: c.loop)
+            return .ok
+        case "unpause":
+            try arity(c.argc == 2)
+            c.server.pause.unpause()
+            return .ok
         case "no-evict":
             try arity(c.argc == 3)
             if RedisText.eq(c.args[2], "on") {
@@ -296,6 +315,8 @@ extension Commands {
                            "    Kill connections. Options are: ID <client-id>, TYPE (NORMAL|MASTER|REPLICA|PUBSUB),",
                            "    USER <username>, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO) (default YES).",
                            "NO-EVICT (ON|OFF)", "    Protect the current client connection from eviction.",
+                           "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                           "UNPAUSE", "    Stop the current client pause, resuming traffic.",
                            "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:

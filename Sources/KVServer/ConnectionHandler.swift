@@ -78,7 +78,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     @exclusivity(unchecked)
     var queuedBytes = 0
     @exclusivity(unchecked)
-    private var running = false
+    var running = false
     /// `schedule` is on the stack.
     @exclusivity(unchecked)
     private var scheduling = false
@@ -285,6 +285,14 @@ final class ConnectionHandler: ChannelInboundHandler {
                 return
             case .request(let args):
                 let (name, spec) = lookUp(args.first ?? [])
+                // CLIENT PAUSE: stop before this request, keep it and the rest queued, and
+                // resume when the pause ends.
+                if server.pause.isActive && server.pause.holds(spec, session: session) {
+                    if ran > 0 { decoder.authenticationRequired = !session.authenticated }
+                    if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
+                    parkForPause(context: context)
+                    return
+                }
                 if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec) {
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
@@ -319,6 +327,21 @@ final class ConnectionHandler: ChannelInboundHandler {
             let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.eventLoop.execute { handler.value.schedule(context: ctx.value) }
+        }
+    }
+
+    /// Stops the connection until CLIENT PAUSE ends (``ClientPause``).
+    private func parkForPause(context: ChannelHandlerContext) {
+        running = true
+        session?.executing.store(false, ordering: .relaxed)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        server.pause.park {
+            loop.execute {
+                handler.value.running = false
+                handler.value.schedule(context: ctx.value)
+            }
         }
     }
 
@@ -388,7 +411,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         session.executing.store(true, ordering: .relaxed)
         var batch: [Item] = []
         while batch.count < Self.batchLimit, let item = queue.first {
-            if case .request(let args) = item, batch.isEmpty || Commands.runsOffLoop(args, syncedWrites: synced) {
+            if case .request(let args) = item, batch.isEmpty || (Commands.runsOffLoop(args, syncedWrites: synced)
+                && !(server.pause.isActive && server.pause.holds(Commands.table[RedisText.lower(args.first ?? [])], session: session))) {
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 batch.append(item)

@@ -35,7 +35,7 @@ enum InfoReport {
                          ("maxclients", String(server.live.withLock { $0.maxClients })),
                          ("client_recent_max_input_buffer", "0"),
                          ("client_recent_max_output_buffer", String(server.largestClientOutput)),
-                         ("blocked_clients", String(server.replication.parkedWaits))]
+                         ("blocked_clients", String(server.replication.parkedWaits + server.pause.parkedCount))]
             case "memory":
                 let rss = residentBytes()
                 lines = [("used_memory", String(rss)), ("used_memory_human", human(rss)),

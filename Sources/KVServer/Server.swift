@@ -121,6 +121,8 @@ public final class KVServer: Service, Sendable {
             // Followers delete nothing themselves: the leader's deletions of expired rows arrive
             // through replication (reads hide expired rows meanwhile).
             if state.replication.isReplica { return }
+            // CLIENT PAUSE keeps the data set still: no expiry meanwhile (as in Redis).
+            if state.pause.isActive { return }
             guard expiryRunning.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
             pool.submit { [self] work in
                 defer { expiryRunning.store(false, ordering: .releasing) }

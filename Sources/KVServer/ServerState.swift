@@ -300,6 +300,8 @@ public final class ServerState: Sendable {
     let pubsub: PubSubHub
     /// Keyspace notifications, published through `pubsub`.
     let keyspace: KeyspaceNotifier
+    /// CLIENT PAUSE.
+    let pause = ClientPause()
     /// Called by SHUTDOWN.
     let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
     /// The port actually bound.

@@ -189,5 +189,59 @@ class CommandGetKeys(harness.E2ETestCase):
         self.assertReply(g("get"), err("ERR wrong number of arguments for 'command|getkeys' command"))
 
 
+class ClientPause(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_class_server()
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(lambda: self.server.raw().call("CLIENT", "UNPAUSE"))
+
+    def conn(self):
+        c = self.server.raw()
+        self.addCleanup(c.close)
+        return c
+
+    def blocked(self, admin):
+        t, text = admin.call("INFO", "clients")
+        for line in text.decode().splitlines():
+            if line.startswith("blocked_clients:"):
+                return int(line.split(":")[1])
+        return -1
+
+    def test_write_pause_holds_writes_not_reads(self):
+        admin, w = self.conn(), self.conn()
+        self.assertReply(admin.call("CLIENT", "PAUSE", "100000", "WRITE"), ok())
+        self.assertReply(w.call("GET", "p"), bulk(None), "reads flow")
+        w.send("SET", "p", "1")
+        data, _ = w.read_available(0.3)
+        self.assertEqual(data, b"", "the write waits")
+        p = self.conn()
+        p.send("PUBLISH", "ch", "m")
+        harness.wait_until(lambda: self.blocked(admin) == 2, 5)
+        self.assertReply(admin.call("CLIENT", "UNPAUSE"), ok())
+        self.assertReply(w.read_reply(), ok())
+        self.assertReply(p.read_reply(), integer(0))
+        self.assertReply(admin.call("GET", "p"), bulk("1"))
+        self.assertEqual(self.blocked(admin), 0)
+
+    def test_all_pause_ends_by_itself(self):
+        admin, other = self.conn(), self.conn()
+        started = time.monotonic()
+        self.assertReply(admin.call("CLIENT", "PAUSE", "300"), ok())
+        self.assertReply(other.call("PING"), status("PONG"))
+        self.assertGreaterEqual(time.monotonic() - started, 0.25)
+
+    def test_pause_errors(self):
+        c = self.conn()
+        self.assertReply(c.call("CLIENT", "PAUSE", "x"), err("ERR timeout is not an integer or out of range"))
+        self.assertReply(c.call("CLIENT", "PAUSE", "-1"), err("ERR timeout is negative"))
+        self.assertReply(c.call("CLIENT", "PAUSE", "10", "SOME"), err("ERR CLIENT PAUSE mode must be WRITE or ALL"))
+        self.assertReply(c.call("CLIENT", "PAUSE"), err("ERR wrong number of arguments for 'client|pause' command"))
+        self.assertReply(c.call("CLIENT", "UNPAUSE", "x"), err("ERR wrong number of arguments for 'client|unpause' command"))
+
+
 if __name__ == "__main__":
     unittest.main()

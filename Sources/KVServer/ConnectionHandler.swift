@@ -333,13 +333,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Stops the connection until CLIENT PAUSE ends (``ClientPause``).
     private func parkForPause(context: ChannelHandlerContext) {
         running = true
-        session?.executing.store(false, ordering: .relaxed)
+        // Blocked by the pause: the idle timeout spares it meanwhile.
+        session?.executing.store(true, ordering: .relaxed)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let loop = context.eventLoop
         server.pause.park {
             loop.execute {
                 handler.value.running = false
+                handler.value.session?.executing.store(false, ordering: .relaxed)
                 handler.value.schedule(context: ctx.value)
             }
         }
@@ -467,7 +469,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         if case .later = action { running = true } else { running = false }
         if let session {
             decoder.authenticationRequired = !session.authenticated
-            session.executing.store(false, ordering: .relaxed)
+            // A parked reply (WAIT) keeps the client blocked: the idle timeout spares it, as
+            // Redis spares blocked clients.
+            var parked = false
+            if case .later = action { parked = true }
+            session.executing.store(parked, ordering: .relaxed)
             session.touch()
         }
         let wasClosing = closing
@@ -517,6 +523,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A parked reply arrived: send it and go on with the queue.
     private func deferredReplied(_ result: Result<RESPValue, Error>, context: ChannelHandlerContext) {
         running = false
+        session?.executing.store(false, ordering: .relaxed)
         guard !closing, context.channel.isActive, let session else { return }
         var out = context.channel.allocator.buffer(capacity: 64)
         switch result {

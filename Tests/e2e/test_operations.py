@@ -315,6 +315,23 @@ class Limits(harness.E2ETestCase):
         self.assertTrue(closed, "an idle client was not closed")
         self.assertGreaterEqual(time.monotonic() - t0, 0.9)
 
+    def test_idle_timeout_spares_blocked_and_subscribed_clients(self):
+        server = self.start_server(extra_args=["--timeout", "1"])
+        # A client blocked in WAIT gets its answer at WAIT's own timeout, not closed at 1 s.
+        w = connect(server.port)
+        t0 = time.monotonic()
+        w.sendall(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n2500\r\n")
+        self.assertEqual(w.recv(64), b":0\r\n")
+        self.assertGreaterEqual(time.monotonic() - t0, 2.4)
+        w.close()
+        # A subscriber waits for messages by design.
+        s = connect(server.port)
+        s.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nc\r\n")
+        self.assertTrue(s.recv(64).startswith(b"*3\r\n"))
+        got, closed = read_until_closed(s, 2.5)
+        s.close()
+        self.assertFalse(closed, "a subscriber was closed by the idle timeout")
+
     def test_client_that_never_reads(self):
         # 1,000,000 pipelined GETs of a 4 KB value (4 GB of replies) and never a read.
         args = ["--client-output-buffer-limit", "normal 0 8mb 2"]

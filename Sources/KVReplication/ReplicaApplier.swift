@@ -69,7 +69,7 @@ public struct ReplicaApplier: Sendable {
 
     /// Where this follower stands for leader shard `leaderShard`, or nil if it never synced it.
     public func position(leaderShard: Int) throws -> ReplicationPosition? {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         let home = homeShard(leaderShard, routing)
         guard let v = try home.db.get(ReplicationPosition.key(leaderShard: leaderShard)) else { return nil }
         return try ReplicationPosition.decode(v, file: home.path)
@@ -79,7 +79,7 @@ public struct ReplicaApplier: Sendable {
     /// as one batch that also records the last one's sequence as applied under `replid`.
     public func applyGroups(leaderShard: Int, batches: [[UInt8]], replid: String, leaderOwners: [UInt16]) throws {
         guard !batches.isEmpty else { return }
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         let homeSlot = anySlot(of: homeShard(leaderShard, routing).id, routing)
         let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var out = RoutedBatch()
@@ -109,7 +109,7 @@ public struct ReplicaApplier: Sendable {
     /// holds in that shard's slots (per `leaderOwners`), its shard-local metadata, and its
     /// position.
     public func beginFullSync(leaderShard: Int, leaderOwners: [UInt16]) throws {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         let homeID = homeShard(leaderShard, routing).id
         for shard in routing.shards {
@@ -143,7 +143,7 @@ public struct ReplicaApplier: Sendable {
 
     /// Loads snapshot records of leader shard `leaderShard` (routed as groups are).
     public func applySnapshotRecords(leaderShard: Int, records: [(key: [UInt8], value: [UInt8])], leaderOwners: [UInt16]) throws {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var out = RoutedBatch()
         var sawMeta = false
@@ -162,7 +162,7 @@ public struct ReplicaApplier: Sendable {
 
     /// Ends a full sync of leader shard `leaderShard` at `sequence`, durably.
     public func finishFullSync(leaderShard: Int, replid: String, sequence: UInt64) throws {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         var b = RoutedBatch()
         b.put(ReplicationPosition.key(leaderShard: leaderShard), ReplicationPosition(replid: replid, sequence: sequence).encoded(),
               slot: anySlot(of: homeShard(leaderShard, routing).id, routing))
@@ -176,7 +176,7 @@ public struct ReplicaApplier: Sendable {
     /// store takes writes of its own, so its data is no longer a prefix of any leader's
     /// history, and a partial sync after a later re-attach would keep those writes forever.
     public func forgetPositions() throws {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         for shard in routing.shards {
             let it = try shard.db.makeIterator()
             try it.seek(ReplicationPosition.keyPrefix)

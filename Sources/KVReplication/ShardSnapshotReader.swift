@@ -19,7 +19,7 @@ public final class ShardSnapshotReader: Sendable {
     /// Pins shard `shard` (by id, among the shards owning slots) of `store`.
     /// - Throws: ``KVError/invalidArgument(_:)`` when there is no such shard; ``KVError/closed``.
     public init(store: ShardedStore, shard: Int) throws(KVError) {
-        let routing = try store.routingInForce()
+        let routing = try store.currentRouting()
         guard shard >= 0 && shard < routing.shards.count else { throw .invalidArgument("no shard \(shard)") }
         db = routing.shards[shard].db
         snapshot = db.snapshot()

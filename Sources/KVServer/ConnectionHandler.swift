@@ -414,7 +414,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         var batch: [Item] = []
         while batch.count < Self.batchLimit, let item = queue.first {
             if case .request(let args) = item, batch.isEmpty || (Commands.runsOffLoop(args, syncedWrites: synced)
-                && !(server.pause.isActive && server.pause.holds(Commands.table[RedisText.lower(args.first ?? [])], session: session))) {
+                && !(server.pause.isActive && server.pause.holds(lookUp(args.first ?? []).1, session: session))) {
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 batch.append(item)

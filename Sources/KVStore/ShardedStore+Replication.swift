@@ -36,11 +36,6 @@ extension ShardedStore {
         state.withLock { $0.shards.compactMap { $0 } }.map { (shard: $0.id, sequence: $0.db.lastSequence) }
     }
 
-    /// The routing in force, for a follower's apply; throws ``KVError/closed`` after close.
-    package func routingInForce() throws(KVError) -> Routing {
-        try currentRouting()
-    }
-
     /// Applies `batch` through the store's write path (reshard gate, routing, copy-phase
     /// bookkeeping).
     package func applyRecords(_ batch: RoutedBatch, durability: Durability?) throws(KVError) {

@@ -221,7 +221,7 @@ public final class ShardedStore: Sendable {
     }
 
     /// The routing in force; throws ``KVError/closed`` after ``close()``.
-    func currentRouting() throws(KVError) -> Routing {
+    package func currentRouting() throws(KVError) -> Routing {
         let v = view.load(ordering: .acquiring)
         if v.closed { throw .closed }
         return v.routing

@@ -412,6 +412,12 @@ class E2ETestCase(unittest.TestCase):
                 s.remove_data()
         return ret
 
+    def raw_conn(self, server=None):
+        """A raw connection to `server` (default: the class server), closed when the test ends."""
+        c = (server or self.server).raw()
+        self.addCleanup(c.close)
+        return c
+
     def assertReply(self, got, want, what=""):
         if got != want:
             self.fail("%s\n  got:  %s\n  want: %s" % (what, resp.show(got), resp.show(want)))

@@ -17,11 +17,6 @@ class ClientControl(harness.E2ETestCase):
     def setUpClass(cls):
         cls.server = cls.start_class_server()
 
-    def conn(self):
-        c = self.server.raw()
-        self.addCleanup(c.close)
-        return c
-
     def client_id(self, c):
         t, v = c.call("CLIENT", "ID")
         self.assertEqual(t, ':')
@@ -37,13 +32,13 @@ class ClientControl(harness.E2ETestCase):
         self.assertTrue(closed)
 
     def test_kill_by_id_addr_and_laddr(self):
-        admin, a, b = self.conn(), self.conn(), self.conn()
+        admin, a, b = self.raw_conn(), self.raw_conn(), self.raw_conn()
         self.assertReply(admin.call("CLIENT", "KILL", "ID", str(self.client_id(a))), integer(1))
         self.assertClosed(a)
         addr, laddr = self.addr(b)
         self.assertReply(admin.call("CLIENT", "KILL", "ADDR", addr), integer(1))
         self.assertClosed(b)
-        c = self.conn()
+        c = self.raw_conn()
         addr, laddr = self.addr(c)
         # The old form answers OK, or an error when nobody matches.
         self.assertReply(admin.call("CLIENT", "KILL", addr), ok())
@@ -51,7 +46,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(admin.call("CLIENT", "KILL", "127.0.0.1:1"), err("ERR No such client"))
         self.assertReply(admin.call("CLIENT", "KILL", "ID", "999999999"), integer(0))
         # LADDR matches every client of that listening address but the caller (SKIPME yes).
-        d = self.conn()
+        d = self.raw_conn()
         self.assertReply(d.call("PING"), status("PONG"))
         t, n = admin.call("CLIENT", "KILL", "LADDR", laddr)
         self.assertEqual(t, ':')
@@ -60,7 +55,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(admin.call("PING"), status("PONG"))
 
     def test_kill_by_type_and_skipme(self):
-        admin, normal, sub = self.conn(), self.conn(), self.conn()
+        admin, normal, sub = self.raw_conn(), self.raw_conn(), self.raw_conn()
         sub.send("SUBSCRIBE", "k")
         sub.read_reply()
         self.assertReply(admin.call("CLIENT", "KILL", "TYPE", "pubsub"), integer(1))
@@ -78,7 +73,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertClosed(admin)
 
     def test_kill_errors(self):
-        c = self.conn()
+        c = self.raw_conn()
         self.assertReply(c.call("CLIENT", "KILL", "ID", "0"), err("ERR client-id should be greater than 0"))
         self.assertReply(c.call("CLIENT", "KILL", "TYPE", "bogus"), err("ERR Unknown client type 'bogus'"))
         self.assertReply(c.call("CLIENT", "KILL", "USER", "nobody"), err("ERR No such user 'nobody'"))
@@ -88,7 +83,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(c.call("CLIENT", "KILL", "USER", "default", "ID", "999999999"), integer(0))
 
     def test_list_type(self):
-        admin, sub = self.conn(), self.conn()
+        admin, sub = self.raw_conn(), self.raw_conn()
         sub.send("SUBSCRIBE", "lt")
         sub.read_reply()
         t, text = admin.call("CLIENT", "LIST", "TYPE", "pubsub")
@@ -101,7 +96,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(admin.call("CLIENT", "LIST", "TYPE", "x"), err("ERR Unknown client type 'x'"))
 
     def test_reply_off_skip_on(self):
-        c = self.conn()
+        c = self.raw_conn()
         c.send("CLIENT", "REPLY", "OFF")
         c.send("SET", "r1", "a")
         c.send("GET", "r1")
@@ -122,7 +117,7 @@ class ClientControl(harness.E2ETestCase):
         self.assertReply(c.call("GET", "r1"), bulk("a"), "writes ran while replies were off")
 
     def test_no_evict(self):
-        c = self.conn()
+        c = self.raw_conn()
         self.assertReply(c.call("CLIENT", "NO-EVICT", "ON"), ok())
         t, text = c.call("CLIENT", "INFO")
         self.assertIn(b"flags=e", text)
@@ -199,11 +194,6 @@ class ClientPause(harness.E2ETestCase):
         super().setUp()
         self.addCleanup(lambda: self.server.raw().call("CLIENT", "UNPAUSE"))
 
-    def conn(self):
-        c = self.server.raw()
-        self.addCleanup(c.close)
-        return c
-
     def blocked(self, admin):
         t, text = admin.call("INFO", "clients")
         for line in text.decode().splitlines():
@@ -212,13 +202,13 @@ class ClientPause(harness.E2ETestCase):
         return -1
 
     def test_write_pause_holds_writes_not_reads(self):
-        admin, w = self.conn(), self.conn()
+        admin, w = self.raw_conn(), self.raw_conn()
         self.assertReply(admin.call("CLIENT", "PAUSE", "100000", "WRITE"), ok())
         self.assertReply(w.call("GET", "p"), bulk(None), "reads flow")
         w.send("SET", "p", "1")
         data, _ = w.read_available(0.3)
         self.assertEqual(data, b"", "the write waits")
-        p = self.conn()
+        p = self.raw_conn()
         p.send("PUBLISH", "ch", "m")
         harness.wait_until(lambda: self.blocked(admin) == 2, 5)
         self.assertReply(admin.call("CLIENT", "UNPAUSE"), ok())
@@ -228,14 +218,14 @@ class ClientPause(harness.E2ETestCase):
         self.assertEqual(self.blocked(admin), 0)
 
     def test_all_pause_ends_by_itself(self):
-        admin, other = self.conn(), self.conn()
+        admin, other = self.raw_conn(), self.raw_conn()
         started = time.monotonic()
         self.assertReply(admin.call("CLIENT", "PAUSE", "300"), ok())
         self.assertReply(other.call("PING"), status("PONG"))
         self.assertGreaterEqual(time.monotonic() - started, 0.25)
 
     def test_pause_errors(self):
-        c = self.conn()
+        c = self.raw_conn()
         self.assertReply(c.call("CLIENT", "PAUSE", "x"), err("ERR timeout is not an integer or out of range"))
         self.assertReply(c.call("CLIENT", "PAUSE", "-1"), err("ERR timeout is negative"))
         self.assertReply(c.call("CLIENT", "PAUSE", "10", "SOME"), err("ERR CLIENT PAUSE mode must be WRITE or ALL"))

@@ -37,16 +37,11 @@ class PubSub(harness.E2ETestCase):
     def setUpClass(cls):
         cls.server = cls.start_class_server()
 
-    def conn(self):
-        c = self.server.raw()
-        self.addCleanup(c.close)
-        return c
-
     def read(self, c, want, what=""):
         self.assertReply(c.read_reply(), want, what)
 
     def test_subscribe_confirms_each_channel_and_counts(self):
-        sub = self.conn()
+        sub = self.raw_conn()
         sub.send("SUBSCRIBE", "news", "sport", "news")
         self.read(sub, confirm("subscribe", "news", 1))
         self.read(sub, confirm("subscribe", "sport", 2))
@@ -69,7 +64,7 @@ class PubSub(harness.E2ETestCase):
         self.assertReply(sub.call("SET", "k", "v"), ok())
 
     def test_unsubscribe_all_names_every_channel(self):
-        sub = self.conn()
+        sub = self.raw_conn()
         sub.send("SUBSCRIBE", "a", "b", "c")
         for _ in range(3):
             sub.read_reply()
@@ -83,7 +78,7 @@ class PubSub(harness.E2ETestCase):
             self.assertEqual(r[1][0], bulk("unsubscribe"))
 
     def test_publish_reaches_channel_and_pattern_subscribers(self):
-        a, b, pub = self.conn(), self.conn(), self.conn()
+        a, b, pub = self.raw_conn(), self.raw_conn(), self.raw_conn()
         a.send("SUBSCRIBE", "orders")
         self.read(a, confirm("subscribe", "orders", 1))
         b.send("PSUBSCRIBE", "ord*", "x?")
@@ -105,7 +100,7 @@ class PubSub(harness.E2ETestCase):
         self.read(b, pmessage("ord*", "orders", "o-2"))
 
     def test_messages_keep_publish_order(self):
-        sub, pub = self.conn(), self.conn()
+        sub, pub = self.raw_conn(), self.raw_conn()
         sub.send("SUBSCRIBE", "seq")
         sub.read_reply()
         for i in range(200):
@@ -116,7 +111,7 @@ class PubSub(harness.E2ETestCase):
             self.read(sub, message("seq", str(i)))
 
     def test_resp2_subscriber_may_only_manage_subscriptions(self):
-        sub = self.conn()
+        sub = self.raw_conn()
         sub.send("SUBSCRIBE", "c")
         sub.read_reply()
         self.assertReply(sub.call("GET", "k"), err(NOT_IN_CONTEXT % "get"))
@@ -126,11 +121,11 @@ class PubSub(harness.E2ETestCase):
         self.assertReply(sub.call("RESET"), status("RESET"))
         # RESET left subscribed mode.
         self.assertReply(sub.call("PING"), status("PONG"))
-        pub = self.conn()
+        pub = self.raw_conn()
         self.assertReply(pub.call("PUBSUB", "NUMSUB", "c"), array(bulk("c"), integer(0)))
 
     def test_resp3_subscriber_gets_pushes_and_runs_anything(self):
-        sub, pub = self.conn(), self.conn()
+        sub, pub = self.raw_conn(), self.raw_conn()
         hello = sub.call("HELLO", "3")
         self.assertEqual(hello[0], '%')
         sub.send("SUBSCRIBE", "c3")
@@ -143,7 +138,7 @@ class PubSub(harness.E2ETestCase):
         self.read(sub, ('>', [bulk("unsubscribe"), bulk("c3"), integer(0)]))
 
     def test_pubsub_introspection(self):
-        a, b, q = self.conn(), self.conn(), self.conn()
+        a, b, q = self.raw_conn(), self.raw_conn(), self.raw_conn()
         a.send("SUBSCRIBE", "intro.1", "intro.2")
         a.read_reply(), a.read_reply()
         b.send("SUBSCRIBE", "intro.1")
@@ -172,7 +167,7 @@ class PubSub(harness.E2ETestCase):
         self.assertReply(q.call("PUBSUB", "NUMSUB", "intro.1"), array(bulk("intro.1"), integer(1)))
 
     def test_client_list_shows_subscriptions(self):
-        sub, q = self.conn(), self.conn()
+        sub, q = self.raw_conn(), self.raw_conn()
         sub.send("SUBSCRIBE", "l1", "l2")
         sub.read_reply(), sub.read_reply()
         sub.send("PSUBSCRIBE", "p*")
@@ -184,7 +179,7 @@ class PubSub(harness.E2ETestCase):
         self.assertIn(" flags=P ", line[0])
 
     def test_subscriber_that_does_not_read_is_dropped(self):
-        admin = self.conn()
+        admin = self.raw_conn()
         old = admin.call("CONFIG", "GET", "client-output-buffer-limit")
         self.addCleanup(lambda: self.server.raw().call("CONFIG", "SET", "client-output-buffer-limit",
                                                         old[1][1][1].decode()))

@@ -234,6 +234,7 @@ extension Commands {
             }
             if n > 0 { try c.store.write(batch) }
         }
+        c.server.keyspace.flushed()
         return .ok
     }
 }

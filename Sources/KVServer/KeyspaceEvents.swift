@@ -83,18 +83,49 @@ struct KeyspaceEventFlags: OptionSet, Sendable, Hashable {
     static let invalidMessage = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
 }
 
+/// Something that must hear of every change of a key, whether or not keyspace notifications
+/// are enabled: WATCH (a transaction aborts when a watched key changed) and client-side
+/// caching (a tracked key's readers get an invalidation).
+protocol KeyChangeListener: AnyObject, Sendable {
+    /// `key` was changed (written, deleted, expired, renamed from or to).
+    func keyChanged(_ key: [UInt8])
+    /// Every key may have changed (FLUSHALL, FLUSHDB).
+    func allKeysChanged()
+}
+
 /// Publishes Redis's keyspace notifications (`notify-keyspace-events`) through the server's
 /// pub/sub hub: for an event of an enabled class, `__keyspace@0__:<key>` gets the event name
-/// and `__keyevent@0__:<event>` gets the key, as the K and E flags ask. With the default
-/// (nothing enabled) an event costs one atomic load.
+/// and `__keyevent@0__:<event>` gets the key, as the K and E flags ask. It also tells the
+/// ``KeyChangeListener``s of every change, while one of them has something registered
+/// (``listening(_:)``). With nothing enabled and nothing registered an event costs two
+/// atomic loads.
 final class KeyspaceNotifier: Sendable {
     private let flags = Atomic<Int>(0)
     private let hub: PubSubHub
+    /// Registrations the listeners hold (watched keys, tracking clients): while 0 they are
+    /// not called.
+    private let registrations = Atomic<Int>(0)
+    private let listeners: Mutex<[any KeyChangeListener]>
 
     init(hub: PubSubHub, flags: KeyspaceEventFlags) {
         self.hub = hub
         self.flags.store(flags.rawValue, ordering: .relaxed)
+        listeners = Mutex([])
     }
+
+    /// Adds a listener (at server start).
+    func addListener(_ listener: any KeyChangeListener) {
+        listeners.withLock { $0.append(listener) }
+    }
+
+    /// A listener gained (`delta` > 0) or dropped registrations.
+    func listening(_ delta: Int) {
+        registrations.wrappingAdd(delta, ordering: .sequentiallyConsistent)
+    }
+
+    /// Whether a listener has something registered.
+    @inline(__always)
+    var hasListeners: Bool { registrations.load(ordering: .sequentiallyConsistent) > 0 }
 
     /// The classes in force (CONFIG SET changes them).
     var enabled: KeyspaceEventFlags {
@@ -102,22 +133,38 @@ final class KeyspaceNotifier: Sendable {
         set { flags.store(newValue.rawValue, ordering: .relaxed) }
     }
 
-    /// Whether an event of `type` would be published.
+    /// Whether an event of `type` would be published, or (for a change, not `new` or
+    /// `keymiss`) heard by a listener: callers skip building events when not.
     @inline(__always)
     func wants(_ type: KeyspaceEventFlags) -> Bool {
         let f = flags.load(ordering: .relaxed)
-        return f & type.rawValue != 0 && f & (KeyspaceEventFlags.keyspace.rawValue | KeyspaceEventFlags.keyevent.rawValue) != 0
+        if f & type.rawValue != 0 && f & (KeyspaceEventFlags.keyspace.rawValue | KeyspaceEventFlags.keyevent.rawValue) != 0 {
+            return true
+        }
+        return type != .new && type != .keyMiss && hasListeners
     }
 
     static let keyspacePrefix = Array("__keyspace@0__:".utf8)
     static let keyeventPrefix = Array("__keyevent@0__:".utf8)
 
-    /// Publishes event `event` of class `type` for `key`, when enabled.
+    /// Publishes event `event` of class `type` for `key`, when enabled; tells the listeners of
+    /// a change (any class but `new` and `keymiss`).
     func notify(_ type: KeyspaceEventFlags, _ event: String, _ key: [UInt8]) {
-        guard wants(type) else { return }
-        let f = enabled
+        if type != .new && type != .keyMiss && hasListeners {
+            for l in listeners.withLock({ $0 }) { l.keyChanged(key) }
+        }
+        let f = flags.load(ordering: .relaxed)
+        guard f & type.rawValue != 0 && f & (KeyspaceEventFlags.keyspace.rawValue | KeyspaceEventFlags.keyevent.rawValue) != 0 else {
+            return
+        }
         let name = Array(event.utf8)
-        if f.contains(.keyspace) { hub.publish(channel: Self.keyspacePrefix + key, message: name) }
-        if f.contains(.keyevent) { hub.publish(channel: Self.keyeventPrefix + name, message: key) }
+        if f & KeyspaceEventFlags.keyspace.rawValue != 0 { hub.publish(channel: Self.keyspacePrefix + key, message: name) }
+        if f & KeyspaceEventFlags.keyevent.rawValue != 0 { hub.publish(channel: Self.keyeventPrefix + name, message: key) }
+    }
+
+    /// Every key may have changed (FLUSHALL): tells the listeners.
+    func flushed() {
+        guard hasListeners else { return }
+        for l in listeners.withLock({ $0 }) { l.allKeysChanged() }
     }
 }

@@ -51,6 +51,12 @@ public struct RoutedBatch: Sendable {
         slots.append(slot)
     }
 
+    /// Appends every record of `other` (with its slot) after this batch's.
+    public mutating func append(_ other: RoutedBatch) {
+        batch.append(other.batch)
+        slots.append(contentsOf: other.slots)
+    }
+
     /// The number of records.
     public var count: Int { slots.count }
     /// Whether the batch holds no record.

@@ -59,6 +59,7 @@ extension ShardedStore {
             store.followingLeader.store(followingLeader, ordering: .relaxed)
             do throws(KVError) {
                 try store.loadIndexes(lenient: followingLeader)
+                try store.recoverTransactions()
             } catch {
                 _ = try? store.closeStore()
                 throw error
@@ -216,6 +217,7 @@ extension ShardedStore {
         var first: KVError?
         if !isHalted {
             do throws(KVError) { try persistIndexStatistics() } catch { first = error }
+            do throws(KVError) { try cleanUpTransactions() } catch { first = first ?? error }
         }
         for shard in shards {
             do throws(KVError) { try Self.closeDatabase(shard.db) } catch { first = first ?? error }

@@ -36,6 +36,10 @@ extension ShardedStore {
                 try snapshot.routing.shards[owner].db.get(k, snapshot: snapshot.snapshots[owner])
             }
         }
+        if transactions.ownedByCurrentThread, let buffered = EngineKey.encode(key).withUnsafeBytes({ transactions.buffered($0) }) {
+            return buffered
+        }
+        waitForTransactionCommit()
         while true {
             let routing = try currentRouting()
             let result = Result { () throws(KVError) -> [UInt8]? in
@@ -53,9 +57,16 @@ extension ShardedStore {
     /// shard removed by a reshard is deleted only when no snapshot reads it.
     public func snapshot() -> StoreSnapshot {
         // Under the store mutex so that the snapshot cannot straddle an ownership switch.
-        // Database.snapshot() takes only the engine mutex and does no I/O.
-        state.withLock { s in
-            StoreSnapshot(routing: s.routing, snapshots: s.routing.shards.map { $0.db.snapshot() })
+        // Database.snapshot() takes only the engine mutex and does no I/O. Retaken when a
+        // transaction spanning shards committed meanwhile, so it never holds half of one.
+        while true {
+            waitForTransactionCommit()
+            let epoch = transactions.epoch.load(ordering: .sequentiallyConsistent)
+            let snap = state.withLock { s in
+                StoreSnapshot(routing: s.routing, snapshots: s.routing.shards.map { $0.db.snapshot() })
+            }
+            if epoch & 1 == 0 && transactions.epoch.load(ordering: .sequentiallyConsistent) == epoch { return snap }
+            if keyLocks.heldByCurrentThread { return snap }
         }
     }
 }

@@ -47,6 +47,11 @@ extension ShardedStore {
     /// them), apply it to the owners, then record its keys for a running copy phase and
     /// unregister. Each record goes to the owner of the slot it carries.
     func apply(_ batch: RoutedBatch, durability: Durability?) throws(KVError) {
+        if transactions.ownedByCurrentThread {
+            // Inside a transaction's body: buffered, committed with the transaction.
+            transactions.buffer(batch)
+            return
+        }
         let routing = try beginWrite(batch.slots)
         var failure: KVError?
         do throws(KVError) {
@@ -54,6 +59,7 @@ extension ShardedStore {
         } catch {
             failure = error
         }
+        transactions.stamp(batch)
         endWrite(batch)
         if let failure { throw failure }
     }

@@ -67,6 +67,8 @@ public final class ShardedStore: Sendable {
     let events = WaitEvents()
     /// Serialize writes to one key (see `KeyLocks`).
     let keyLocks = KeyLocks()
+    /// Transactions and WATCH (see ShardedStore+Transaction.swift).
+    let transactions = TransactionState()
     /// The live secondary indexes, as the write path reads them (also owned by `indexManager`).
     let indexCatalog: IndexCatalog
     /// Index maintenance, back-fills and queries (see ``IndexManager``).

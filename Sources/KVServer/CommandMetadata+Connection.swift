@@ -112,7 +112,7 @@ extension CommandMetadata {
         .init("client|reply", 3, "noscript loading stale", acl: "connection",
               "Instruct the server whether to reply to commands", since: "3.2.0", group: "connection", complexity: "O(1)",
               args: [.oneOf("on_off_skip", of: [.pure("on", "ON"), .pure("off", "OFF"), .pure("skip", "SKIP")])]),
-        // Redis 7.2's (kvserver answers it as Redis 7.2 does; Redis 7.0 does not have it).
+        // CLIENT SETINFO came with Redis 7.2 (7.0 does not have it): the entry is 7.2's.
         .init("client|setinfo", 4, "noscript loading stale", acl: "connection",
               "Sets information specific to the client or connection.", since: "7.2.0", group: "connection",
               complexity: "O(1)", args: [.oneOf("attr", of: [.string("libname", token: "lib-name"), .string("libver", token: "lib-ver")])]),

@@ -37,8 +37,13 @@ struct CommandCall {
     var resp3: Bool { session.protocolVersion == 3 }
 }
 
-/// A command of the table: Redis's arity rule (n exact, -n at least n), flags for COMMAND
-/// INFO, the key positions, and the handler.
+/// A command of the table: Redis's arity rule (n exact, -n at least n), its flags, the key
+/// positions, the subcommands it answers, and the handler.
+///
+/// What `COMMAND` reports about it comes from its entry in ``Commands/metadata`` (Redis's
+/// arity, flags, key specs, documentation); the metadata tests check that every spec has one
+/// and that arity, flags and key positions agree with it. The flags here are what the
+/// dispatcher reads (`write`, `no_auth`, `may_replicate`).
 ///
 /// A class, so that looking one up per request costs one reference, and its flags are
 /// decided once here rather than by string comparisons per request.
@@ -49,6 +54,9 @@ final class CommandSpec: Sendable {
     let firstKey: Int
     let lastKey: Int
     let step: Int
+    /// The subcommands the handler answers (`kill` for `CLIENT KILL`); each has metadata
+    /// under `name|sub`, and `COMMAND` lists them.
+    let subcommands: [String]
     let handler: @Sendable (inout CommandCall) throws -> RESPValue
     /// Whether a client that has not authenticated may call it.
     let allowedBeforeAuth: Bool
@@ -63,7 +71,7 @@ final class CommandSpec: Sendable {
     /// Hands out ``index``: every spec is made once, in the command lists, so they are dense.
     private static let created = Atomic<Int>(0)
 
-    init(_ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0),
+    init(_ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0), subcommands: [String] = [],
          _ handler: @escaping @Sendable (inout CommandCall) throws -> RESPValue) {
         self.name = name
         self.arity = arity
@@ -71,6 +79,7 @@ final class CommandSpec: Sendable {
         self.firstKey = keys.0
         self.lastKey = keys.1
         self.step = keys.2
+        self.subcommands = subcommands
         self.handler = handler
         allowedBeforeAuth = flags.contains("no_auth")
         isWrite = flags.contains("write")
@@ -82,23 +91,14 @@ final class CommandSpec: Sendable {
         arity >= 0 ? argc == arity : argc >= -arity
     }
 
-    /// The argument positions of a request's keys (Redis's first/last/step rule; a negative
-    /// last counts from the end).
+    /// The argument positions of a request's keys by Redis's legacy first/last/step rule (a
+    /// negative last counts from the end). `COMMAND GETKEYS` uses the key specs of the
+    /// metadata; the metadata tests check that the two agree.
     func keyPositions(argc: Int) -> [Int] {
         guard firstKey > 0, step > 0 else { return [] }
         let last = lastKey < 0 ? argc + lastKey : lastKey
         guard firstKey <= last else { return [] }
         return Array(stride(from: firstKey, through: min(last, argc - 1), by: step))
-    }
-
-    /// The `COMMAND INFO` reply of the command.
-    var info: RESPValue {
-        .array([
-            .bulk(name), .integer(Int64(arity)),
-            .set(flags.map { .simpleString($0) }),
-            .integer(Int64(firstKey)), .integer(Int64(lastKey)), .integer(Int64(step)),
-            .set([]), .set([]), .array([]), .array([]),
-        ])
     }
 }
 

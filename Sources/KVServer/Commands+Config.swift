@@ -103,7 +103,7 @@ extension Commands {
     }
 
     static let clusterCommands: [CommandSpec] = [
-        CommandSpec("shards", -1, ["admin"]) { c in
+        CommandSpec("shards", -1, ["admin"], subcommands: ["set"]) { c in
             if c.argc == 1 {
                 let stats = try c.store.stats(countingKeys: true)
                 let infos = c.store.shards

@@ -4,7 +4,7 @@ import KVStore
 extension Commands {
     /// `IDX.*`: secondary indexes over JSON values (SPEC §4 "Indexes").
     static let indexCommands: [CommandSpec] = [
-        CommandSpec("idx.create", -3, ["write"]) { c in
+        CommandSpec("idx.create", -3, ["write", "denyoom"]) { c in
             let name = String(decoding: c.args[1], as: UTF8.self)
             let field = String(decoding: c.args[2], as: UTF8.self)
             var type = IndexType.string

@@ -15,8 +15,8 @@ import KVStore
 ///   per-entry varint lengths.
 extension Commands {
     static let objectCommands: [CommandSpec] = [
-        CommandSpec("object", -2, ["readonly"], keys: (2, 2, 1)) { c in try object(c) },
-        CommandSpec("memory", -2, ["readonly"], keys: (2, 2, 1)) { c in try memory(c) },
+        CommandSpec("object", -2, [], subcommands: ["encoding", "refcount", "idletime", "freq", "help"]) { c in try object(c) },
+        CommandSpec("memory", -2, [], subcommands: ["usage", "help"]) { c in try memory(c) },
     ]
 
     /// Redis's encoding name for a string value.

@@ -53,8 +53,8 @@ extension Commands {
         CommandSpec("publish", 3, ["pubsub", "loading", "stale", "fast", "may_replicate"]) { c in
             .integer(Int64(c.server.pubsub.publish(channel: c.args[1], message: c.args[2])))
         },
-        CommandSpec("pubsub", -2, ["pubsub", "loading", "stale"]) { c in try pubsubCommand(c) },
-        CommandSpec("reset", 1, ["no_auth", "fast", "noscript", "loading", "stale"]) { c in
+        CommandSpec("pubsub", -2, [], subcommands: ["channels", "numsub", "numpat", "help"]) { c in try pubsubCommand(c) },
+        CommandSpec("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"]) { c in
             resetConnection(c)
             return .simpleString("RESET")
         },

@@ -23,13 +23,13 @@ extension Commands {
             }
             return c.argc == 2 ? .bulk(c.args[1]) : .simpleString("PONG")
         },
-        CommandSpec("echo", 2, ["fast"]) { c in .bulk(c.args[1]) },
-        CommandSpec("quit", -1, ["no_auth", "fast"]) { c in
+        CommandSpec("echo", 2, ["loading", "stale", "fast"]) { c in .bulk(c.args[1]) },
+        CommandSpec("quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"]) { c in
             c.action = .close
             return .ok
         },
-        CommandSpec("hello", -1, ["no_auth", "fast"]) { c in try hello(&c) },
-        CommandSpec("auth", -2, ["no_auth", "fast"]) { c in
+        CommandSpec("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"]) { c in try hello(&c) },
+        CommandSpec("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"]) { c in
             if c.argc > 3 { throw CommandError.syntax }
             let user: [UInt8] = c.argc == 3 ? c.args[1] : Array("default".utf8)
             let pass = c.args[c.argc - 1]
@@ -46,36 +46,40 @@ extension Commands {
             c.session.authenticated = true
             return .ok
         },
-        CommandSpec("select", 2, ["fast"]) { c in
+        CommandSpec("select", 2, ["loading", "stale", "fast"]) { c in
             let n = try RedisText.int(c.args[1])
             if n != 0 { throw CommandError.dbIndexOutOfRange }
             return .ok
         },
-        CommandSpec("client", -2, []) { c in try client(&c) },
-        CommandSpec("command", -1, []) { c in try command(c) },
-        CommandSpec("config", -2, ["admin"]) { c in try config(c) },
-        CommandSpec("info", -1, []) { c in
+        CommandSpec("client", -2, [], subcommands: [
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause", "no-evict", "reply", "help",
+        ]) { c in try client(&c) },
+        CommandSpec("command", -1, ["loading", "stale"], subcommands: [
+            "count", "info", "docs", "list", "getkeys", "getkeysandflags", "help",
+        ]) { c in try command(c) },
+        CommandSpec("config", -2, [], subcommands: ["get", "set", "resetstat", "rewrite", "help"]) { c in try config(c) },
+        CommandSpec("info", -1, ["loading", "stale"]) { c in
             let text = try InfoReport.render(server: c.server, sections: c.args.dropFirst().map { RedisText.lower($0) })
             return c.resp3 ? .verbatimString(format: "txt", .init(string: text)) : .bulk(text)
         },
-        CommandSpec("time", 1, ["fast"]) { _ in
+        CommandSpec("time", 1, ["loading", "stale", "fast"]) { _ in
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
             return .array([.bulk(String(ts.tv_sec)), .bulk(String(ts.tv_nsec / 1000))])
         },
-        CommandSpec("save", 1, ["admin"]) { c in
+        CommandSpec("save", 1, ["admin", "noscript", "no_async_loading", "no_multi"]) { c in
             try c.store.flush()
             c.server.lastSave.store(RowValue.wallClockMillis() / 1000, ordering: .relaxed)
             return .ok
         },
-        CommandSpec("bgsave", -1, ["admin"]) { c in
+        CommandSpec("bgsave", -1, ["admin", "noscript", "no_async_loading"]) { c in
             if c.argc > 2 || (c.argc == 2 && !RedisText.eq(c.args[1], "schedule")) { throw CommandError.syntax }
             try c.store.flush()
             c.server.lastSave.store(RowValue.wallClockMillis() / 1000, ordering: .relaxed)
             return .simpleString("Background saving started")
         },
-        CommandSpec("lastsave", 1, ["fast"]) { c in .integer(c.server.lastSave.load(ordering: .relaxed)) },
-        CommandSpec("shutdown", -1, ["admin", "no_auth_if_nopass"]) { c in
+        CommandSpec("lastsave", 1, ["loading", "stale", "fast"]) { c in .integer(c.server.lastSave.load(ordering: .relaxed)) },
+        CommandSpec("shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"]) { c in
             for opt in c.args.dropFirst() {
                 guard RedisText.eq(opt, "nosave") || RedisText.eq(opt, "save") || RedisText.eq(opt, "now")
                     || RedisText.eq(opt, "force") || RedisText.eq(opt, "abort")
@@ -86,11 +90,11 @@ extension Commands {
             c.action = .shutdown
             return .ok
         },
-        CommandSpec("slowlog", -2, ["admin"]) { c in try slowlog(c) },
-        CommandSpec("role", 1, ["fast"]) { c in role(c) },
-        CommandSpec("replicaof", 3, ["admin"]) { c in try replicaOf(c) },
-        CommandSpec("slaveof", 3, ["admin"]) { c in try replicaOf(c) },
-        CommandSpec("wait", 3, []) { c in
+        CommandSpec("slowlog", -2, [], subcommands: ["get", "len", "reset", "help"]) { c in try slowlog(c) },
+        CommandSpec("role", 1, ["noscript", "loading", "stale", "fast"]) { c in role(c) },
+        CommandSpec("replicaof", 3, ["admin", "noscript", "stale", "no_async_loading"]) { c in try replicaOf(c) },
+        CommandSpec("slaveof", 3, ["admin", "noscript", "stale", "no_async_loading"]) { c in try replicaOf(c) },
+        CommandSpec("wait", 3, ["noscript"]) { c in
             // Redis's order: the role, then the count, then the timeout.
             if c.server.replication.isReplica {
                 throw CommandError("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")
@@ -393,50 +397,6 @@ extension Commands {
             return .ok
         }
         return .integer(Int64(killed))
-    }
-
-    static func command(_ c: CommandCall) throws -> RESPValue {
-        if c.argc == 1 {
-            return .array(table.values.sorted { $0.name < $1.name }.map(\.info))
-        }
-        let sub = RedisText.lower(c.args[1])
-        switch sub {
-        case "count":
-            if c.argc != 2 { throw CommandError.wrongArity("command|count") }
-            return .integer(Int64(table.count))
-        case "info":
-            if c.argc == 2 { return .array(table.values.sorted { $0.name < $1.name }.map(\.info)) }
-            return .array(c.args.dropFirst(2).map { table[RedisText.lower($0)]?.info ?? .nullBulk })
-        case "list":
-            return .array(table.keys.sorted().map { .bulk($0) })
-        case "getkeys":
-            if c.argc < 4 { throw CommandError.wrongArity("command|getkeys") }
-            guard let spec = table[RedisText.lower(c.args[2])] else { throw CommandError("ERR Invalid command specified") }
-            let request = Array(c.args[2...])
-            if !spec.arityOK(request.count) { throw CommandError("ERR Invalid number of arguments specified for command") }
-            let keys = spec.keyPositions(argc: request.count).map { RESPValue.bulk(request[$0]) }
-            if keys.isEmpty { throw CommandError("ERR The command has no key arguments") }
-            return .array(keys)
-        case "docs":
-            // Names only, with an empty documentation map each: enough for clients that
-            // build hints from it.
-            let names = c.argc == 2 ? table.keys.sorted() : c.args.dropFirst(2).map { RedisText.lower($0) }.filter { table[$0] != nil }
-            if c.resp3 {
-                return .map(names.map { .init(key: .bulk($0), value: .map([])) })
-            }
-            return .array(names.flatMap { [RESPValue.bulk($0), .array([])] })
-        case "help":
-            return .array(["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                           "(no subcommand)", "    Return details about all commands.",
-                           "COUNT", "    Return the total number of commands in this server.",
-                           "LIST", "    Return a list of all commands in this server.",
-                           "INFO [<command-name> ...]", "    Return details about the given commands.",
-                           "DOCS [<command-name> ...]", "    Return documentation details about the given commands.",
-                           "GETKEYS <full-command>", "    Return the keys from a full Redis command.",
-                           "HELP", "    Print this help."].map { .simpleString($0) })
-        default:
-            throw CommandError.unknownSubcommand(c.args[1], of: "command")
-        }
     }
 
     static func slowlog(_ c: CommandCall) throws -> RESPValue {

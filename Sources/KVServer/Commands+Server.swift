@@ -257,6 +257,14 @@ extension Commands {
             return .bulk(lines)
         case "kill":
             return try clientKill(&c)
+        case "tracking":
+            return try clientTracking(&c)
+        case "caching":
+            return try clientCaching(c)
+        case "getredir":
+            return try clientGetRedir(c)
+        case "trackinginfo":
+            return try clientTrackingInfo(c)
         case "pause":
             if c.argc != 3 && c.argc != 4 { throw CommandError.wrongArity("client|pause") }
             guard let millis = RedisText.parseInt(c.args[2]) else { throw CommandError("ERR timeout is not an integer or out of range") }
@@ -318,6 +326,11 @@ extension Commands {
                            "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
                            "UNPAUSE", "    Stop the current client pause, resuming traffic.",
                            "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+                           "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                           "         [OPTIN] [OPTOUT] [NOLOOP]", "    Control server assisted client side caching.",
+                           "TRACKINGINFO", "    Report tracking status for the current connection.",
+                           "CACHING (YES|NO)", "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                           "GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:
             throw CommandError.unknownSubcommand(c.args[1], of: "client")

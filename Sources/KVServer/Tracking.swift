@@ -144,7 +144,9 @@ final class TrackingTable: Sendable {
 
     /// Turns tracking off for `session` (`CLIENT TRACKING OFF`, RESET, disconnect): its
     /// prefixes are left, its flags cleared. Its ids in the key table go lazily, when their
-    /// keys change or are evicted, as in Redis. Returns whether it was on.
+    /// keys change or are evicted, as in Redis — except that the last tracking client to
+    /// leave empties the table (no change of a key is heard without a tracking client, and
+    /// nobody would be told). Returns whether it was on.
     @discardableResult
     func disable(_ session: ClientSession) -> Bool {
         let mine = session.tracking.prefixes.withLock { p -> [[UInt8]] in
@@ -162,8 +164,14 @@ final class TrackingTable: Sendable {
                 }
             }
         }
-        let wasOn = trackers.withLock { $0.removeValue(forKey: session.id) != nil }
-        if wasOn { trackerCount.subtract(1, ordering: .relaxed) }
+        let wasOn = trackers.withLock { t -> Bool in
+            guard t.removeValue(forKey: session.id) != nil else { return false }
+            trackerCount.subtract(1, ordering: .relaxed)
+            // Under the lock `enable` takes: no client can start tracking and remember a
+            // key meanwhile. (Lock order: trackers, then a stripe.)
+            if t.isEmpty { emptyKeyTable() }
+            return true
+        }
         session.tracking.reset()
         return wasOn
     }
@@ -247,6 +255,10 @@ final class TrackingTable: Sendable {
         for target in all.sorted(by: { $0.id < $1.id }) {
             send(.nullBulk, to: target, server: server, current: current, timing: target === current ? .afterReply : .now)
         }
+        emptyKeyTable()
+    }
+
+    private func emptyKeyTable() {
         for box in stripes {
             let (keys, items) = box.state.withLock { s -> (Int, Int) in
                 defer { s = Stripe() }
@@ -264,12 +276,14 @@ final class TrackingTable: Sendable {
     func flushBroadcasts(server: ServerState, current: ClientSession?) {
         guard broadcastPending.load(ordering: .relaxed),
               broadcastPending.exchange(false, ordering: .relaxed) else { return }
+        // Prefixes in byte order, as Redis walks its radix tree.
         let batches = prefixes.withLock { table -> [([ClientSession], [([UInt8], Int64)])] in
             var out: [([ClientSession], [([UInt8], Int64)])] = []
-            for (p, var b) in table where !b.changed.isEmpty {
+            let due = table.keys.filter { table[$0]?.changed.isEmpty == false }.sorted { $0.lexicographicallyPrecedes($1) }
+            for p in due {
+                var b = table.removeValue(forKey: p)!
                 let keys = b.changed.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
                 out.append((Array(b.clients.values), keys))
-                table[p] = nil
                 b.changed = [:]
                 table[p] = b
             }

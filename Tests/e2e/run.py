@@ -34,6 +34,7 @@ MODULES = [
     "test_crashloop",
     "test_replication",
     "test_pubsub",
+    "test_tracking",
     "test_clients",
     "test_benchmark",
 ]

@@ -220,6 +220,9 @@ final class TrackingTable: Sendable {
     /// a command on this thread; an eviction (`evicted`) has no writer, and is written to
     /// the current client ahead of its reply, as Redis writes it before running the command.
     private func invalidate(_ key: [UInt8], writer: ClientSession?, server: ServerState, current: ClientSession?, evicted: Bool) {
+        // Always under the stripe's lock, even when the table looks empty: the lock orders
+        // this change against a reader that inserts its key and then reads (either the
+        // reader is found here, or its read comes after the change).
         guard let ids = stripe(for: key).state.withLock({ $0.remove(key) }) else { return }
         keyCount.subtract(1, ordering: .relaxed)
         itemCount.subtract(ids.count, ordering: .relaxed)
@@ -236,14 +239,9 @@ final class TrackingTable: Sendable {
 
     private func gatherForBroadcast(_ key: [UInt8], writer: Int64) {
         let gathered = prefixes.withLock { table -> Bool in
-            var any = false
-            for (p, var b) in table where key.starts(with: p) {
-                table[p] = nil
-                b.changed[key] = writer
-                table[p] = b
-                any = true
-            }
-            return any
+            let matching = table.keys.filter { key.starts(with: $0) }
+            for p in matching { table[p]!.changed[key] = writer }
+            return !matching.isEmpty
         }
         if gathered { broadcastPending.store(true, ordering: .relaxed) }
     }
@@ -281,11 +279,10 @@ final class TrackingTable: Sendable {
             var out: [([ClientSession], [([UInt8], Int64)])] = []
             let due = table.keys.filter { table[$0]?.changed.isEmpty == false }.sorted { $0.lexicographicallyPrecedes($1) }
             for p in due {
-                var b = table.removeValue(forKey: p)!
+                let b = table[p]!
                 let keys = b.changed.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
                 out.append((Array(b.clients.values), keys))
-                b.changed = [:]
-                table[p] = b
+                table[p]!.changed = [:]
             }
             return out
         }

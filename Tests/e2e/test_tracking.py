@@ -304,6 +304,49 @@ class Tracking(harness.E2ETestCase):
                 self.writer.call("SET", k, "v")
                 self.assertEqual(drain(c), [invalidate(k.decode())])
 
+    def test_cache_never_outlives_a_racing_write(self):
+        """A client that caches what it reads and drops what it is told to ends with the
+        server's value while another connection writes as fast as it can: a write racing the
+        read is never lost between the read and the table."""
+        import threading
+        c = self.resp3()
+        writer = self.server.raw()
+        self.addCleanup(writer.close)
+        done = threading.Event()
+
+        def write():
+            try:
+                for _ in range(400):
+                    writer.call("INCR", "race")
+            finally:
+                done.set()
+
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        cache = None
+        invalidations = 0
+        while not done.is_set() or cache is None:
+            if cache is None:
+                c.send("GET", "race")
+                while True:
+                    r = c.read_reply()
+                    if r[0] == '>':
+                        invalidations += 1
+                        continue
+                    cache = r
+                    break
+            for r in drain(c, 0.005):
+                self.assertEqual(r[1][0], bulk("invalidate"))
+                invalidations += 1
+                cache = None
+        t.join(10)
+        for r in drain(c):
+            invalidations += 1
+            cache = None
+        self.assertGreater(invalidations, 0)
+        if cache is not None:
+            self.assertReply(cache, writer.call("GET", "race"), "a cached value outlived a write")
+
     def test_info_fields_and_release_on_disconnect(self):
         admin = self.raw_conn()
         before = int(info_fields(admin, "clients")["tracking_clients"])

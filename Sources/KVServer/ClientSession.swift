@@ -52,6 +52,8 @@ public final class ClientSession: Sendable {
     let noEvict = Atomic<Bool>(false)
     /// `CLIENT REPLY`: 0 on, 1 off, 2 skip the next reply.
     let replyMode = Atomic<Int>(0)
+    /// Client-side caching (`CLIENT TRACKING`).
+    let tracking = ClientTracking()
     /// Hands a published message to the connection (set by its handler when it starts).
     private let delivery = Mutex<(@Sendable (PubSubMessage) -> Void)?>(nil)
 
@@ -124,6 +126,11 @@ public final class ClientSession: Sendable {
         var flags = ""
         if isReplica.load(ordering: .relaxed) { flags += "S" }
         if sub + psub > 0 { flags += "P" }
+        let mode = tracking.mode
+        if mode.contains(.on) { flags += "t" }
+        if mode.contains(.brokenRedirect) { flags += "R" }
+        if mode.contains(.bcast) { flags += "B" }
+        let redir = mode.contains(.on) ? tracking.redirect : -1
         if noEvict.load(ordering: .relaxed) { flags += "e" }
         if flags.isEmpty { flags = "N" }
         return info.withLock { i in
@@ -133,7 +140,7 @@ public final class ClientSession: Sendable {
             return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
                 + "age=\((now - createdAt) / 1000) idle=\(idle) flags=\(flags) db=0 sub=\(sub) psub=\(psub) ssub=0 "
                 + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(omem) tot-mem=\(omem) "
-                + "events=r cmd=\(cmd) user=default redir=-1 resp=\(resp) lib-name=\(lib) lib-ver=\(ver)"
+                + "events=r cmd=\(cmd) user=default redir=\(redir) resp=\(resp) lib-name=\(lib) lib-ver=\(ver)"
         }
     }
 }

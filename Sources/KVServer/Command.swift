@@ -62,6 +62,9 @@ final class CommandSpec: Sendable {
     let allowedBeforeAuth: Bool
     /// Whether it changes data.
     let isWrite: Bool
+    /// Whether it only reads (Redis's `readonly` flag): a tracking client's keys are
+    /// remembered for client-side caching.
+    let isReadOnly: Bool
     /// Whether it always runs off the event loop (``Commands/offLoopCommands``).
     let alwaysOffLoop: Bool
     /// Its position in ``Commands/specs``: statistics and a client's last command are kept
@@ -83,6 +86,7 @@ final class CommandSpec: Sendable {
         self.handler = handler
         allowedBeforeAuth = flags.contains("no_auth")
         isWrite = flags.contains("write")
+        isReadOnly = flags.contains("readonly")
         alwaysOffLoop = Commands.offLoopCommands.contains(name)
         index = Self.created.add(1, ordering: .relaxed).oldValue
     }
@@ -177,12 +181,24 @@ enum Commands {
     /// the connection's replies are sent only after all of them, and Redis too runs a client's
     /// whole read buffer before serving another client. Each still counts as a call of SET.
     /// Returns nil (nothing done) when they cannot run this way here: the client must
-    /// authenticate, or this server is a follower; the caller then runs them one by one.
+    /// authenticate, this server is a follower, or the client tracks keys (its own
+    /// invalidations then follow each reply, as in Redis); the caller then runs them one by
+    /// one. While another client tracks, the keys' invalidations and BCAST messages go out
+    /// after the run.
     static func executePlainSets(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
         // `new` keyspace events need to know which keys existed, and CLIENT REPLY OFF/SKIP
         // drop replies one by one: those SETs run one by one.
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0 else { return nil }
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn else { return nil }
+        if server.tracking.isActive {
+            var replies = TrackingContext.with(session) { plainSets(requests, server: server, session: session) }
+            trackingAfterRun(&replies, session: session)
+            return replies
+        }
+        return plainSets(requests, server: server, session: session)
+    }
+
+    private static func plainSets(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue] {
         let started = monotonicNanos()
         var batch = WriteBatch()
         for r in requests { batch.put(r[1], r[2]) }
@@ -237,10 +253,20 @@ enum Commands {
     /// key's lock, so no other write comes between): each is applied in order to the rows as
     /// the ones before it left them, with its own reply (its own error leaves its key as it
     /// was), and the changed rows are committed once. Returns nil (nothing done) when they
-    /// cannot run this way (authentication pending, a follower).
+    /// cannot run this way (authentication pending, a follower), or the client tracks keys
+    /// (its own invalidations then follow each reply, as in Redis).
     static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0 else { return nil }
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn else { return nil }
+        if server.tracking.isActive {
+            var replies = TrackingContext.with(session) { counters(requests, server: server, session: session) }
+            trackingAfterRun(&replies, session: session)
+            return replies
+        }
+        return counters(requests, server: server, session: session)
+    }
+
+    private static func counters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue] {
         let started = monotonicNanos()
         var index: [[UInt8]: Int] = [:]
         var keys: [[UInt8]] = []
@@ -327,20 +353,31 @@ enum Commands {
 
     /// Runs one request and returns its reply (nil for no reply, or for a reply that comes
     /// later: ``ConnectionAction/later(_:)``) and what to do next. `loop` is the connection's
-    /// event loop (any loop of the shared group when nil).
+    /// event loop (any loop of the shared group when nil). `batched`: the caller runs a batch
+    /// of the connection's requests and sends the BCAST invalidations the batch caused when
+    /// it ends (``trackingEndOfBatch(session:server:)``), as Redis sends them once per event
+    /// loop cycle; otherwise they follow the command's reply.
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
-                        loop: (any EventLoop)? = nil) -> (RESPValue?, ConnectionAction) {
+                        loop: (any EventLoop)? = nil, batched: Bool = false) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let name = RedisText.lower(first)
-        return execute(arguments, server: server, session: session, loop: loop, name: name, spec: table[name])
+        return execute(arguments, server: server, session: session, loop: loop, name: name, spec: table[name], batched: batched)
     }
 
     /// ``execute(_:server:session:loop:)`` for a request whose lower-cased command `name` the
     /// caller has looked up (`spec`, nil for an unknown command). `CLIENT REPLY OFF|SKIP`
     /// suppress replies here (the command still runs).
     static func execute(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
-                        loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
-        let (reply, action) = run(arguments, server: server, session: session, loop: loop, name: name, spec: found)
+                        loop: (any EventLoop)?, name: String, spec found: CommandSpec?,
+                        batched: Bool = false) -> (RESPValue?, ConnectionAction) {
+        // One atomic load when no client tracks keys.
+        let tracking = server.tracking.isActive
+        var (reply, action) = run(arguments, server: server, session: session, loop: loop, name: name, spec: found,
+                                  tracking: tracking)
+        if tracking {
+            (reply, action) = trackingAfterCommand(reply, action, name: name, session: session, server: server,
+                                                   batched: batched)
+        }
         let mode = session.replyMode.load(ordering: .relaxed)
         guard mode != 0 else { return (reply, action) }
         // 1: off. 3: this is CLIENT REPLY SKIP (no reply), the next one is skipped (2).
@@ -354,9 +391,12 @@ enum Commands {
         }
     }
 
-    /// Runs one request (see ``execute(_:server:session:loop:name:spec:)``).
+    /// Runs one request (see ``execute(_:server:session:loop:name:spec:)``); `tracking`:
+    /// some client tracks keys (the handler then runs with the session as
+    /// ``TrackingContext/current``, after ``trackingBeforeHandler(_:_:session:server:)``).
     private static func run(_ arguments: [[UInt8]], server: ServerState, session: ClientSession,
-                            loop: (any EventLoop)?, name: String, spec found: CommandSpec?) -> (RESPValue?, ConnectionAction) {
+                            loop: (any EventLoop)?, name: String, spec found: CommandSpec?,
+                            tracking: Bool) -> (RESPValue?, ConnectionAction) {
         guard let first = arguments.first else { return (nil, .none) }
         let started = monotonicNanos()
         server.counters.commandsProcessed.add()
@@ -401,7 +441,12 @@ enum Commands {
         let reply: RESPValue
         var failure: String?
         do {
-            reply = try spec.handler(&call)
+            if tracking {
+                trackingBeforeHandler(spec, arguments, session: session, server: server)
+                reply = try TrackingContext.with(session) { try spec.handler(&call) }
+            } else {
+                reply = try spec.handler(&call)
+            }
         } catch let e as CommandError {
             failure = e.message
             reply = .simpleError(e.message)

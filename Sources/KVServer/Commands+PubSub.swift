@@ -114,10 +114,11 @@ extension Commands {
         }
     }
 
-    /// RESET: the connection as new — no subscriptions, RESP2, no name, not authenticated
-    /// when a password is set.
+    /// RESET: the connection as new — no subscriptions, no tracking, RESP2, no name, not
+    /// authenticated when a password is set.
     static func resetConnection(_ c: CommandCall) {
         c.server.pubsub.removeAll(c.session)
+        if c.server.tracking.disable(c.session) { c.server.keyspace.listening(-1) }
         c.session.protocolVersion = 2
         c.session.info.withLock { $0.name = nil }
         c.session.authenticated = c.server.requirePass == nil

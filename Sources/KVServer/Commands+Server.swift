@@ -52,7 +52,8 @@ extension Commands {
             return .ok
         },
         CommandSpec("client", -2, [], subcommands: [
-            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause", "no-evict", "reply", "help",
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "pause", "unpause", "no-evict", "reply", "tracking",
+            "caching", "getredir", "trackinginfo", "help",
         ]) { c in try client(&c) },
         CommandSpec("command", -1, ["loading", "stale"], subcommands: [
             "count", "info", "docs", "list", "getkeys", "getkeysandflags", "help",
@@ -261,6 +262,14 @@ extension Commands {
             return .bulk(lines)
         case "kill":
             return try clientKill(&c)
+        case "tracking":
+            return try clientTracking(&c)
+        case "caching":
+            return try clientCaching(c)
+        case "getredir":
+            return try clientGetRedir(c)
+        case "trackinginfo":
+            return try clientTrackingInfo(c)
         case "pause":
             if c.argc != 3 && c.argc != 4 { throw CommandError.wrongArity("client|pause") }
             guard let millis = RedisText.parseInt(c.args[2]) else { throw CommandError("ERR timeout is not an integer or out of range") }
@@ -322,6 +331,11 @@ extension Commands {
                            "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
                            "UNPAUSE", "    Stop the current client pause, resuming traffic.",
                            "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+                           "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                           "         [OPTIN] [OPTOUT] [NOLOOP]", "    Control server assisted client side caching.",
+                           "TRACKINGINFO", "    Report tracking status for the current connection.",
+                           "CACHING (YES|NO)", "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                           "GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
                            "HELP", "    Print this help."].map { .simpleString($0) })
         default:
             throw CommandError.unknownSubcommand(c.args[1], of: "client")

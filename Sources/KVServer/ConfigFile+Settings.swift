@@ -148,6 +148,8 @@ extension ServerSetting {
                           c.notifyKeyspaceEvents = flags.letters
                       },
                       render: { $0.notifyKeyspaceEvents }),
+        int("tracking-table-max-keys", "Most keys the client-side caching table (CLIENT TRACKING) remembers; above it random keys are evicted and their readers invalidated; 0 is no bound.",
+            0...Int(Int64.max), runtime: true, \.trackingTableMaxKeys, { $0.trackingTableMaxKeys = $1 }),
         ServerSetting(name: "latency-tracking-info-percentiles", aliases: [], valueName: "\"<p> ...\"",
                       summary: "Percentiles INFO latencystats reports, space-separated.", runtime: true, secret: false,
                       parse: { text, c throws(SettingError) in c.latencyPercentiles = try parsePercentiles(text) },

@@ -289,11 +289,13 @@ final class ConnectionHandler: ChannelInboundHandler {
                 // resume when the pause ends.
                 if server.pause.isActive && server.pause.holds(spec, session: session) {
                     if ran > 0 { decoder.authenticationRequired = !session.authenticated }
+                    endBatch(into: &out, session: session)
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     parkForPause(context: context)
                     return
                 }
                 if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec) {
+                    endBatch(into: &out, session: session)
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)
                     return
@@ -305,7 +307,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 ran += 1
-                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop, name: name, spec: spec)
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: context.eventLoop,
+                                                     name: name, spec: spec, batched: true)
                 version = session.protocolVersion
                 if let reply { RESPEncoder(version: version == 3 ? .resp3 : .resp2).write(reply, into: &out) }
                 if case .more(let extra) = next {
@@ -313,12 +316,14 @@ final class ConnectionHandler: ChannelInboundHandler {
                     continue
                 }
                 if case .none = next { continue }
+                endBatch(into: &out, session: session)
                 finish(context: context, output: out, action: next, unrun: [])
                 return
             }
         }
         if ran > 0 {
             decoder.authenticationRequired = !session.authenticated
+            endBatch(into: &out, session: session)
             if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
         }
         resumeReadingIfDrained(context: context)
@@ -328,6 +333,15 @@ final class ConnectionHandler: ChannelInboundHandler {
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.eventLoop.execute { handler.value.schedule(context: ctx.value) }
         }
+    }
+
+    /// Appends what the batch owes after its replies while some client tracks keys: the
+    /// BCAST invalidations it caused are sent, and those for this client written here
+    /// (``Commands/trackingEndOfBatch(session:server:)``).
+    private func endBatch(into out: inout ByteBuffer, session: ClientSession) {
+        guard server.tracking.isActive else { return }
+        let encoder = RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2)
+        for m in Commands.trackingEndOfBatch(session: session, server: server) { encoder.write(m, into: &out) }
     }
 
     /// Stops the connection until CLIENT PAUSE ends (``ClientPause``).
@@ -439,7 +453,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             for item in items {
                 done += 1
                 guard case .request(let args) = item else { continue }
-                let (reply, next) = Commands.execute(args, server: server, session: session, loop: loop)
+                let (reply, next) = Commands.execute(args, server: server, session: session, loop: loop, batched: true)
                 if let reply {
                     RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(reply, into: &out)
                 }
@@ -455,6 +469,9 @@ final class ConnectionHandler: ChannelInboundHandler {
                 }
                 // Close, shut down, or a reply that comes later: the batch ends here.
                 break
+            }
+            for m in Commands.trackingEndOfBatch(session: session, server: server) {
+                RESPEncoder(version: session.protocolVersion == 3 ? .resp3 : .resp2).write(m, into: &out)
             }
             let output = out
             let next = action

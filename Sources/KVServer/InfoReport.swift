@@ -35,7 +35,8 @@ enum InfoReport {
                          ("maxclients", String(server.live.withLock { $0.maxClients })),
                          ("client_recent_max_input_buffer", "0"),
                          ("client_recent_max_output_buffer", String(server.largestClientOutput)),
-                         ("blocked_clients", String(server.replication.parkedWaits + server.pause.parkedCount))]
+                         ("blocked_clients", String(server.replication.parkedWaits + server.pause.parkedCount)),
+                         ("tracking_clients", String(server.tracking.clients))]
             case "memory":
                 let rss = residentBytes()
                 lines = [("used_memory", String(rss)), ("used_memory_human", human(rss)),
@@ -72,6 +73,9 @@ enum InfoReport {
                          ("protected_mode_denied_connections", String(c.protectedModeDenials.load(ordering: .relaxed))),
                          ("pubsub_channels", String(server.pubsub.channelCount)),
                          ("pubsub_patterns", String(server.pubsub.patternCount)),
+                         ("tracking_total_keys", String(server.tracking.totalKeys)),
+                         ("tracking_total_items", String(server.tracking.totalItems)),
+                         ("tracking_total_prefixes", String(server.tracking.totalPrefixes)),
                         ] + replicationStats(server)
             case "replication":
                 lines = replicationInfo(server)

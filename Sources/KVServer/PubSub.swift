@@ -126,6 +126,9 @@ enum PubSubMessage: Sendable {
     case message(channel: [UInt8], payload: [UInt8])
     /// `pmessage <pattern> <channel> <payload>`.
     case patternMessage(pattern: [UInt8], channel: [UInt8], payload: [UInt8])
+    /// A client-side caching message, ready made (``TrackingTable``): an `invalidate` or
+    /// `tracking-redir-broken` push, or a `message` on `__redis__:invalidate`.
+    case tracking(RESPValue)
 
     /// The RESP value: a push (written as an array in RESP2).
     var value: RESPValue {
@@ -134,6 +137,8 @@ enum PubSubMessage: Sendable {
             return .push([.bulk("message"), .bulk(channel), .bulk(payload)])
         case .patternMessage(let pattern, let channel, let payload):
             return .push([.bulk("pmessage"), .bulk(pattern), .bulk(channel), .bulk(payload)])
+        case .tracking(let value):
+            return value
         }
     }
 }

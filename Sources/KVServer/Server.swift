@@ -118,6 +118,8 @@ public final class KVServer: Service, Sendable {
         }
         _ = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             state.counters.sampleOps()
+            // The client-side caching table's bound, also kept between commands (Redis's cron).
+            if state.tracking.isActive { state.tracking.evictIfNeeded(server: state, current: nil) }
             // Followers delete nothing themselves: the leader's deletions of expired rows arrive
             // through replication (reads hide expired rows meanwhile).
             if state.replication.isReplica { return }
@@ -139,6 +141,8 @@ public final class KVServer: Service, Sendable {
                 } catch {
                     logger.warning("active expiry failed", metadata: ["error": "\(error)"])
                 }
+                // BCAST clients hear of the keys the cycle deleted.
+                state.tracking.flushBroadcasts(server: state, current: nil)
             }
         }
     }

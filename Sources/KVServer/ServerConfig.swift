@@ -70,6 +70,9 @@ public struct ServerConfig: Sendable {
     public var replicaPriority = 100
     /// Redis's `notify-keyspace-events` letters in force (canonical form; empty: none).
     public var notifyKeyspaceEvents = ""
+    /// Redis's `tracking-table-max-keys`: the most keys the client-side caching table
+    /// remembers (0: no bound); above it random keys are evicted and invalidated.
+    public var trackingTableMaxKeys = 1_000_000
     /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).
     public var latencyTracking = true
     /// The percentiles `INFO latencystats` reports.

@@ -164,6 +164,8 @@ public final class ServerState: Sendable {
     let pubsub: PubSubHub
     /// Keyspace notifications, published through `pubsub`.
     let keyspace: KeyspaceNotifier
+    /// Client-side caching: the keys tracking clients read, and their invalidations.
+    let tracking: TrackingTable
     /// CLIENT PAUSE.
     let pause = ClientPause()
     /// Called by SHUTDOWN.
@@ -186,10 +188,12 @@ public final class ServerState: Sendable {
         let hub = PubSubHub()
         pubsub = hub
         keyspace = KeyspaceNotifier(hub: hub, flags: KeyspaceEventFlags(letters: config.notifyKeyspaceEvents) ?? [])
+        tracking = TrackingTable(maxKeys: config.trackingTableMaxKeys)
         syncedWrites = config.fsync == .always
         slowlogThreshold = Atomic(config.slowlogThresholdMicros)
         logLevelControl = config.logLevelControl ?? LogLevelControl(config.logLevel)
         counters.latencyTracking.store(config.latencyTracking, ordering: .relaxed)
+        keyspace.addListener(TrackingListener(server: self))
     }
 
     var requirePass: String? { live.withLock { $0.requirePass } }
@@ -206,6 +210,7 @@ public final class ServerState: Sendable {
             keyspace.enabled = KeyspaceEventFlags(letters: changed.notifyKeyspaceEvents) ?? []
         }
         counters.latencyTracking.store(changed.latencyTracking, ordering: .relaxed)
+        tracking.maxKeys = changed.trackingTableMaxKeys
         if old.limits != changed.limits || old.outputBufferLimit != changed.outputBufferLimit
             || old.pubsubOutputBufferLimit != changed.pubsubOutputBufferLimit
             || old.queryBufferLimit != changed.queryBufferLimit {
@@ -259,6 +264,7 @@ public final class ServerState: Sendable {
         _ = clients.withLock { $0.removeValue(forKey: session.id) }
         session.setDelivery(nil)
         pubsub.removeAll(session)
+        if tracking.disable(session) { keyspace.listening(-1) }
         replication.cancelWaits(session: session.id)
     }
 

@@ -211,15 +211,18 @@ struct ConfigFileTests {
         cfg.port = 7001
         cfg.maxClients = 50
         cfg.latencyPercentiles = [50, 90]
+        cfg.trackingTableMaxKeys = 500
         try ConfigFile.rewrite(path: path, with: cfg)
         let text = try ConfigFile.read(path)
         #expect(text.hasPrefix("# comment\nport = \"7001\"\nlatency-tracking-info-percentiles = \"50 90\"\n\ntimeout = \"5\"\n"))
         #expect(text.contains("\nmaxclients = \"50\"\n"))
+        #expect(text.contains("\ntracking-table-max-keys = \"500\"\n"))
         #expect(!text.contains("slowlog-max-len"), "settings at their default are not appended")
         var reloaded = ServerConfig()
         try ConfigFile.load(path: path, into: &reloaded)
         #expect(reloaded.port == 7001 && reloaded.maxClients == 50 && reloaded.latencyPercentiles == [50, 90])
         #expect(reloaded.idleTimeoutSeconds == 5)
+        #expect(reloaded.trackingTableMaxKeys == 500)
         #expect(ConfigFile.literal("a\"b\\c\n") == "\"a\\\"b\\\\c\\n\"")
     }
 }

@@ -56,6 +56,9 @@ struct HardeningTests {
         #expect(h.run("SCAN", "0", "COUNT", "9223372036854775807") != nil)
         #expect(h.run("SLOWLOG", "GET", "9223372036854775807") != nil)
         #expect(h.run("CLIENT", "LIST", "ID", "9223372036854775807") == bulk(""))
+        #expect(h.run("CLIENT", "TRACKING", "ON", "REDIRECT", "-9223372036854775808")
+                == err("ERR The client ID you want redirect to does not exist"))
+        #expect(h.run("CONFIG", "SET", "tracking-table-max-keys", "9223372036854775807") == .simpleString("OK"))
         #expect(h.run("SELECT", "-9223372036854775808") == err("ERR DB index is out of range"))
         #expect(h.run("IDX.CREATE", "i", "f") == .simpleString("OK"))
         let ready = monotonicMillis() + 5_000

@@ -35,6 +35,7 @@ MODULES = [
     "test_replication",
     "test_pubsub",
     "test_commandinfo",
+    "test_tracking",
     "test_clients",
     "test_benchmark",
 ]

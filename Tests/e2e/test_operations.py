@@ -104,7 +104,7 @@ class Configuration(harness.E2ETestCase):
                  "requirepass", "masterauth", "maxclients", "block-cache-mb", "row-cache-mb", "write-buffer-mb", "log-level",
                  "protected-mode", "timeout", "proto-max-bulk-len", "proto-max-multibulk-len",
                  "proto-inline-max-size", "client-query-buffer-limit", "client-output-buffer-limit",
-                 "notify-keyspace-events", "replica-priority", "slowlog-log-slower-than",
+                 "notify-keyspace-events", "tracking-table-max-keys", "replica-priority", "slowlog-log-slower-than",
                  "slowlog-max-len", "latency-tracking", "latency-tracking-info-percentiles",
                  "worker-threads", "io-threads", "config"]
         flat = " ".join(out.split())

@@ -23,8 +23,8 @@ struct KVServerCommand: AsyncParsableCommand {
             the command line override the file. Memory values take Redis's units (1k = 1000, \
             1kb = 1024, mb, gb). CONFIG GET shows the live values; CONFIG SET changes maxclients, \
             timeout, requirepass, protected-mode, log-level (loglevel), slowlog-*, latency-tracking*, \
-            client-output-buffer-limit, notify-keyspace-events and the proto-* limits while the \
-            server runs.
+            client-output-buffer-limit, notify-keyspace-events, tracking-table-max-keys and the \
+            proto-* limits while the server runs.
             """
     )
 
@@ -103,6 +103,8 @@ struct KVServerCommand: AsyncParsableCommand {
     var clientOutputBufferLimit: String?
     @Option(name: .customLong("notify-keyspace-events"), help: setting("notify-keyspace-events"))
     var notifyKeyspaceEvents: String?
+    @Option(name: .customLong("tracking-table-max-keys"), help: setting("tracking-table-max-keys"))
+    var trackingTableMaxKeys: String?
     @Option(name: .customLong("replica-priority"), help: setting("replica-priority"))
     var replicaPriority: String?
 
@@ -150,6 +152,7 @@ struct KVServerCommand: AsyncParsableCommand {
             ("client-query-buffer-limit", clientQueryBufferLimit),
             ("client-output-buffer-limit", clientOutputBufferLimit),
             ("notify-keyspace-events", notifyKeyspaceEvents),
+            ("tracking-table-max-keys", trackingTableMaxKeys),
             ("replica-priority", replicaPriority),
             ("slowlog-log-slower-than", slowlogLogSlowerThan),
             ("slowlog-max-len", slowlogMaxLen),

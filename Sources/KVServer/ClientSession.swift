@@ -54,6 +54,12 @@ public final class ClientSession: Sendable {
     let replyMode = Atomic<Int>(0)
     /// Client-side caching (`CLIENT TRACKING`).
     let tracking = ClientTracking()
+    /// MULTI/EXEC and WATCH (``ClientTransaction``).
+    let transaction = Mutex(ClientTransaction())
+    /// Between MULTI and EXEC/DISCARD: requests are queued (read by every request).
+    let inMulti = Atomic<Bool>(false)
+    /// EXEC is running the client's queue (WAIT then answers at once, as Redis does).
+    let runningExec = Atomic<Bool>(false)
     /// Hands a published message to the connection (set by its handler when it starts).
     private let delivery = Mutex<(@Sendable (PubSubMessage) -> Void)?>(nil)
 
@@ -126,10 +132,13 @@ public final class ClientSession: Sendable {
         var flags = ""
         if isReplica.load(ordering: .relaxed) { flags += "S" }
         if sub + psub > 0 { flags += "P" }
+        let (queued, dirty) = transaction.withLock { t in (inMulti.load(ordering: .relaxed) ? t.queued.count : -1, t.failed) }
+        if queued >= 0 { flags += "x" }
         let mode = tracking.mode
         if mode.contains(.on) { flags += "t" }
         if mode.contains(.brokenRedirect) { flags += "R" }
         if mode.contains(.bcast) { flags += "B" }
+        if dirty && queued >= 0 { flags += "d" }
         let redir = mode.contains(.on) ? tracking.redirect : -1
         if noEvict.load(ordering: .relaxed) { flags += "e" }
         if flags.isEmpty { flags = "N" }
@@ -139,7 +148,7 @@ public final class ClientSession: Sendable {
             let ver = i.libVersion.map { String(decoding: $0, as: UTF8.self) } ?? ""
             return "id=\(id) addr=\(remoteAddress) laddr=\(localAddress) fd=-1 name=\(name) "
                 + "age=\((now - createdAt) / 1000) idle=\(idle) flags=\(flags) db=0 sub=\(sub) psub=\(psub) ssub=0 "
-                + "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(omem) tot-mem=\(omem) "
+                + "multi=\(queued) qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(omem) tot-mem=\(omem) "
                 + "events=r cmd=\(cmd) user=default redir=\(redir) resp=\(resp) lib-name=\(lib) lib-ver=\(ver)"
         }
     }

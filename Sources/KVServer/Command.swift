@@ -189,7 +189,8 @@ enum Commands {
         // `new` keyspace events need to know which keys existed, and CLIENT REPLY OFF/SKIP
         // drop replies one by one: those SETs run one by one.
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn else { return nil }
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn,
+              !session.inMulti.load(ordering: .relaxed) else { return nil }
         if server.tracking.isActive {
             var replies = TrackingContext.with(session) { plainSets(requests, server: server, session: session) }
             trackingAfterRun(&replies, session: session)
@@ -257,7 +258,8 @@ enum Commands {
     /// (its own invalidations then follow each reply, as in Redis).
     static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn else { return nil }
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn,
+              !session.inMulti.load(ordering: .relaxed) else { return nil }
         if server.tracking.isActive {
             var replies = TrackingContext.with(session) { counters(requests, server: server, session: session) }
             trackingAfterRun(&replies, session: session)
@@ -347,7 +349,7 @@ enum Commands {
     /// Every command, at its ``CommandSpec/index``.
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
-            + pubsubCommands + objectCommands
+            + pubsubCommands + objectCommands + transactionCommands
         return all.sorted { $0.index < $1.index }
     }()
 
@@ -412,21 +414,25 @@ enum Commands {
             let text = "ERR unknown command '\(String(decoding: first.prefix(128), as: UTF8.self))', with args beginning with: \(args)"
             let e = CommandError(text)
             server.counters.record(command: "unknown", micros: 0, error: e.message)
+            session.flagTransactionError()
             return (.simpleError(e.message), .none)
         }
         if !spec.arityOK(arguments.count) {
             let e = CommandError.wrongArity(name)
             server.counters.recordRejected(spec, error: e.message)
+            session.flagTransactionError()
             return (.simpleError(e.message), .none)
         }
         if !session.authenticated && !spec.allowedBeforeAuth {
             server.counters.recordRejected(spec, error: CommandError.noAuth.message)
+            session.flagTransactionError()
             return (.simpleError(CommandError.noAuth.message), .none)
         }
         let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
         if writes && server.replication.isReplica {
             let e = CommandError("READONLY You can't write against a read only replica.")
             server.counters.recordRejected(spec, error: e.message)
+            session.flagTransactionError()
             return (.simpleError(e.message), .none)
         }
         // A RESP2 client with subscriptions reads pushed messages on the same stream as
@@ -434,7 +440,11 @@ enum Commands {
         if session.isSubscribed && session.protocolVersion == 2 && !Commands.allowedWhileSubscribed.contains(name) {
             let e = CommandError("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
             server.counters.recordRejected(spec, error: e.message)
+            session.flagTransactionError()
             return (.simpleError(e.message), .none)
+        }
+        if session.inMulti.load(ordering: .relaxed) && !runInMulti.contains(name) {
+            return queueInMulti(arguments, spec: spec, session: session, server: server)
         }
         var call = CommandCall(server: server, session: session, args: arguments, name: name,
                                loop: loop ?? MultiThreadedEventLoopGroup.singleton.next())

@@ -119,6 +119,8 @@ extension Commands {
     static func resetConnection(_ c: CommandCall) {
         c.server.pubsub.removeAll(c.session)
         if c.server.tracking.disable(c.session) { c.server.keyspace.listening(-1) }
+        _ = c.session.endMulti()
+        c.session.unwatchAll(c.store)
         c.session.protocolVersion = 2
         c.session.info.withLock { $0.name = nil }
         c.session.authenticated = c.server.requirePass == nil

@@ -106,7 +106,8 @@ extension Commands {
             // them: count the followers that acknowledged at least that much.
             let target = c.store.shardSequences
             let acked = acknowledgedFollowers(c.server, target: target)
-            if acked >= n { return .integer(Int64(acked)) }
+            // Inside EXEC it answers at once, as Redis does.
+            if acked >= n || c.session.runningExec.load(ordering: .relaxed) { return .integer(Int64(acked)) }
             // Park the request: a follower's acknowledgement or the timer answers it.
             let server = c.server
             c.action = .later(c.server.replication.waitForAcknowledgements(

@@ -1,6 +1,12 @@
 import KVStore
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The classes of Redis's `notify-keyspace-events`, with its letters.
 struct KeyspaceEventFlags: OptionSet, Sendable, Hashable {
     let rawValue: Int
@@ -150,6 +156,10 @@ final class KeyspaceNotifier: Sendable {
     /// Publishes event `event` of class `type` for `key`, when enabled; tells the listeners of
     /// a change (any class but `new` and `keymiss`).
     func notify(_ type: KeyspaceEventFlags, _ event: String, _ key: [UInt8]) {
+        if deferring.load(ordering: .relaxed) > 0, let held = EventHold.current {
+            held.events.append(.change(type, event, key))
+            return
+        }
         if type != .new && type != .keyMiss && hasListeners {
             for l in listeners.withLock({ $0 }) { l.keyChanged(key) }
         }
@@ -164,7 +174,72 @@ final class KeyspaceNotifier: Sendable {
 
     /// Every key may have changed (FLUSHALL): tells the listeners.
     func flushed() {
+        if deferring.load(ordering: .relaxed) > 0, let held = EventHold.current {
+            held.events.append(.flush)
+            return
+        }
         guard hasListeners else { return }
         for l in listeners.withLock({ $0 }) { l.allKeysChanged() }
+    }
+
+    // MARK: holding events back (EXEC)
+
+    /// EXECs holding their events back now (``holdingEvents(_:)``): while 0, ``notify`` does
+    /// not look for a hold.
+    private let deferring = Atomic<Int>(0)
+
+    /// Runs `body` (an EXEC) with the events its commands raise on this thread held back, then
+    /// publishes them in order, and tells the listeners, when `body` returns true (the
+    /// transaction committed); drops them when it returns false or throws. Listeners and
+    /// subscribers thus never hear of a change before it is visible.
+    func holdingEvents(_ body: () throws -> Bool) rethrows {
+        let hold = EventHold()
+        let previous = EventHold.current
+        deferring.wrappingAdd(1, ordering: .relaxed)
+        EventHold.current = hold
+        let committed: Bool
+        do {
+            defer {
+                EventHold.current = previous
+                deferring.wrappingSubtract(1, ordering: .relaxed)
+            }
+            committed = try body()
+        }
+        guard committed else { return }
+        for e in hold.events {
+            switch e {
+            case .change(let type, let event, let key): notify(type, event, key)
+            case .flush: flushed()
+            }
+        }
+    }
+}
+
+/// The events an EXEC holds back, kept per thread (``KeyspaceNotifier/holdingEvents(_:)``).
+final class EventHold {
+    enum Event {
+        case change(KeyspaceEventFlags, String, [UInt8])
+        case flush
+    }
+
+    var events: [Event] = []
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key, nil)
+        precondition(rc == 0, "pthread_key_create failed: \(rc)")
+        return key
+    }()
+
+    /// The calling thread's hold, if it has one. Not retained: ``KeyspaceNotifier/holdingEvents(_:)``
+    /// keeps it alive while it is installed.
+    static var current: EventHold? {
+        get {
+            guard let raw = pthread_getspecific(key) else { return nil }
+            return Unmanaged<EventHold>.fromOpaque(raw).takeUnretainedValue()
+        }
+        set {
+            pthread_setspecific(key, newValue.map { Unmanaged.passUnretained($0).toOpaque() })
+        }
     }
 }

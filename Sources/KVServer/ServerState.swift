@@ -265,6 +265,8 @@ public final class ServerState: Sendable {
         session.setDelivery(nil)
         pubsub.removeAll(session)
         if tracking.disable(session) { keyspace.listening(-1) }
+        _ = session.endMulti()
+        session.unwatchAll(store)
         replication.cancelWaits(session: session.id)
     }
 

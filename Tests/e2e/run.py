@@ -36,6 +36,7 @@ MODULES = [
     "test_pubsub",
     "test_commandinfo",
     "test_tracking",
+    "test_transactions",
     "test_clients",
     "test_benchmark",
 ]

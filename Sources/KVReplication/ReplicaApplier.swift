@@ -80,10 +80,39 @@ public struct ReplicaApplier: Sendable {
     public func applyGroups(leaderShard: Int, batches: [[UInt8]], replid: String, leaderOwners: [UInt16]) throws {
         guard !batches.isEmpty else { return }
         let routing = try store.currentRouting()
-        let homeSlot = anySlot(of: homeShard(leaderShard, routing).id, routing)
-        let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var out = RoutedBatch()
         var sawMeta = false
+        try route(leaderShard: leaderShard, batches: batches, replid: replid, leaderOwners: leaderOwners, routing, into: &out,
+                  sawMeta: &sawMeta)
+        try store.applyRecords(out, durability: nil)
+        if sawMeta { try store.reloadReplicatedMetadata() }
+    }
+
+    /// Applies the groups holding the parts of one leader transaction spanning shards — one
+    /// group per leader shard, each consecutive to what was applied of its shard — as one
+    /// unit, with every shard's new position: all or none, after a crash too, and never half
+    /// visible to this follower's readers (``ShardedStore/applyAtomically(_:durability:)``).
+    public func applyJointly(_ parts: [(leaderShard: Int, batch: [UInt8])], replid: String, leaderOwners: [UInt16]) throws {
+        guard !parts.isEmpty else { return }
+        let routing = try store.currentRouting()
+        var out = RoutedBatch()
+        var sawMeta = false
+        for part in parts {
+            try route(leaderShard: part.leaderShard, batches: [part.batch], replid: replid, leaderOwners: leaderOwners, routing,
+                      into: &out, sawMeta: &sawMeta)
+        }
+        try store.applyAtomically(out, durability: nil)
+        if sawMeta { try store.reloadReplicatedMetadata() }
+    }
+
+    /// Adds the records of consecutive groups of leader shard `leaderShard`, routed here, and
+    /// the shard's new position (the last group's last sequence) to `out`.
+    func route(
+        leaderShard: Int, batches: [[UInt8]], replid: String, leaderOwners: [UInt16], _ routing: Routing, into out: inout RoutedBatch,
+        sawMeta: inout Bool
+    ) throws {
+        let homeSlot = anySlot(of: homeShard(leaderShard, routing).id, routing)
+        let broadcast = broadcastsIndexMetadata(leaderOwners, routing)
         var lastSequence: UInt64 = 0
         for batch in batches {
             guard batch.count >= WriteBatch.headerSize else { throw KVError.invalidArgument("replicated batch too short") }
@@ -92,6 +121,9 @@ public struct ReplicaApplier: Sendable {
             lastSequence = first + count - 1
             try batch.withUnsafeBytes { p in
                 try WriteBatch.decode(p, file: "replicated batch", offset: first) { (kind, key, value) throws(KVError) in
+                    // A leader transaction's intent and markers: what they stand for is applied
+                    // here as one unit (``TransactionGrouping``); the records are not kept.
+                    if TransactionRecord.isKey(key) { return }
                     for slot in targets(key, leaderShard: leaderShard, leaderOwners: leaderOwners, broadcast: broadcast, routing,
                                         sawMeta: &sawMeta) {
                         if kind == .value { out.put(key, value, slot: slot) } else { out.delete(key, slot: slot) }
@@ -101,8 +133,21 @@ public struct ReplicaApplier: Sendable {
         }
         out.put(ReplicationPosition.key(leaderShard: leaderShard),
                 ReplicationPosition(replid: replid, sequence: lastSequence).encoded(), slot: homeSlot)
-        try store.applyRecords(out, durability: nil)
-        if sawMeta { try store.reloadReplicatedMetadata() }
+    }
+
+    /// The transaction record (intent or part marker) a replicated group carries, if any: the
+    /// group is then one part of a leader transaction spanning shards.
+    public static func transaction(in batch: [UInt8]) throws -> TransactionRecord? {
+        guard batch.count >= WriteBatch.headerSize else { throw KVError.invalidArgument("replicated batch too short") }
+        var found: TransactionRecord?
+        try batch.withUnsafeBytes { p in
+            try WriteBatch.decode(p, file: "replicated batch", offset: 0) { (kind, key, value) throws(KVError) in
+                if found == nil && kind == .value && TransactionRecord.isKey(key) {
+                    found = try TransactionRecord.decode(key: key, value: value, file: "replicated batch")
+                }
+            }
+        }
+        return found
     }
 
     /// Starts a full sync of leader shard `leaderShard`: deletes every record this follower
@@ -149,6 +194,7 @@ public struct ReplicaApplier: Sendable {
         var sawMeta = false
         for (k, v) in records {
             if k.starts(with: ReplicationPosition.keyPrefix) { continue }
+            if k.withUnsafeBytes({ TransactionRecord.isKey($0) }) { continue }
             k.withUnsafeBytes { key in
                 for slot in targets(key, leaderShard: leaderShard, leaderOwners: leaderOwners, broadcast: broadcast, routing,
                                     sawMeta: &sawMeta) {

@@ -187,6 +187,7 @@ final class ReplicationClient: Sendable {
             }
         }
         if resyncs == 0 { server.replication.syncPartialOK.wrappingAdd(1, ordering: .relaxed) }
+        let grouping = TransactionGrouping()
         let myPort = String(server.boundPort.load(ordering: .relaxed))
         while !isStopped {
             var args: [[UInt8]] = [Array("SHALE.REPLPULL".utf8), Array(leaderReplid.utf8), Array(id.utf8), Array(myPort.utf8),
@@ -200,31 +201,29 @@ final class ReplicationClient: Sendable {
             guard case .bulkString(let buf?) = reply else { throw ReplicationError("unexpected reply to SHALE.REPLPULL") }
             let frames = try ReplicationFrame.decodeAll(Array(buf.readableBytesView))
             setLink { $0.lastIO = monotonicMillis() }
-            // Consecutive groups of a shard are applied as one batch (up to about 1 MB).
-            var pending: [Int: [[UInt8]]] = [:]
-            var pendingBytes = 0
+            // Groups are applied by the grouping: consecutive groups of a shard as one batch
+            // (up to about 1 MB), the parts of a leader transaction spanning shards together.
+            var pending: [PulledGroup] = []
+            var expected = applied
             func flush() throws {
-                for (shard, batches) in pending.sorted(by: { $0.key < $1.key }) {
-                    try replica.applyGroups(leaderShard: shard, batches: batches, replid: replid, leaderOwners: owners)
+                if try grouping.apply(pending, applier: replica, replid: replid, leaderOwners: owners, applied: &applied) > 0 {
+                    setLink { $0.lastGroupMillis = monotonicMillis() }
                 }
-                if !pending.isEmpty { setLink { $0.lastGroupMillis = monotonicMillis() } }
-                pending = [:]
-                pendingBytes = 0
+                pending = []
             }
             for frame in frames {
                 switch frame {
                 case .group(let shard, let first, let last, let batch):
-                    guard shard < shards, first == applied[shard] + 1 else {
-                        throw ReplicationError("out-of-order group \(first)...\(last) for shard \(shard) (applied \(shard < shards ? applied[shard] : 0))")
+                    guard shard < shards, first == expected[shard] + 1 else {
+                        throw ReplicationError("out-of-order group \(first)...\(last) for shard \(shard) (applied \(shard < shards ? expected[shard] : 0))")
                     }
-                    pending[shard, default: []].append(batch)
-                    pendingBytes += batch.count
-                    applied[shard] = last
-                    if pendingBytes >= 1 << 20 { try flush() }
+                    pending.append(PulledGroup(shard: shard, first: first, last: last, batch: batch))
+                    expected[shard] = last
                 case .resync(let shard):
                     try flush()
                     server.replication.syncPartialErr.wrappingAdd(1, ordering: .relaxed)
                     try fullSync(conn, shard: shard, replid: replid, leaderReplid: leaderReplid, owners: owners, applied: &applied)
+                    expected = applied
                 default:
                     throw ReplicationError("unexpected snapshot frame in a pull reply")
                 }

@@ -226,6 +226,48 @@ class Transactions(harness.E2ETestCase):
         self.assertEqual(set(r.mget(keys)), {b"300"})
 
 
+class TransactionReplication(harness.E2ETestCase):
+    """A follower applies each EXEC as one unit: its readers never see part of one."""
+
+    def test_follower_never_exposes_half_an_exec(self):
+        if harness.target() != "kvserver":
+            self.skipTest("drives a kvserver leader and follower")
+        leader = self.start_server(shards=4)
+        follower = self.start_server(shards=3, extra_args=["--replicaof", "127.0.0.1:%d" % leader.port])
+        keys = distinct_slot_keys("rep", 6)
+        lr = leader.client()
+        lr.mset({k: 0 for k in keys})
+        fr = follower.client()
+        harness.wait_until(lambda: fr.get(keys[-1]) == b"0", 30)
+        stop = threading.Event()
+        problems = []
+        reads = [0]
+
+        def reader():
+            c = follower.client()
+            while not stop.is_set() and reads[0] < 500_000:
+                vals = c.mget(keys)
+                reads[0] += 1
+                if len(set(vals)) != 1:
+                    problems.append(vals)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        n = 400
+        for i in range(1, n + 1):
+            p = lr.pipeline()
+            for k in keys:
+                p.set(k, i)
+            p.execute()
+        # WAIT counts the follower once it applied every part of the last EXEC.
+        self.assertEqual(lr.execute_command("WAIT", 1, 10000), 1)
+        stop.set()
+        t.join(timeout=60)
+        self.assertEqual(problems[:5], [])
+        self.assertGreater(reads[0], 0)
+        self.assertEqual(set(fr.mget(keys)), {str(n).encode()})
+
+
 class TransactionCrash(harness.E2ETestCase):
     """kill -9 while clients run EXECs that set several keys (distinct shards) to one value."""
 

@@ -8,6 +8,9 @@ struct ClientTransaction {
     var queuedBytes = 0
     /// A request was refused while queuing (unknown, wrong arity, ...): EXEC aborts.
     var failed = false
+    /// A queued request runs off the event loop on its own (``Commands/runsOffLoop(_:syncedWrites:)``):
+    /// so does EXEC.
+    var runsOffLoop = false
     /// The watched keys with their state at WATCH.
     var watched: [[UInt8]: WatchStamp] = [:]
 
@@ -32,9 +35,15 @@ extension ClientSession {
                 t.queued = []
                 t.queuedBytes = 0
                 t.failed = false
+                t.runsOffLoop = false
             }
             return t
         }
+    }
+
+    /// Whether EXEC runs off the event loop: a queued request would on its own.
+    var execRunsOffLoop: Bool {
+        inMulti.load(ordering: .relaxed) && transaction.withLock { $0.runsOffLoop }
     }
 
     /// Forgets every watched key (EXEC, DISCARD, UNWATCH, RESET, disconnect).

@@ -73,6 +73,7 @@ extension Commands {
             } else {
                 t.queued.append(arguments)
                 t.queuedBytes += bytes
+                if runsOffLoop(arguments, syncedWrites: server.syncedWrites, name: spec.name, spec: spec) { t.runsOffLoop = true }
             }
         }
         if let refusal {

@@ -294,7 +294,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                     parkForPause(context: context)
                     return
                 }
-                if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec) {
+                if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec)
+                    || (name == "exec" && session.execRunsOffLoop) {
                     endBatch(into: &out, session: session)
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
                     submitToPool(context: context, session: session, outputCap: outputCap, synced: synced)

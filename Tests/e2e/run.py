@@ -37,6 +37,7 @@ MODULES = [
     "test_commandinfo",
     "test_tracking",
     "test_transactions",
+    "test_sentinel",
     "test_clients",
     "test_benchmark",
 ]

@@ -51,6 +51,7 @@ let package = Package(
         .target(name: "KVIndex", dependencies: ["KVEngine", "KVBase", "KVLayout"]),
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", "KVLayout", "KVIndex", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVLayout", "KVStore"]),
+        .target(name: "KVCluster"),
         .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVReplication", "KVBase", "KVFileSystem", "KVLayout", "KVIndex"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
@@ -107,6 +108,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "KVClusterTests", dependencies: ["KVCluster"]),
         .testTarget(name: "KVEngineTests", dependencies: ["KVEngine", "Shale", "KVFileSystem", "KVLog", "KVTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

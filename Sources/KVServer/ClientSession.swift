@@ -81,7 +81,7 @@ public final class ClientSession: Sendable {
     }
 
     /// Whether the client has authenticated (or needs not).
-    var authenticated: Bool {
+    package var authenticated: Bool {
         get { authState.load(ordering: .relaxed) }
         set { authState.store(newValue, ordering: .relaxed) }
     }

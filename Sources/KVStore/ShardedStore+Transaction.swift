@@ -208,6 +208,11 @@ extension ShardedStore {
         transactions.watchers.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 
+    /// How many watch registrations are held (tests, INFO).
+    package var transactionsWatching: Int {
+        transactions.watchers.load(ordering: .relaxed)
+    }
+
     /// Drops `count` registrations of ``beginWatching()``.
     public func endWatching(_ count: Int = 1) {
         transactions.watchers.wrappingSubtract(count, ordering: .sequentiallyConsistent)

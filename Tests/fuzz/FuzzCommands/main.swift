@@ -398,7 +398,11 @@ public func fuzzCommands(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         // A RESP2 client with subscriptions answers PING with ["pong", ""], as Redis does.
         let subscribedRESP2 = harness.session.isSubscribed && harness.session.protocolVersion == 2
-        let wanted: RESPValue = subscribedRESP2
+        // With a password set, a client that never authenticated (or was reset: RESET
+        // de-authenticates, as in Redis) is refused.
+        let wanted: RESPValue = !harness.session.authenticated
+            ? .simpleError("NOAUTH Authentication required.")
+            : subscribedRESP2
             ? .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer(string: ""))]) : .simpleString("PONG")
         let pong = harness.run([Array("PING".utf8)]).reply
         if pong != wanted {

@@ -58,6 +58,9 @@ public final class ClientSession: Sendable {
     let transaction = Mutex(ClientTransaction())
     /// Between MULTI and EXEC/DISCARD: requests are queued (read by every request).
     let inMulti = Atomic<Bool>(false)
+    /// Cluster mode: the client sent READONLY, so a follower serves its reads of the slots it
+    /// copies instead of redirecting them to the leader.
+    let clusterReadOnly = Atomic<Bool>(false)
     /// EXEC is running the client's queue (WAIT then answers at once, as Redis does).
     let runningExec = Atomic<Bool>(false)
     /// Hands a published message to the connection (set by its handler when it starts).

@@ -129,7 +129,7 @@ enum Commands {
     /// completion on its connection's event loop.
     static let offLoopCommands: Set<String> = [
         "keys", "dbsize", "flushall", "flushdb", "save", "bgsave", "shards", "idx.create", "idx.drop",
-        "info", "randomkey", "shale.replsnap", "replicaof", "slaveof", "command",
+        "info", "randomkey", "shale.replsnap", "replicaof", "slaveof", "command", "cluster",
     ]
     /// SCAN and IDX.QUERY run on the event loop while they are small.
     static let largeCount = 1000
@@ -189,7 +189,7 @@ enum Commands {
         // `new` keyspace events need to know which keys existed, and CLIENT REPLY OFF/SKIP
         // drop replies one by one: those SETs run one by one.
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn,
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn, server.cluster == nil,
               !session.inMulti.load(ordering: .relaxed) else { return nil }
         if server.tracking.isActive {
             var replies = TrackingContext.with(session) { plainSets(requests, server: server, session: session) }
@@ -258,7 +258,7 @@ enum Commands {
     /// (its own invalidations then follow each reply, as in Redis).
     static func executeCounters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue]? {
         guard requests.count > 1, session.authenticated, !server.replication.isReplica, !server.keyspace.wants(.new),
-              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn,
+              session.replyMode.load(ordering: .relaxed) == 0, !session.tracking.isOn, server.cluster == nil,
               !session.inMulti.load(ordering: .relaxed) else { return nil }
         if server.tracking.isActive {
             var replies = TrackingContext.with(session) { counters(requests, server: server, session: session) }
@@ -350,6 +350,7 @@ enum Commands {
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
             + pubsubCommands + objectCommands + transactionCommands
+            + clusterModeCommands
         return all.sorted { $0.index < $1.index }
     }()
 
@@ -442,6 +443,11 @@ enum Commands {
             server.counters.recordRejected(spec, error: e.message)
             session.flagTransactionError()
             return (.simpleError(e.message), .none)
+        }
+        if let cluster = server.cluster, let e = cluster.redirect(arguments, spec: spec, session: session) {
+            server.counters.recordRejected(spec, error: e)
+            session.flagTransactionError()
+            return (.simpleError(e), .none)
         }
         if session.inMulti.load(ordering: .relaxed) && !runInMulti.contains(name) {
             return queueInMulti(arguments, spec: spec, session: session, server: server)

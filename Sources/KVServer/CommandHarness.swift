@@ -1,6 +1,7 @@
 import Dispatch
 import KVProtocol
 import KVReplication
+import KVCluster
 import KVStore
 import Logging
 import NIOCore
@@ -27,7 +28,10 @@ package final class CommandHarness {
     /// A fresh harness: `shards` shards on `fileSystem` (a new in-memory one, from the
     /// caller), a clock frozen at a fixed time, small write buffers (so flushes and
     /// compactions happen).
-    package init(fileSystem: any FileSystem, shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50) throws {
+    /// `cluster`: this node's id, host and port in cluster mode (nil: standalone); tests
+    /// install layouts through ``server``'s cluster state.
+    package init(fileSystem: any FileSystem, shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50,
+                 cluster: (id: String, host: String, port: Int)? = nil) throws {
         var o = Options()
         o.fileSystem = fileSystem
         o.writeBufferSize = 64 << 10
@@ -39,7 +43,8 @@ package final class CommandHarness {
         cfg.requirePass = requirePass
         var logger = Logger(label: "command-harness")
         logger.logLevel = .critical
-        server = ServerState(store: store, backlog: backlog, config: cfg, logger: logger)
+        server = ServerState(store: store, backlog: backlog, config: cfg, logger: logger,
+                             cluster: cluster.map { ClusterState(myself: ClusterNode(id: $0.id, host: $0.host, port: $0.port)) })
         session = server.register(remote: "127.0.0.1:1", local: "127.0.0.1:2")!
         self.deferredWaitMillis = deferredWaitMillis
     }

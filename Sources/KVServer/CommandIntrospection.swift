@@ -8,7 +8,7 @@ extension Commands {
     static let metadataList: [CommandMetadata] =
         CommandMetadata.stringGroup + CommandMetadata.keyspaceGroup + CommandMetadata.serverGroup
         + CommandMetadata.commandGroup + CommandMetadata.connectionGroup + CommandMetadata.pubsubGroup
-        + CommandMetadata.shaleGroup
+        + CommandMetadata.shaleGroup + CommandMetadata.clusterGroup
 
     static let metadata: [String: CommandMetadata] = {
         var m: [String: CommandMetadata] = [:]

@@ -89,6 +89,15 @@ extension Commands {
         let txn = c.session.endMulti()
         defer { c.session.unwatchAll(c.store) }
         if txn.failed { throw CommandError("EXECABORT Transaction discarded because of previous errors.") }
+        if c.server.cluster != nil {
+            // Cluster mode: one transaction serves one slot, as in Redis Cluster.
+            var slots = Set<Int>()
+            for args in txn.queued {
+                guard let spec = table[RedisText.lower(args[0])] else { continue }
+                for p in spec.keyPositions(argc: args.count) { slots.insert(HashSlot.slot(of: args[p])) }
+            }
+            if slots.count > 1 { throw CommandError(ClusterState.crossSlot) }
+        }
         let store = c.store
         let server = c.server
         let session = c.session

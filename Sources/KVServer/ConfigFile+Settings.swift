@@ -154,6 +154,31 @@ extension ServerSetting {
                       summary: "Percentiles INFO latencystats reports, space-separated.", runtime: true, secret: false,
                       parse: { text, c throws(SettingError) in c.latencyPercentiles = try parsePercentiles(text) },
                       render: { $0.latencyPercentiles.map(formatPercentile).joined(separator: " ") }),
+        ServerSetting(name: "cluster-etcd", aliases: [], valueName: "<url[,url...]>",
+                      summary: "etcd endpoints (http://host:port, comma-separated): runs the node in cluster mode.",
+                      runtime: false, secret: false,
+                      parse: { text, c throws(SettingError) in
+                          let urls = text.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+                          for u in urls where !(u.hasPrefix("http://") || u.hasPrefix("https://")) || u.count > 1024 {
+                              throw SettingError(setting: "cluster-etcd", reason: "\(u.prefix(64)) is not an http:// or https:// URL")
+                          }
+                          c.clusterEtcd = urls
+                      }, render: { $0.clusterEtcd.joined(separator: ",") }),
+        text("cluster-name", "<name>", "Cluster name; its state lives in etcd under /shale/<name>/.", nonEmpty: true,
+             \.clusterName, { $0.clusterName = $1 }),
+        ServerSetting(name: "cluster-announce", aliases: [], valueName: "<host:port>",
+                      summary: "Address other nodes and clients reach this node at (default: bind:port).",
+                      runtime: false, secret: false,
+                      parse: { text, c throws(SettingError) in
+                          if text.isEmpty { c.clusterAnnounce = nil; return }
+                          let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                          guard parts.count >= 2, !parts.dropLast().joined(separator: ":").isEmpty,
+                                let p = Int(parts.last!), (1...65535).contains(p)
+                          else { throw SettingError(setting: "cluster-announce", reason: "argument must be HOST:PORT") }
+                          c.clusterAnnounce = text
+                      }, render: { $0.clusterAnnounce ?? "" }),
+        int("cluster-lease-seconds", "Seconds of the node's etcd lease: a leader that cannot renew it stops taking writes and is failed over.",
+            2...3600, \.clusterLeaseSeconds, { $0.clusterLeaseSeconds = $1 }),
         int("worker-threads", "Threads for commands that may run long (KEYS, FLUSHALL, snapshot pages) and, with fsync always, writes waiting in group commit.", 1...1024, \.workerThreads, { $0.workerThreads = $1 }),
         int("io-threads", "Event loops: network I/O and every point command, run to completion (default: the number of cores).", 1...128, \.ioThreads, { $0.ioThreads = $1 }),
     ]

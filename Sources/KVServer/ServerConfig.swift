@@ -73,6 +73,15 @@ public struct ServerConfig: Sendable {
     /// Redis's `tracking-table-max-keys`: the most keys the client-side caching table
     /// remembers (0: no bound); above it random keys are evicted and invalidated.
     public var trackingTableMaxKeys = 1_000_000
+    /// etcd endpoints (`--cluster-etcd URL[,URL...]`); empty: not in cluster mode.
+    public var clusterEtcd: [String] = []
+    /// The cluster's name (its etcd keys live under `/shale/<name>/`).
+    public var clusterName = "shale"
+    /// The `host:port` other nodes and clients reach this node at; nil: bind and port.
+    public var clusterAnnounce: String?
+    /// The lease a node holds in etcd, in seconds: a leader that cannot renew it for this
+    /// long stops taking writes, and its followers may take over.
+    public var clusterLeaseSeconds = 5
     /// Whether per-command latency histograms are recorded (`INFO latencystats`, /metrics).
     public var latencyTracking = true
     /// The percentiles `INFO latencystats` reports.

@@ -164,6 +164,8 @@ public final class ServerState: Sendable {
     let pubsub: PubSubHub
     /// Keyspace notifications, published through `pubsub`.
     let keyspace: KeyspaceNotifier
+    /// Cluster mode's state (nil: a standalone server).
+    let cluster: ClusterState?
     /// Client-side caching: the keys tracking clients read, and their invalidations.
     let tracking: TrackingTable
     /// CLIENT PAUSE.
@@ -175,7 +177,8 @@ public final class ServerState: Sendable {
     /// Unix time of the last SAVE/BGSAVE (or of the start).
     let lastSave = Atomic<Int64>(RowValue.wallClockMillis() / 1000)
 
-    init(store: ShardedStore, backlog: ReplicationBacklog, config: ServerConfig, logger: Logger) {
+    init(store: ShardedStore, backlog: ReplicationBacklog, config: ServerConfig, logger: Logger, cluster: ClusterState? = nil) {
+        self.cluster = cluster
         self.store = store
         self.backlog = backlog
         self.config = config

@@ -106,6 +106,7 @@ class Configuration(harness.E2ETestCase):
                  "proto-inline-max-size", "client-query-buffer-limit", "client-output-buffer-limit",
                  "notify-keyspace-events", "tracking-table-max-keys", "replica-priority", "slowlog-log-slower-than",
                  "slowlog-max-len", "latency-tracking", "latency-tracking-info-percentiles",
+                 "cluster-etcd", "cluster-name", "cluster-announce", "cluster-lease-seconds",
                  "worker-threads", "io-threads", "config"]
         flat = " ".join(out.split())
         for n in names:

@@ -120,6 +120,18 @@ struct KVServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("latency-tracking-info-percentiles"), help: setting("latency-tracking-info-percentiles"))
     var latencyTrackingInfoPercentiles: String?
 
+    @Option(name: .customLong("cluster-etcd"), help: setting("cluster-etcd"))
+    var clusterEtcd: String?
+
+    @Option(name: .customLong("cluster-name"), help: setting("cluster-name"))
+    var clusterName: String?
+
+    @Option(name: .customLong("cluster-announce"), help: setting("cluster-announce"))
+    var clusterAnnounce: String?
+
+    @Option(name: .customLong("cluster-lease-seconds"), help: setting("cluster-lease-seconds"))
+    var clusterLeaseSeconds: String?
+
     @Option(name: .customLong("worker-threads"), help: setting("worker-threads"))
     var workerThreads: String?
 
@@ -158,6 +170,10 @@ struct KVServerCommand: AsyncParsableCommand {
             ("slowlog-max-len", slowlogMaxLen),
             ("latency-tracking", latencyTracking),
             ("latency-tracking-info-percentiles", latencyTrackingInfoPercentiles),
+            ("cluster-etcd", clusterEtcd),
+            ("cluster-name", clusterName),
+            ("cluster-announce", clusterAnnounce),
+            ("cluster-lease-seconds", clusterLeaseSeconds),
             ("worker-threads", workerThreads),
             ("io-threads", ioThreads)
         ]

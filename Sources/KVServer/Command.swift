@@ -429,6 +429,12 @@ enum Commands {
             session.flagTransactionError()
             return (.simpleError(CommandError.noAuth.message), .none)
         }
+        // Cluster mode: keys of another shard, or a write sent to a follower, go elsewhere.
+        if let cluster = server.cluster, let e = cluster.redirect(arguments, spec: spec, session: session) {
+            server.counters.recordRejected(spec, error: e)
+            session.flagTransactionError()
+            return (.simpleError(e), .none)
+        }
         let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
         if writes && server.replication.isReplica {
             let e = CommandError("READONLY You can't write against a read only replica.")
@@ -443,11 +449,6 @@ enum Commands {
             server.counters.recordRejected(spec, error: e.message)
             session.flagTransactionError()
             return (.simpleError(e.message), .none)
-        }
-        if let cluster = server.cluster, let e = cluster.redirect(arguments, spec: spec, session: session) {
-            server.counters.recordRejected(spec, error: e)
-            session.flagTransactionError()
-            return (.simpleError(e), .none)
         }
         if session.inMulti.load(ordering: .relaxed) && !runInMulti.contains(name) {
             return queueInMulti(arguments, spec: spec, session: session, server: server)

@@ -450,32 +450,11 @@ extension Commands {
     }
 
     static func replicaOf(_ c: CommandCall) throws -> RESPValue {
-        let state = c.server.replication
+        if c.server.cluster != nil {
+            throw CommandError("ERR REPLICAOF not allowed in cluster mode.")
+        }
         if RedisText.eq(c.args[1], "no") && RedisText.eq(c.args[2], "one") {
-            let old = state.client.withLock { cl -> ReplicationClient? in
-                defer { cl = nil }
-                return cl
-            }
-            if old != nil || state.isReplica {
-                old?.stop()
-                // Writes of its own are about to start: a later re-attach to any leader must
-                // take a full sync, not continue from these positions (divergent history).
-                do {
-                    try c.server.replica.forgetPositions()
-                } catch {
-                    throw CommandError("ERR cannot promote: the replication positions could not be reset: \(error)")
-                }
-                state.link.withLock { $0 = nil }
-                // Indexes become this server's own: metadata made whole, back-fills resumed.
-                do {
-                    try c.server.store.setFollowingLeader(false)
-                } catch {
-                    throw CommandError("ERR promoted, but the index metadata could not be loaded: \(error)")
-                }
-                // A new history: followers of the promoted server resynchronize.
-                state.replid.withLock { $0 = ReplicationState.newID() }
-                c.server.logger.info("promoted to leader (REPLICAOF NO ONE)")
-            }
+            try c.server.promoteToLeader()
             // The role CONFIG GET shows and CONFIG REWRITE writes.
             c.server.live.withLock { $0.replicaOf = nil }
             return .ok
@@ -484,12 +463,7 @@ extension Commands {
             throw CommandError("ERR Invalid master port")
         }
         let host = String(decoding: c.args[1], as: UTF8.self)
-        if let link = state.link.withLock({ $0 }), link.host == host, link.port == Int(port) {
-            return .simpleString("OK Already connected to specified master")
-        }
-        c.server.startReplication(host: host, port: Int(port))
-        c.server.live.withLock { $0.replicaOf = "\(host):\(port)" }
-        return .ok
+        return c.server.follow(host: host, port: Int(port)) ? .ok : .simpleString("OK Already connected to specified master")
     }
 
     static func role(_ c: CommandCall) -> RESPValue {

@@ -1,4 +1,5 @@
 import Dispatch
+import KVCluster
 import KVStore
 import KVReplication
 import Logging
@@ -34,6 +35,8 @@ public final class KVServer: Service, Sendable {
     private let stopContinuation: AsyncStream<Void>.Continuation
     private let stopped = Mutex(false)
     private let expiryRunning = Atomic<Bool>(false)
+    /// Cluster mode's link to etcd (nil: a standalone server).
+    private let clusterAgent: Mutex<ClusterAgent?> = Mutex(nil)
 
     /// The port the server listens on.
     public var port: Int { state.boundPort.load(ordering: .relaxed) }
@@ -53,7 +56,16 @@ public final class KVServer: Service, Sendable {
         let store = try ShardedStore.open(
             at: config.dir, shards: exists ? nil : config.shards, options: config.storeOptions(), followingLeader: config.replicaOf != nil,
             commitFeed: backlog)
-        state = ServerState(store: store, backlog: backlog, config: config, logger: logger)
+        var cluster: ClusterState?
+        if !config.clusterEtcd.isEmpty {
+            do {
+                cluster = ClusterState(myself: try Self.clusterNode(config))
+            } catch {
+                try? store.close()
+                throw error
+            }
+        }
+        state = ServerState(store: store, backlog: backlog, config: config, logger: logger, cluster: cluster)
         (stopSignal, stopContinuation) = AsyncStream<Void>.makeStream()
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.ioThreads))
         pool = NIOThreadPool(numberOfThreads: max(1, config.workerThreads))
@@ -102,6 +114,9 @@ public final class KVServer: Service, Sendable {
             state.startReplication(host: String(leader[..<colon]), port: p)
         }
         startTimers()
+        if cluster != nil {
+            clusterAgent.withLock { $0 = ClusterAgent(server: state, config: config, logger: logger) }
+        }
         logger.info("kvserver ready", metadata: [
             "bind": "\(config.bind)", "port": "\(port)", "dir": "\(config.dir)",
             "shards": "\(store.shardCount)", "fsync": "\(ServerConfig.name(of: config.fsync))",
@@ -172,6 +187,15 @@ public final class KVServer: Service, Sendable {
         guard first else { return }
         logger.info("kvserver shutting down")
         stopContinuation.finish()
+        if let agent = clusterAgent.withLock({ $0 }) {
+            // The lease goes at once: the node's followers may take over without waiting for it.
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                await agent.stop()
+                done.signal()
+            }
+            _ = done.wait(timeout: .now() + 5)
+        }
         state.replication.client.withLock { $0 }?.stop()
         try? listener.close().wait()
         try? metricsListener?.close().wait()
@@ -195,4 +219,25 @@ public struct ServerError: Error, CustomStringConvertible {
     public let description: String
 
     init(_ description: String) { self.description = description }
+}
+
+extension KVServer {
+    /// This node in cluster mode: its id (kept in the data directory) and the address it
+    /// announces (`--cluster-announce`, else bind:port).
+    static func clusterNode(_ config: ServerConfig) throws -> ClusterNode {
+        let id: String
+        do {
+            id = try ClusterMember.nodeID(inDirectory: config.dir)
+        } catch {
+            throw ServerError("cannot read or create the cluster node id in \(config.dir): \(error)")
+        }
+        if let announce = config.clusterAnnounce, let colon = announce.lastIndex(of: ":"),
+           let p = Int(announce[announce.index(after: colon)...]) {
+            return ClusterNode(id: id, host: String(announce[..<colon]), port: p)
+        }
+        guard config.port != 0 else {
+            throw ServerError("cluster mode needs a fixed --port or --cluster-announce HOST:PORT")
+        }
+        return ClusterNode(id: id, host: config.bind, port: config.port)
+    }
 }

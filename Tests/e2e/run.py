@@ -38,6 +38,7 @@ MODULES = [
     "test_tracking",
     "test_transactions",
     "test_sentinel",
+    "test_cluster",
     "test_clients",
     "test_benchmark",
 ]

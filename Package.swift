@@ -3,7 +3,8 @@ import PackageDescription
 
 // Modules are layers; each imports only the ones below it (see DESIGN.md "Modules"):
 //   kvserver → KVServer → {KVReplication, KVProtocol}; KVReplication → KVStore → KVIndex → KVLayout
-//   → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase; kvbench → Shale (re-exports).
+//   → KVEngine → {KVTable, KVLog, KVCache} → KVFileSystem → KVBase; kvbench → Shale (re-exports);
+//   kvcluster → KVCluster (etcd client and membership, over SwiftNIO's HTTP/1.1).
 //   KVStore re-exports the vocabulary its API speaks (Sources/KVStore/Vocabulary.swift), so
 //   KVServer imports KVStore, KVReplication and KVProtocol only. Tools/check-layers.sh checks
 //   every import against the table in DESIGN.md.
@@ -14,6 +15,7 @@ let package = Package(
         .library(name: "Shale", targets: ["Shale"]),
         .executable(name: "kvserver", targets: ["kvserver"]),
         .executable(name: "kvbench", targets: ["kvbench"]),
+        .executable(name: "kvcluster", targets: ["kvcluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
@@ -51,7 +53,14 @@ let package = Package(
         .target(name: "KVIndex", dependencies: ["KVEngine", "KVBase", "KVLayout"]),
         .target(name: "KVStore", dependencies: ["KVEngine", "KVBase", "KVFileSystem", "KVLayout", "KVIndex", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "KVReplication", dependencies: ["KVBase", "KVEngine", "KVLayout", "KVStore"]),
-        .target(name: "KVCluster"),
+        .target(
+            name: "KVCluster",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(name: "Shale", dependencies: ["KVEngine", "KVStore", "KVReplication", "KVBase", "KVFileSystem", "KVLayout", "KVIndex"]),
         .target(name: "KVTestSupport", dependencies: ["KVBase", "KVFileSystem", "KVEngine"]),
         .target(
@@ -78,6 +87,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tools/kvserver"
+        ),
+        .executableTarget(
+            name: "kvcluster",
+            dependencies: ["KVCluster", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/kvcluster"
         ),
         .executableTarget(
             name: "kvbench",

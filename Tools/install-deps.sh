@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(liblz4-dev pkg-config)
 if [ "${1:-build}" = "test" ]; then
-  want+=(util-linux redis-server redis-sentinel redis-tools python3-redis python3-prometheus-client)
+  want+=(util-linux redis-server redis-sentinel redis-tools python3-redis python3-prometheus-client etcd-server)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import KVCluster
+
+/// `kvcluster`: creates and inspects Shale clusters whose layout is held in etcd.
+@main
+struct KVClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvcluster",
+        abstract: "Create and inspect Shale clusters (layout and leases held in etcd).",
+        subcommands: [Create.self, Status.self]
+    )
+
+    /// Options every subcommand takes.
+    struct Common: ParsableArguments {
+        @Option(name: .customLong("etcd"), help: "etcd endpoints, comma-separated (http://host:port,...).")
+        var etcd: String = "http://127.0.0.1:2379"
+
+        @Option(name: .customLong("cluster"), help: "The cluster name (kvserver's --cluster-name).")
+        var cluster: String
+
+        func client() -> EtcdClient {
+            EtcdClient(endpoints: etcd.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+        }
+
+        func validate() throws {
+            if cluster.isEmpty || cluster.contains("/") { throw ValidationError("--cluster must be a non-empty name without '/'") }
+            if etcd.split(separator: ",").isEmpty { throw ValidationError("--etcd needs at least one endpoint") }
+        }
+    }
+
+    /// Parses `host:port,host:port`.
+    static func addresses(_ list: String?) throws -> [(host: String, port: Int)] {
+        guard let list, !list.isEmpty else { return [] }
+        return try list.split(separator: ",").map { item in
+            guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]), (1...65535).contains(port),
+                colon != item.startIndex
+            else { throw ValidationError("'\(item)' is not host:port") }
+            return (String(item[..<colon]), port)
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a cluster: assign the 16,384 slots to the leaders and write the layout to etcd.",
+            discussion: """
+                Asks every node its id (CLUSTER MYID), splits the slots evenly into contiguous ranges \
+                in the order the leaders are given (the i-th follower follows the i-th leader), \
+                writes the layout only if the cluster has none yet, then waits until every node \
+                reports cluster_state:ok in CLUSTER INFO.
+                """
+        )
+
+        @OptionGroup var common: Common
+
+        @Option(help: "The leaders, host:port comma-separated.")
+        var leaders: String
+
+        @Option(help: "The followers, host:port comma-separated (the i-th follows the i-th leader).")
+        var followers: String?
+
+        @Flag(help: "Do not wait for the nodes to report cluster_state:ok.")
+        var noWait = false
+
+        @Option(help: "Seconds to wait for cluster_state:ok.")
+        var timeout: Int = 60
+
+        func run() async throws {
+            let leaderAddresses = try KVClusterCommand.addresses(leaders)
+            let followerAddresses = try KVClusterCommand.addresses(followers)
+            if leaderAddresses.isEmpty { throw ValidationError("--leaders needs at least one host:port") }
+            func identify(_ a: (host: String, port: Int)) throws -> ClusterNode {
+                ClusterNode(id: try RESPClient(host: a.host, port: a.port).clusterMyID(), host: a.host, port: a.port)
+            }
+            let topology: ClusterTopology
+            do {
+                topology = try ClusterTopology.initial(leaders: leaderAddresses.map(identify), followers: followerAddresses.map(identify))
+            } catch {
+                throw KVClusterCommand.fail("\(error)")
+            }
+            let keys = ClusterKeys(cluster: common.cluster)
+            let etcd = common.client()
+            do {
+                let revision = try await ClusterAdmin.create(topology, etcd: etcd, keys: keys)
+                print("cluster \(keys.cluster) created at etcd revision \(revision):")
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            for (i, s) in topology.shards.enumerated() {
+                let leader = topology.node(s.leader)?.address ?? s.leader
+                let fs = s.followers.compactMap { topology.node($0)?.address }
+                print("  shard \(i): slots \(s.slots.map { "\($0[0])-\($0[1])" }.joined(separator: ",")) leader \(leader)"
+                    + (fs.isEmpty ? "" : " followers \(fs.joined(separator: ","))"))
+            }
+            if noWait { return }
+            try await waitUntilOK(topology.nodes)
+        }
+
+        func waitUntilOK(_ nodes: [ClusterNode]) async throws {
+            let deadline = ContinuousClock.now + .seconds(max(1, timeout))
+            var pending = nodes
+            var last: [String: String] = [:]
+            while true {
+                pending = pending.filter { n in
+                    do {
+                        let state = try RESPClient(host: n.host, port: n.port, timeoutSeconds: 2).clusterInfo()["cluster_state"] ?? "?"
+                        last[n.address] = "cluster_state:\(state)"
+                        return state != "ok"
+                    } catch {
+                        last[n.address] = "\(error)"
+                        return true
+                    }
+                }
+                if pending.isEmpty {
+                    print("every node reports cluster_state:ok")
+                    return
+                }
+                if ContinuousClock.now >= deadline {
+                    let report = pending.map { "  \($0.address): \(last[$0.address] ?? "no answer")" }.joined(separator: "\n")
+                    throw KVClusterCommand.fail("timed out after \(timeout) s waiting for cluster_state:ok on:\n\(report)", code: 3)
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the shards (leader, followers, slots) and which nodes are alive.")
+
+        @OptionGroup var common: Common
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let etcd = common.client()
+            let status: ClusterStatus
+            do {
+                status = try await ClusterAdmin.status(etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            if json {
+                print(String(decoding: try status.json(), as: UTF8.self))
+            } else {
+                print(status.text(), terminator: "")
+            }
+            if status.topology == nil { throw ExitCode(1) }
+        }
+    }
+
+    /// Prints `message` to standard error and returns the exit code to throw.
+    static func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+        FileHandle.standardError.write(Data("kvcluster: \(message)\n".utf8))
+        return ExitCode(code)
+    }
+}

@@ -10,7 +10,7 @@ import Darwin
 /// Redis has the figure.
 enum InfoReport {
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-                                  "errorstats", "keyspace", "shards", "indexes", "cache", "compaction", "latencystats"]
+                                  "errorstats", "cluster", "keyspace", "shards", "indexes", "cache", "compaction", "latencystats"]
     static let allSections = defaultSections + ["commandstats"]
 
     static func render(server: ServerState, sections requested: [String]) throws -> String {
@@ -100,6 +100,8 @@ enum InfoReport {
             case "errorstats":
                 let errs = server.counters.errors.withLock { $0 }
                 lines = errs.keys.sorted().map { ("errorstat_\($0)", "count=\(errs[$0]!)") }
+            case "cluster":
+                lines = [("cluster_enabled", server.cluster == nil ? "0" : "1")]
             case "keyspace":
                 var keys = 0, expires = 0
                 let scan = try server.store.scan()

@@ -122,6 +122,10 @@ struct EtcdClientTests {
     }
 
     @Test func watchEndsWithAnErrorWhenEtcdStops() async throws {
+        try await EtcdGate.exclusively { try await watchEndsWithAnErrorWhenEtcdStopsGated() }
+    }
+
+    func watchEndsWithAnErrorWhenEtcdStopsGated() async throws {
         let server = try EtcdTestServer()
         defer { server.stop() }
         try await server.waitReady()

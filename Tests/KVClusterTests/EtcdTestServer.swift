@@ -61,18 +61,18 @@ final class EtcdTestServer: @unchecked Sendable {
         process = p
     }
 
-    /// Waits (at most 15 s) until etcd answers a read.
+    /// Waits (at most 45 s) until etcd answers a read.
     func waitReady() async throws {
         let client = EtcdClient(endpoints: [url], connectTimeout: .milliseconds(200), requestTimeout: .seconds(1))
         defer { Task { await client.shutdown() } }
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(45)
         while ContinuousClock.now < deadline {
             if (try? await client.read("/ready-probe", prefix: false)) != nil {
                 return
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw ClusterError.failed("etcd on \(url) did not answer within 15 s")
+        throw ClusterError.failed("etcd on \(url) did not answer within 45 s")
     }
 
     /// SIGKILL and wait.
@@ -90,8 +90,44 @@ final class EtcdTestServer: @unchecked Sendable {
     }
 }
 
+/// Lets one test at a time run an etcd: the suites run in parallel, and several etcds
+/// starting at once beside the rest of the test run on a small machine miss their deadline.
+actor EtcdGate {
+    static let shared = EtcdGate()
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+
+    /// Runs `body` holding the gate.
+    static func exclusively(_ body: () async throws -> Void) async throws {
+        await shared.acquire()
+        do {
+            try await body()
+        } catch {
+            await shared.release()
+            throw error
+        }
+        await shared.release()
+    }
+}
+
 /// Runs `body` with a fresh etcd and a client of it; stops both afterwards.
 func withEtcd(_ body: (EtcdTestServer, EtcdClient) async throws -> Void) async throws {
+    try await EtcdGate.exclusively { try await withEtcdUngated(body) }
+}
+
+private func withEtcdUngated(_ body: (EtcdTestServer, EtcdClient) async throws -> Void) async throws {
     let server = try EtcdTestServer()
     defer { server.stop() }
     try await server.waitReady()

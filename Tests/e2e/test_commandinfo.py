@@ -28,9 +28,15 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "redis-c
 
 # Subcommands of Redis 7.0's containers that kvserver does not answer (yet).
 KNOWN_MISSING = {
-    "client|caching", "client|getredir", "client|tracking", "client|trackinginfo", "client|unblock",
+    "client|unblock",
     "memory|doctor", "memory|malloc-stats", "memory|purge", "memory|stats",
     "pubsub|shardchannels", "pubsub|shardnumsub",
+    # Cluster membership, slot assignment and failover are etcd's and kvcluster's, not
+    # commands between nodes (DESIGN.md, "Cluster mode").
+    "cluster|addslots", "cluster|addslotsrange", "cluster|bumpepoch", "cluster|count-failure-reports",
+    "cluster|delslots", "cluster|delslotsrange", "cluster|failover", "cluster|flushslots", "cluster|forget",
+    "cluster|links", "cluster|meet", "cluster|replicas", "cluster|replicate", "cluster|reset", "cluster|saveconfig",
+    "cluster|set-config-epoch", "cluster|setslot", "cluster|slaves",
 }
 # kvserver's subcommands that Redis 7.0 does not have.
 NOT_IN_REDIS_70 = {"client|setinfo"}

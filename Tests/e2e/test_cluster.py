@@ -82,7 +82,7 @@ class Cluster(harness.E2ETestCase):
             cls.nodes.append(s)
         cls.leaders, cls.followers = cls.nodes[:3], cls.nodes[3:]
         out = subprocess.run(
-            [kvcluster_path(), "create", "--etcd", cls.etcd.url, "--cluster", cls.name,
+            [kvcluster_path(), "--etcd", cls.etcd.url, "--cluster", cls.name, "create",
              "--leaders", ",".join("127.0.0.1:%d" % s.port for s in cls.leaders),
              "--followers", ",".join("127.0.0.1:%d" % s.port for s in cls.followers)],
             capture_output=True, text=True, timeout=120)

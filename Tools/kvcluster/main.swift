@@ -2,8 +2,32 @@ import ArgumentParser
 import Foundation
 import KVCluster
 
-/// `kvcluster`: creates and inspects Shale clusters whose layout is held in etcd.
+/// The entry point: the options every subcommand takes (`--etcd`, `--cluster`) may also come
+/// before the subcommand, as in `kvcluster --etcd URL --cluster NAME create ...`; they are
+/// moved behind it for parsing.
 @main
+enum KVClusterMain {
+    static func main() async {
+        await KVClusterCommand.main(reordered(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `arguments` with leading `--etcd`/`--cluster` options moved behind the subcommand name.
+    static func reordered(_ arguments: [String]) -> [String] {
+        var rest = arguments[...]
+        var leading: [String] = []
+        while let first = rest.first, first.hasPrefix("--etcd") || first.hasPrefix("--cluster") {
+            leading.append(rest.removeFirst())
+            if !first.contains("="), let value = rest.first {
+                leading.append(value)
+                rest.removeFirst()
+            }
+        }
+        guard let sub = rest.first else { return leading }
+        return [sub] + leading + rest.dropFirst()
+    }
+}
+
+/// `kvcluster`: creates and inspects Shale clusters whose layout is held in etcd.
 struct KVClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvcluster",

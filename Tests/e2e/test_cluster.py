@@ -172,6 +172,32 @@ class Cluster(harness.E2ETestCase):
         self.assertIn("GET", out.stdout)
         self.assertNotIn("rror", out.stdout + out.stderr)
 
+    def test_zz_etcd_restart_keeps_nodes_serving(self):
+        # Runs last in the class (alphabetical order): etcd is killed and restarted.
+        from redis.cluster import RedisCluster
+        rc = RedisCluster(host="127.0.0.1", port=self.leaders[0].port, socket_timeout=10)
+        rc.set("before-etcd-restart", "1")
+        self.etcd.stop()
+        # Reads go on without etcd.
+        self.assertEqual(rc.get("before-etcd-restart"), b"1")
+        self.etcd.start()
+
+        def all_registered():
+            out = subprocess.run([kvcluster_path(), "--etcd", self.etcd.url, "--cluster", self.name, "status", "--json"],
+                                 capture_output=True, text=True, timeout=30)
+            import json
+            return out.returncode == 0 and len(json.loads(out.stdout).get("alive", [])) == 6
+        self.assertTrue(harness.wait_until(all_registered, 30, interval=0.5), "nodes re-registered after etcd restarted")
+
+        def writes_work():
+            try:
+                return rc.set("after-etcd-restart", "1") is True
+            except Exception:  # noqa: BLE001
+                return False
+        self.assertTrue(harness.wait_until(writes_work, 20, interval=0.2))
+        self.assertEqual(rc.get("before-etcd-restart"), b"1")
+        rc.close()
+
 
 class ClusterFailover(harness.E2ETestCase):
     """kill -9 of a leader: its follower takes its slots over within the lease + 5 s with

@@ -57,7 +57,7 @@ public final class ClientSession: Sendable {
     /// MULTI/EXEC and WATCH (``ClientTransaction``).
     let transaction = Mutex(ClientTransaction())
     /// Between MULTI and EXEC/DISCARD: requests are queued (read by every request).
-    let inMulti = Atomic<Bool>(false)
+    package let inMulti = Atomic<Bool>(false)
     /// Cluster mode: the client sent READONLY, so a follower serves its reads of the slots it
     /// copies instead of redirecting them to the leader.
     let clusterReadOnly = Atomic<Bool>(false)

@@ -400,8 +400,10 @@ public func fuzzCommands(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let subscribedRESP2 = harness.session.isSubscribed && harness.session.protocolVersion == 2
         // With a password set, a client that never authenticated (or was reset: RESET
         // de-authenticates, as in Redis) is refused.
+        // A client between MULTI and EXEC has its PING queued.
         let wanted: RESPValue = !harness.session.authenticated
             ? .simpleError("NOAUTH Authentication required.")
+            : harness.session.inMulti.load(ordering: .relaxed) ? .simpleString("QUEUED")
             : subscribedRESP2
             ? .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer(string: ""))]) : .simpleString("PONG")
         let pong = harness.run([Array("PING".utf8)]).reply

@@ -72,7 +72,7 @@ extension ClusterAgent {
     static func replicationOffset(of node: ClusterNode) -> Int64? {
         guard let conn = try? BlockingRESPClient(host: node.host, port: node.port, timeoutMillis: 1000),
               case .bulkString(let buf?) = try? conn.call("INFO", "replication") else { return nil }
-        for line in String(buffer: buf).split(whereSeparator: { $0 == "\r" || $0 == "\n" })
+        for line in String(buffer: buf).split(whereSeparator: \.isNewline)
         where line.hasPrefix("slave_repl_offset:") {
             return Int64(line.dropFirst("slave_repl_offset:".count))
         }

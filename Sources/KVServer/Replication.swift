@@ -172,6 +172,7 @@ extension Commands {
     static let replicationCommands: [CommandSpec] = [
         // SHALE.REPLLAYOUT → [replid, generation, shard count, owners (2 bytes LE per slot)]
         CommandSpec("shale.repllayout", 1, ["admin"]) { c in
+            try refuseWhileFollowing(c)
             c.server.backlog.activate(store: c.store)
             let layout = c.store.replicationLayout
             var owners: [UInt8] = []
@@ -184,10 +185,26 @@ extension Commands {
                            .integer(Int64(layout.shardCount)), .bulk(owners)])
         },
         // SHALE.REPLPULL replid follower-id port generation from_0 ... from_{n-1}
-        CommandSpec("shale.replpull", -6, ["admin"]) { c in try pull(&c) },
+        CommandSpec("shale.replpull", -6, ["admin"]) { c in
+            try refuseWhileFollowing(c)
+            return try pull(&c)
+        },
         // SHALE.REPLSNAP replid follower-id shard restart(0|1)
-        CommandSpec("shale.replsnap", 5, ["admin"]) { c in try snapshotChunk(c) },
+        CommandSpec("shale.replsnap", 5, ["admin"]) { c in
+            try refuseWhileFollowing(c)
+            return try snapshotChunk(c)
+        },
     ]
+
+    /// A follower serves no followers of its own: what it commits includes a full sync's
+    /// deletions of its old data, which a server that followed it — a leader promoted in its
+    /// place, whose link is still stopping — must never apply. The refusal (`-LAYOUT`) makes
+    /// the asking follower reconnect.
+    static func refuseWhileFollowing(_ c: CommandCall) throws {
+        if c.server.replication.isReplica {
+            throw CommandError("LAYOUT this server follows another leader and serves no followers")
+        }
+    }
 
     /// A parked replication pull: completed once, by the append notification or the timer,
     /// whichever comes first; the other is cancelled.

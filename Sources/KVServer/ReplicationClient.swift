@@ -194,6 +194,8 @@ final class ReplicationClient: Sendable {
                                    Array(String(generation).utf8)]
             for a in applied { args.append(Array(String(a + 1).utf8)) }
             let reply = try conn.call(args)
+            // Stopped (promoted) while the pull was out: apply nothing more.
+            if isStopped { break }
             if case .simpleError(let e) = reply {
                 // A new history or layout: start over (full sync of what no longer matches).
                 throw ReplicationError("leader refused the pull: \(e)")

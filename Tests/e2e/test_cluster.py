@@ -172,6 +172,54 @@ class Cluster(harness.E2ETestCase):
         self.assertIn("GET", out.stdout)
         self.assertNotIn("rror", out.stdout + out.stderr)
 
+    def test_zy_graceful_failover_loses_no_acknowledged_write(self):
+        # kvcluster failover --to: the first follower takes over its shard while a writer runs.
+        import threading
+        from redis.cluster import RedisCluster
+        leader, follower = self.leaders[0], self.followers[0]
+        rc = RedisCluster(host="127.0.0.1", port=self.leaders[1].port, socket_timeout=10)
+        keys = [k for k in ("gf:%d" % i for i in range(4000))
+                if int(leader.client().execute_command("CLUSTER", "KEYSLOT", k)) <= 5460]
+        acked = []
+        stop = threading.Event()
+
+        def writer():
+            w = RedisCluster(host="127.0.0.1", port=self.leaders[1].port, socket_timeout=10)
+            for k in keys:
+                if stop.is_set():
+                    break
+                try:
+                    if w.set(k, k):
+                        acked.append(k)
+                except Exception:  # noqa: BLE001  (an unacknowledged write may go either way)
+                    pass
+            w.close()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.3)
+        out = subprocess.run([kvcluster_path(), "--etcd", self.etcd.url, "--cluster", self.name, "failover",
+                              "--to", "127.0.0.1:%d" % follower.port], capture_output=True, text=True, timeout=60)
+        t.join(timeout=120)
+        stop.set()
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertEqual(follower.client().info("replication").get("role"), "master")
+        self.assertTrue(harness.wait_until(lambda: leader.client().info("replication").get("role") == "slave", 10))
+        self.assertGreater(len(acked), 0)
+        rc.nodes_manager.initialize()
+        pipe = rc.pipeline()
+        for k in acked:
+            pipe.get(k)
+        got = pipe.execute()
+        lost = [k for k, v in zip(acked, got) if v != k.encode()]
+        self.assertEqual(lost[:5], [], "%d of %d acknowledged writes lost" % (len(lost), len(acked)))
+        # The shard's slots are now served by the promoted follower.
+        with self.assertRaises(Exception) as e:
+            leader.client().set(acked[0], "x")
+        self.assertIn("MOVED", str(e.exception))
+        self.assertIn(str(follower.port), str(e.exception))
+        rc.close()
+
     def test_zz_etcd_restart_keeps_nodes_serving(self):
         # Runs last in the class (alphabetical order): etcd is killed and restarted.
         from redis.cluster import RedisCluster

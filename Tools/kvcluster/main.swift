@@ -32,7 +32,7 @@ struct KVClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvcluster",
         abstract: "Create and inspect Shale clusters (layout and leases held in etcd).",
-        subcommands: [Create.self, Status.self]
+        subcommands: [Create.self, Status.self, Failover.self]
     )
 
     /// Options every subcommand takes.
@@ -174,6 +174,33 @@ struct KVClusterCommand: AsyncParsableCommand {
                 print(status.text(), terminator: "")
             }
             if status.topology == nil { throw ExitCode(1) }
+        }
+    }
+
+    struct Failover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a follower its shard's leader: the leader's writes pause, the follower catches up, the layout switches; no acknowledged write is lost.")
+
+        @OptionGroup var common: Common
+
+        @Option(help: "The follower to promote, host:port.")
+        var to: String
+
+        @Option(help: "Seconds to wait for the follower to catch up and for each node to take its role.")
+        var timeout: Int = 10
+
+        func run() async throws {
+            guard let target = try KVClusterCommand.addresses(to).first else { throw ValidationError("--to needs host:port") }
+            guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 3600") }
+            let etcd = common.client()
+            do {
+                try await ClusterAdmin.failover(to: target, etcd: etcd, keys: ClusterKeys(cluster: common.cluster), timeout: timeout)
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            print("\(to) leads its shard")
         }
     }
 

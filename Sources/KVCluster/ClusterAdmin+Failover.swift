@@ -94,8 +94,8 @@ extension ClusterAdmin {
         try conn.command(["INFO", "replication"]).text ?? ""
     }
 
-    /// An integer field of `INFO replication`.
-    static func infoField(_ conn: RESPClient, _ name: String) throws -> Int64? {
+    /// An integer field of `INFO replication` of the node `conn` talks to (nil: absent).
+    public static func infoField(_ conn: RESPClient, _ name: String) throws -> Int64? {
         for line in try infoText(conn).split(whereSeparator: \.isNewline) where line.hasPrefix(name + ":") {
             return Int64(line.dropFirst(name.count + 1))
         }

@@ -1,5 +1,4 @@
 import KVCluster
-import KVProtocol
 import KVStore
 import Logging
 
@@ -70,13 +69,8 @@ extension ClusterAgent {
     /// A follower's replication offset (`INFO replication`'s `slave_repl_offset`), or nil when
     /// it cannot be asked.
     static func replicationOffset(of node: ClusterNode) -> Int64? {
-        guard let conn = try? BlockingRESPClient(host: node.host, port: node.port, timeoutMillis: 1000),
-              case .bulkString(let buf?) = try? conn.call("INFO", "replication") else { return nil }
-        for line in String(buffer: buf).split(whereSeparator: \.isNewline)
-        where line.hasPrefix("slave_repl_offset:") {
-            return Int64(line.dropFirst("slave_repl_offset:".count))
-        }
-        return nil
+        guard let conn = try? RESPClient(host: node.host, port: node.port, timeoutSeconds: 1) else { return nil }
+        return (try? ClusterAdmin.infoField(conn, "slave_repl_offset")) ?? nil
     }
 
     /// Rewrites the layout with `me` leading shard `shard` instead of `old`, if the layout in

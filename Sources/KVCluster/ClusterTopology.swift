@@ -146,6 +146,38 @@ public struct ClusterTopology: Codable, Sendable, Equatable {
         return out
     }
 
+    /// Parses slot ranges written `first-last` or `slot`, any number per token separated by
+    /// commas (`0-99,200 300-310`): the result is ascending, merged ranges. Throws for a
+    /// malformed range, a slot outside 0...16383 or a reversed range.
+    public static func parseRanges(_ tokens: [String]) throws -> [[Int]] {
+        var slots = Set<Int>()
+        for token in tokens {
+            for part in token.split(separator: ",", omittingEmptySubsequences: true) {
+                let bounds = part.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let first = Int(bounds[0]), let last = bounds.count == 2 ? Int(bounds[1]) : first,
+                      first >= 0, last < slotCount, first <= last else {
+                    throw ClusterError.failed("bad slot range '\(part)': use first-last with 0 <= first <= last <= \(slotCount - 1)")
+                }
+                slots.formUnion(first...last)
+            }
+        }
+        return ranges(slots)
+    }
+
+    /// A table of ``slotCount`` flags, true for the slots of `ranges`.
+    public static func flags(_ ranges: [[Int]]) -> [Bool] {
+        var out = [Bool](repeating: false, count: slotCount)
+        for r in ranges where r.count == 2 && r[0] >= 0 && r[1] < slotCount && r[0] <= r[1] {
+            for slot in r[0]...r[1] { out[slot] = true }
+        }
+        return out
+    }
+
+    /// `ranges` written as `first-last` tokens.
+    public static func rangeText(_ ranges: [[Int]]) -> [String] {
+        ranges.map { $0.count == 2 && $0[0] != $0[1] ? "\($0[0])-\($0[1])" : "\($0.first ?? 0)" }
+    }
+
     /// The JSON form.
     public func encoded() throws -> Data {
         let e = JSONEncoder()

@@ -57,7 +57,7 @@ public final class EtcdClient: Sendable {
 
     // MARK: Requests
 
-    /// Posts a JSON request to `path`, trying the endpoints in turn; returns the decoded answer
+    /// Posts a JSON request to `path`, trying the endpoints in turn (two rounds); returns the decoded answer
     /// (for a streaming path answered with one message, its `result`).
     func call(_ operation: String, _ path: String, _ request: [String: Any]) async throws -> [String: Any] {
         let body: Data
@@ -68,7 +68,10 @@ public final class EtcdClient: Sendable {
         }
         let start = preferred.withLock { $0 }
         var failures: [String] = []
-        for i in 0..<parsed.count {
+        // Each endpoint is tried twice, the second round 100 ms after the first: a connection
+        // refused or dropped by a busy etcd is usually answered on the next try.
+        for i in 0..<(2 * parsed.count) {
+            if i == parsed.count { try await Task.sleep(for: .milliseconds(100)) }
             let index = (start + i) % parsed.count
             let ep = parsed[index]
             let status: Int

@@ -239,11 +239,11 @@ public final class ReplicationBacklog: CommitFeed {
     /// The frames a follower that has applied everything before `from[shard]` in every shard
     /// gets now, about `budget` bytes of groups at most (empty when there is nothing new): the
     /// groups after each position, or a resync frame for a shard whose position the backlog
-    /// no longer holds.
+    /// no longer holds. A position of 0 skips its shard.
     public func frames(shards: Int, from: [UInt64], budget: Int = 4 << 20) -> [UInt8] {
         var out: [UInt8] = []
         var left = budget
-        for shard in 0..<min(shards, from.count) where left > 0 {
+        for shard in 0..<min(shards, from.count) where left > 0 && from[shard] > 0 {
             switch read(shard: shard, from: from[shard], maxBytes: left) {
             case .tooOld:
                 ReplicationFrame.resync(shard: shard).encode(into: &out)

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVLayout
 import KVStore
 import Synchronization
 
@@ -15,10 +16,15 @@ public final class ShardSnapshotReader: Sendable {
         var done = false
     }
     private let cursor = Mutex(Cursor())
+    /// When set, only rows (``EngineKey/Kind/row``) of the slots marked true are read.
+    private let slots: [Bool]?
 
     /// Pins shard `shard` (by id, among the shards owning slots) of `store`.
+    /// - Parameter slots: nil for every record; else a table of 16,384 flags: only user rows
+    ///   of the flagged slots are read (a cluster slot move's snapshot).
     /// - Throws: ``KVError/invalidArgument(_:)`` when there is no such shard; ``KVError/closed``.
-    public init(store: ShardedStore, shard: Int) throws(KVError) {
+    public init(store: ShardedStore, shard: Int, slots: [Bool]? = nil) throws(KVError) {
+        self.slots = slots
         let routing = try store.currentRouting()
         guard shard >= 0 && shard < routing.shards.count else { throw .invalidArgument("no shard \(shard)") }
         db = routing.shards[shard].db
@@ -40,6 +46,13 @@ public final class ShardSnapshotReader: Sendable {
             var out: [(key: [UInt8], value: [UInt8])] = []
             var bytes = 0
             while it.isValid && bytes < maxBytes {
+                if let slots {
+                    let k = it.keyView
+                    guard EngineKey.kind(k) == .row, slots[EngineKey.slot(ofRow: k)] else {
+                        try it.next()
+                        continue
+                    }
+                }
                 let k = Array(it.keyView), v = Array(it.valueView)
                 bytes += k.count + v.count + 8
                 out.append((k, v))

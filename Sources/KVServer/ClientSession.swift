@@ -61,6 +61,9 @@ public final class ClientSession: Sendable {
     /// Cluster mode: the client sent READONLY, so a follower serves its reads of the slots it
     /// copies instead of redirecting them to the leader.
     let clusterReadOnly = Atomic<Bool>(false)
+    /// Cluster mode: the client sent ASKING, so its next command may use a slot this node is
+    /// importing (Redis's one-shot flag, cleared by the next command).
+    let asking = Atomic<Bool>(false)
     /// EXEC is running the client's queue (WAIT then answers at once, as Redis does).
     let runningExec = Atomic<Bool>(false)
     /// Hands a published message to the connection (set by its handler when it starts).

@@ -22,6 +22,11 @@ final class ClusterAgent: Sendable {
             etcd: etcd, keys: keys, node: cluster.myself, leaseTTL: Int64(config.clusterLeaseSeconds),
             onTopology: { topology in
                 let role = cluster.install(topology)
+                // Slots that finished moving: the old owner deletes their rows.
+                if let gone = cluster.moves.settle(owners: cluster.view.owners, mine: role?.shard) {
+                    logger.info("cluster: slots moved away; deleting their rows")
+                    cluster.moves.purge(gone, store: server.store)
+                }
                 Self.take(role, topology, server: server, logger: logger)
             },
             onLease: { held in
@@ -41,7 +46,19 @@ final class ClusterAgent: Sendable {
 
     /// Takes the role `role` of layout `topology`.
     static func take(_ role: (shard: Int, leader: Bool)?, _ topology: ClusterTopology?, server: ServerState, logger: Logger) {
-        guard let role, let topology else { return }
+        guard let topology else { return }
+        guard let role else {
+            // Removed from the layout (kvcluster remove-node): it follows no one any more.
+            if server.replication.isReplica {
+                do {
+                    try server.promoteToLeader()
+                    logger.info("cluster: removed from the layout; stopped following")
+                } catch {
+                    logger.error("cluster: cannot stop following", metadata: ["error": "\(error)"])
+                }
+            }
+            return
+        }
         if role.leader {
             do {
                 try server.promoteToLeader()

@@ -25,6 +25,8 @@ final class ClusterState: Sendable {
     }
 
     private let current: Mutex<View>
+    /// Slot moves this node takes part in.
+    let moves = SlotMoves()
 
     init(myself: ClusterNode) {
         self.myself = myself
@@ -57,13 +59,22 @@ final class ClusterState: Sendable {
     /// `-MOVED slot host:port` for a slot another shard serves — and for a write on a
     /// follower, or a read on a follower whose client did not send READONLY. A leader that
     /// lost its lease refuses writes with `-CLUSTERDOWN` (its followers may be taking over).
-    func redirect(_ arguments: [[UInt8]], spec: CommandSpec, session: ClientSession) -> String? {
+    /// While slots move (``SlotMoves``): `-ASK`/`-TRYAGAIN` on the source, and an ASKING
+    /// client (`asking`) is served an incoming slot on the target. A request with keys is
+    /// counted in flight first (`entered` receives the epoch to leave).
+    func redirect(_ arguments: [[UInt8]], spec: CommandSpec, session: ClientSession, asking: Bool, entered: inout Int) -> String? {
         let positions = spec.keyPositions(argc: arguments.count)
         guard let first = positions.first else { return nil }
         let slot = HashSlot.slot(of: arguments[first])
         for p in positions.dropFirst() where HashSlot.slot(of: arguments[p]) != slot { return Self.crossSlot }
         let v = view
         guard let topology = v.topology else { return Self.down }
+        entered = moves.enter()
+        switch moves.route(slot: slot, isWrite: spec.isWrite, keys: positions.count, asking: asking) {
+        case .success?: return nil
+        case .failure(let e)?: return e.text
+        case nil: break
+        }
         guard let owner = v.owners[slot] else { return Self.notServed }
         if let role = v.role, role.shard == owner {
             if role.leader {

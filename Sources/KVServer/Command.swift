@@ -130,6 +130,7 @@ enum Commands {
     static let offLoopCommands: Set<String> = [
         "keys", "dbsize", "flushall", "flushdb", "save", "bgsave", "shards", "idx.create", "idx.drop",
         "info", "randomkey", "shale.replsnap", "replicaof", "slaveof", "command", "cluster",
+        "shale.slotmove",
     ]
     /// SCAN and IDX.QUERY run on the event loop while they are small.
     static let largeCount = 1000
@@ -350,7 +351,7 @@ enum Commands {
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
             + pubsubCommands + objectCommands + transactionCommands
-            + clusterModeCommands
+            + clusterModeCommands + slotMoveCommands
         return all.sorted { $0.index < $1.index }
     }()
 
@@ -430,10 +431,21 @@ enum Commands {
             return (.simpleError(CommandError.noAuth.message), .none)
         }
         // Cluster mode: keys of another shard, or a write sent to a follower, go elsewhere.
-        if let cluster = server.cluster, let e = cluster.redirect(arguments, spec: spec, session: session) {
-            server.counters.recordRejected(spec, error: e)
-            session.flagTransactionError()
-            return (.simpleError(e), .none)
+        // The request counts as in flight for a slot move's switch until it has run.
+        var moveEpoch = -1
+        defer { if moveEpoch >= 0 { server.cluster?.moves.leave(moveEpoch) } }
+        if let cluster = server.cluster {
+            var asking = false
+            if session.asking.load(ordering: .relaxed) && name != "asking" {
+                asking = true
+                session.asking.store(false, ordering: .relaxed)
+            }
+            if name == "exec" { moveEpoch = cluster.moves.enter() }
+            if let e = cluster.redirect(arguments, spec: spec, session: session, asking: asking, entered: &moveEpoch) {
+                server.counters.recordRejected(spec, error: e)
+                session.flagTransactionError()
+                return (.simpleError(e), .none)
+            }
         }
         let writes = spec.isWrite || (name == "shards" && arguments.count > 1)
         if writes && server.replication.isReplica {

@@ -5,6 +5,8 @@ extension CommandMetadata {
         .init("readonly", 1, "loading stale fast", acl: "connection",
               "Enables read queries for a connection to a cluster replica node", since: "3.0.0", group: "cluster",
               complexity: "O(1)"),
+        .init("asking", 1, "fast", acl: "connection", "Sent by cluster clients after an -ASK redirect", since: "3.0.0",
+              group: "cluster", complexity: "O(1)"),
         .init("readwrite", 1, "loading stale fast", acl: "connection",
               "Disables read queries for a connection to a cluster replica node", since: "3.0.0", group: "cluster",
               complexity: "O(1)"),

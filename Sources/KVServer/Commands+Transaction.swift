@@ -97,6 +97,13 @@ extension Commands {
                 for p in spec.keyPositions(argc: args.count) { slots.insert(HashSlot.slot(of: args[p])) }
             }
             if slots.count > 1 { throw CommandError(ClusterState.crossSlot) }
+            // A slot in the middle of a move's switch: the queue is retried (counted in
+            // flight by ``Commands/run``, so the switch waits for it).
+            if let slot = slots.first, let cluster = c.server.cluster,
+               case .failure(let e)? = cluster.moves.route(slot: slot, isWrite: txn.queued.contains { table[RedisText.lower($0[0])]?.isWrite == true },
+                                                           keys: 2, asking: false) {
+                throw CommandError(e.text)
+            }
         }
         let store = c.store
         let server = c.server

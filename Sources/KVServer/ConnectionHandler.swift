@@ -287,11 +287,16 @@ final class ConnectionHandler: ChannelInboundHandler {
                 let (name, spec) = lookUp(args.first ?? [])
                 // CLIENT PAUSE: stop before this request, keep it and the rest queued, and
                 // resume when the pause ends.
-                if server.pause.isActive && server.pause.holds(spec, session: session) {
+                let paused = server.pause.isActive && server.pause.holds(spec, session: session)
+                if paused || heldBySlotMove(args, spec) {
                     if ran > 0 { decoder.authenticationRequired = !session.authenticated }
                     endBatch(into: &out, session: session)
                     if out.readableBytes > 0 && !send(out, context: context, thenClose: false) { return }
-                    parkForPause(context: context)
+                    if paused {
+                        parkForPause(context: context) { server.pause.park($0) }
+                    } else {
+                        parkForPause(context: context) { [server] in server.cluster!.moves.park($0) }
+                    }
                     return
                 }
                 if Commands.runsOffLoop(args, syncedWrites: synced, name: name, spec: spec)
@@ -345,15 +350,23 @@ final class ConnectionHandler: ChannelInboundHandler {
         for m in Commands.trackingEndOfBatch(session: session, server: server) { encoder.write(m, into: &out) }
     }
 
-    /// Stops the connection until CLIENT PAUSE ends (``ClientPause``).
-    private func parkForPause(context: ChannelHandlerContext) {
+    /// Whether a slot move's switch holds this request (``SlotMoves/holds(_:spec:)``).
+    @inline(__always)
+    private func heldBySlotMove(_ args: [[UInt8]], _ spec: CommandSpec?) -> Bool {
+        guard let cluster = server.cluster, let spec else { return false }
+        return cluster.moves.holds(args, spec: spec)
+    }
+
+    /// Stops the connection until CLIENT PAUSE (``ClientPause``) or a slot move's switch
+    /// ends: `park` registers the resumption.
+    private func parkForPause(context: ChannelHandlerContext, park: (@escaping @Sendable () -> Void) -> Void) {
         running = true
         // Blocked by the pause: the idle timeout spares it meanwhile.
         session?.executing.store(true, ordering: .relaxed)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        server.pause.park {
+        park {
             loop.execute {
                 handler.value.running = false
                 handler.value.session?.executing.store(false, ordering: .relaxed)
@@ -429,7 +442,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         var batch: [Item] = []
         while batch.count < Self.batchLimit, let item = queue.first {
             if case .request(let args) = item, batch.isEmpty || (Commands.runsOffLoop(args, syncedWrites: synced)
-                && !(server.pause.isActive && server.pause.holds(lookUp(args.first ?? []).1, session: session))) {
+                && !(server.pause.isActive && server.pause.holds(lookUp(args.first ?? []).1, session: session))
+                && !heldBySlotMove(args, lookUp(args.first ?? []).1)) {
                 _ = queue.popFirst()
                 queuedBytes -= Self.size(of: item)
                 batch.append(item)

@@ -1,3 +1,4 @@
+import KVCluster
 import KVProtocol
 import KVReplication
 import KVStore
@@ -189,10 +190,19 @@ extension Commands {
             try refuseWhileFollowing(c)
             return try pull(&c)
         },
-        // SHALE.REPLSNAP replid follower-id shard restart(0|1)
-        CommandSpec("shale.replsnap", 5, ["admin"]) { c in
+        // SHALE.REPLSNAP replid follower-id shard restart(0|1) [slot-range ...]
+        CommandSpec("shale.replsnap", -5, ["admin"]) { c in
             try refuseWhileFollowing(c)
             return try snapshotChunk(c)
+        },
+        // SHALE.SLOTPULL replid generation from_0 ... from_{n-1} (0: skip the shard): a slot
+        // move's catch-up, which does not count as a follower.
+        CommandSpec("shale.slotpull", -4, ["admin"]) { c in
+            try refuseWhileFollowing(c)
+            c.server.backlog.activate(store: c.store)
+            try checkHistory(c, replid: c.args[1], generation: c.args[2])
+            let from = try positions(c, from: 3, allowZero: true)
+            return longPoll(&c, from: from)
         },
     ]
 
@@ -267,19 +277,32 @@ extension Commands {
         let id = String(decoding: c.args[2], as: UTF8.self)
         let port = try RedisText.int(c.args[3])
         guard port >= 0 && port <= 65535 else { throw CommandError("ERR Invalid follower port") }
-        let shards = c.store.shardCount
-        guard c.argc - 5 == shards else { throw CommandError("LAYOUT the leader has \(shards) shards") }
-        var from: [UInt64] = []
-        for a in c.args[5...] {
-            let v = try RedisText.int(a)
-            if v < 1 { throw CommandError.notInteger }
-            from.append(UInt64(v))
-        }
+        let from = try positions(c, from: 5, allowZero: false)
         let address = c.session.remoteAddress.split(separator: ":").first.map(String.init) ?? "?"
         c.server.replication.followers.withLock { f in
             f[id] = ReplicationState.Follower(id: id, address: address, port: Int(port), acked: from.map { $0 - 1 }, lastSeen: monotonicMillis())
         }
         c.server.replication.acknowledgementsChanged()
+        return longPoll(&c, from: from)
+    }
+
+    /// The per-shard positions `from_i` at arguments `first...`: one per shard, each at least 1
+    /// (or 0 with `allowZero`).
+    static func positions(_ c: CommandCall, from first: Int, allowZero: Bool) throws -> [UInt64] {
+        let shards = c.store.shardCount
+        guard c.argc - first == shards else { throw CommandError("LAYOUT the leader has \(shards) shards") }
+        var from: [UInt64] = []
+        for a in c.args[first...] {
+            let v = try RedisText.int(a)
+            if v < (allowZero ? 0 : 1) { throw CommandError.notInteger }
+            from.append(UInt64(v))
+        }
+        return from
+    }
+
+    /// Answers a pull from positions `from` (0: skip the shard) with the backlog's frames.
+    static func longPoll(_ c: inout CommandCall, from: [UInt64]) -> RESPValue {
+        let shards = from.count
         // Long poll: answer at once when there is something to send, else park the request
         // until the next append or 100 ms, whichever comes first; no thread waits.
         let log = c.server.backlog
@@ -307,6 +330,14 @@ extension Commands {
         let id = String(decoding: c.args[2], as: UTF8.self)
         let shard = Int(try RedisText.int(c.args[3]))
         let restart = try RedisText.int(c.args[4]) != 0
+        var slots: [Bool]?
+        if c.argc > 5 {
+            do {
+                slots = ClusterTopology.flags(try ClusterTopology.parseRanges(c.args[5...].map { String(decoding: $0, as: UTF8.self) }))
+            } catch {
+                throw CommandError("ERR \(error)")
+            }
+        }
         let key = "\(id)#\(shard)"
         let state = c.server.replication
         let now = monotonicMillis()
@@ -320,7 +351,7 @@ extension Commands {
         var reader = state.snapshots.withLock { $0[key]?.reader }
         if restart || reader == nil {
             reader?.release()
-            let r = try ShardSnapshotReader(store: c.store, shard: shard)
+            let r = try ShardSnapshotReader(store: c.store, shard: shard, slots: slots)
             state.snapshots.withLock { $0[key] = (r, now) }
             reader = r
         } else {

@@ -316,5 +316,233 @@ class ClusterFailover(harness.E2ETestCase):
         rc.close()
 
 
+def key_slot(key):
+    from redis.crc import key_slot as ks
+    return ks(key.encode() if isinstance(key, str) else key)
+
+
+def keys_in(lo, hi, prefix, count):
+    """`count` keys `prefix<i>` whose slots fall in lo..hi."""
+    out = []
+    i = 0
+    while len(out) < count:
+        k = "%s%d" % (prefix, i)
+        if lo <= key_slot(k) <= hi:
+            out.append(k)
+        i += 1
+    return out
+
+
+class ClusterSlotMove(harness.E2ETestCase):
+    """kvcluster move, add-node and remove-node over two leaders with a follower each."""
+
+    @classmethod
+    def setUpClass(cls):
+        if harness.target() != "kvserver" or not ETCD:
+            raise unittest.SkipTest("cluster mode drives kvservers and needs etcd-server (Tools/install-deps.sh test)")
+        cls.etcd = Etcd()
+        cls.etcd.start()
+        cls.addClassCleanup(cls.etcd.stop)
+        cls.name = "m%d" % os.getpid()
+        cls.nodes = []
+        for i in range(4):
+            s = harness.Server(name="mnode%d" % i, extra_args=["--cluster-etcd", cls.etcd.url, "--cluster-name", cls.name])
+            cls.class_servers = tuple(cls.class_servers) + (s,)
+            cls.addClassCleanup(s.cleanup)
+            s.start()
+            cls.nodes.append(s)
+        cls.leaders, cls.followers = cls.nodes[:2], cls.nodes[2:]
+        cls.kvcluster("create", "--leaders", ",".join("127.0.0.1:%d" % s.port for s in cls.leaders),
+                      "--followers", ",".join("127.0.0.1:%d" % s.port for s in cls.followers))
+
+    @classmethod
+    def kvcluster(cls, *args, check=True, timeout=300):
+        out = subprocess.run([kvcluster_path(), "--etcd", cls.etcd.url, "--cluster", cls.name] + list(args),
+                             capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError("kvcluster %s failed (%d): %s %s" % (args[0], out.returncode, out.stdout, out.stderr))
+        return out
+
+    def owner_port(self, node, slot):
+        for r in node.client().execute_command("CLUSTER", "SLOTS"):
+            if int(r[0]) <= slot <= int(r[1]):
+                return int(r[2][1])
+        return None
+
+    def keys_by_slot(self, node, lo, hi):
+        return [k for k in node.client().keys("*") if lo <= key_slot(k) <= hi]
+
+    def test_a_switch_answers_tryagain_then_ask_and_cancel_undoes_it(self):
+        # The node side of a move, step by step, on slot 100 (the first leader's).
+        import redis
+        src, tgt = self.leaders
+        key = keys_in(100, 100, "sw:", 1)[0]
+        src.client().set(key, "before")
+        t = tgt.raw()
+        self.assertEqual(t.call("SHALE.SLOTMOVE", "IMPORT", "127.0.0.1", str(src.port), "100"), ("+", b"OK"))
+        self.assertTrue(harness.wait_until(
+            lambda: b"state:streaming" in tgt.client().execute_command("SHALE.SLOTMOVE", "STATUS"), 30))
+        # Changes after the copy stream to the target.
+        src.client().set(key, "streamed")
+        s = src.raw()
+        reply = s.call("SHALE.SLOTMOVE", "PAUSE", "127.0.0.1:%d" % tgt.port, "20000", "100")
+        self.assertEqual(reply[0], "*", reply)
+        # Reads go on; a multi-key write gets TRYAGAIN; a single-key write waits.
+        self.assertEqual(src.raw().call("GET", key), ("$", b"streamed"))
+        k2 = keys_in(100, 100, "sw:", 2)[1]
+        e = src.raw().call("MSET", key, "x", k2, "y")
+        self.assertEqual(e[0], "-")
+        self.assertTrue(e[1].startswith(b"TRYAGAIN"), e)
+        waiting = src.raw()
+        waiting.send("SET", key, "during")
+        self.assertEqual(waiting.read_available(wait=0.3)[0], b"", "the write did not wait for the switch")
+        # The target refuses the slot without ASKING.
+        self.assertTrue(tgt.raw().call("GET", key)[1].startswith(b"MOVED 100 "))
+        self.assertTrue(harness.wait_until(
+            lambda: b"applied:" in tgt.client().execute_command("SHALE.SLOTMOVE", "STATUS"), 5))
+        self.assertEqual(t.call("SHALE.SLOTMOVE", "FINISH"), ("+", b"OK"))
+        self.assertEqual(s.call("SHALE.SLOTMOVE", "HANDOFF"), ("+", b"OK"))
+        ask = "ASK 100 127.0.0.1:%d" % tgt.port
+        self.assertEqual(waiting.read_reply(), ("-", ask.encode()))
+        self.assertEqual(src.raw().call("GET", key), ("-", ask.encode()))
+        # ASKING makes the target serve the slot for one command.
+        a = tgt.raw()
+        self.assertEqual(a.call("ASKING"), ("+", b"OK"))
+        self.assertEqual(a.call("GET", key), ("$", b"streamed"))
+        self.assertTrue(a.call("GET", key)[1].startswith(b"MOVED"))
+        # redis-py follows ASK.
+        from redis.cluster import RedisCluster
+        rc = RedisCluster(host="127.0.0.1", port=src.port, socket_timeout=10)
+        self.assertEqual(rc.get(key), b"streamed")
+        rc.close()
+        # Cancel: the source serves again; the target drops its copy.
+        self.assertEqual(s.call("SHALE.SLOTMOVE", "CANCEL"), (":", 1))
+        self.assertEqual(t.call("SHALE.SLOTMOVE", "CANCEL"), (":", 1))
+        self.assertEqual(src.raw().call("GET", key), ("$", b"streamed"))
+        self.assertTrue(harness.wait_until(lambda: self.keys_by_slot(tgt, 100, 100) == [], 10))
+        with self.assertRaises(redis.exceptions.ResponseError):
+            tgt.client().execute_command("SHALE.SLOTMOVE", "FINISH")
+
+    def test_move_2000_slots_with_two_writers(self):
+        from redis.cluster import RedisCluster
+        import threading
+        src, tgt = self.leaders
+        lo, hi = 1000, 2999
+        rc = RedisCluster(host="127.0.0.1", port=src.port, socket_timeout=30)
+        preload = keys_in(lo, hi, "pre:", 6000) + keys_in(hi + 1, 8191, "pre:", 2000)
+        pipe = rc.pipeline()
+        for k in preload:
+            pipe.set(k, k)
+        pipe.execute()
+        stop = threading.Event()
+        acked = [{}, {}]
+        longest = [0.0, 0.0]
+        errors = []
+
+        def writer(w):
+            c = RedisCluster(host="127.0.0.1", port=src.port if w == 0 else tgt.port, socket_timeout=30)
+            i = 0
+            try:
+                while not stop.is_set():
+                    k = "w%d:%d" % (w, i)
+                    t0 = time.monotonic()
+                    c.set(k, "v%d" % i)
+                    longest[w] = max(longest[w], time.monotonic() - t0)
+                    acked[w][k] = "v%d" % i
+                    if i % 7 == 0:
+                        old = preload[(w * 977 + i) % len(preload)]
+                        c.set(old, "x%d" % i)
+                        acked[w][old] = "x%d" % i
+                    i += 1
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        try:
+            out = self.kvcluster("move", "--slots", "%d-%d" % (lo, hi), "--to", "127.0.0.1:%d" % tgt.port)
+        finally:
+            time.sleep(0.5)
+            stop.set()
+            for t in threads:
+                t.join(60)
+        print("\n" + out.stdout.strip().splitlines()[-1], flush=True)
+        print("longest SET seen by the writers: %.1f ms" % (1000 * max(longest)), flush=True)
+        self.assertEqual(errors, [])
+        self.assertGreater(sum(len(a) for a in acked), 100)
+        # Every node routes the slots to the target.
+        for n in self.nodes:
+            self.assertTrue(harness.wait_until(lambda: self.owner_port(n, lo) == tgt.port and self.owner_port(n, hi) == tgt.port, 10))
+        # No acknowledged write lost (the later writer wins on shared keys: check each writer's own).
+        want = {k: k for k in preload}
+        for a in acked:
+            want.update(a)
+        keys = list(want)
+        got = []
+        for i in range(0, len(keys), 1000):
+            got += rc.mget(keys[i:i + 1000]) if False else [rc.get(k) for k in keys[i:i + 1000]]
+        lost = [k for k, v in zip(keys, got) if v is None]
+        self.assertEqual(lost[:10], [], "%d acknowledged keys lost" % len(lost))
+        for a in acked:
+            for k, v in list(a.items())[-50:]:
+                self.assertIsNotNone(rc.get(k))
+        # Nothing of the slots is left on the old owner, or on its follower.
+        self.assertEqual(self.keys_by_slot(src, lo, hi), [])
+        self.assertTrue(harness.wait_until(lambda: self.keys_by_slot(self.followers[0], lo, hi) == [], 30))
+        # The target's follower holds them.
+        moved = [k for k in preload if lo <= key_slot(k) <= hi]
+        f = self.followers[1].raw()
+        f.call("READONLY")
+        self.assertTrue(harness.wait_until(lambda: f.call("GET", moved[0]) != ("$", None), 30))
+        self.assertTrue(harness.wait_until(lambda: f.call("GET", moved[-1]) != ("$", None), 30))
+        rc.close()
+
+    def test_zz_add_node_move_back_and_remove(self):
+        extra = harness.Server(name="mnode-extra", extra_args=["--cluster-etcd", self.etcd.url, "--cluster-name", self.name])
+        self.addCleanup(extra.cleanup)
+        extra.start()
+        follower = harness.Server(name="mnode-extra-f", extra_args=["--cluster-etcd", self.etcd.url, "--cluster-name", self.name])
+        self.addCleanup(follower.cleanup)
+        follower.start()
+        self.kvcluster("add-node", "--node", "127.0.0.1:%d" % extra.port)
+        self.kvcluster("add-node", "--node", "127.0.0.1:%d" % follower.port, "--follow", "127.0.0.1:%d" % extra.port)
+        self.assertTrue(harness.wait_until(
+            lambda: b"cluster_known_nodes:6" in self.leaders[0].client().execute_command("CLUSTER", "INFO"), 10))
+        # A removal that would drop slots or followers is refused.
+        bad = self.kvcluster("remove-node", "--node", "127.0.0.1:%d" % self.leaders[0].port, check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("move them away first", bad.stderr)
+        keys = keys_in(9000, 9099, "grow:", 500)
+        c = self.leaders[1].client()
+        pipe = c.pipeline(transaction=False)
+        for k in keys:
+            pipe.set(k, k)
+        pipe.execute()
+        self.kvcluster("move", "--slots", "9000-9099", "--to", "127.0.0.1:%d" % extra.port)
+        from redis.cluster import RedisCluster
+        rc = RedisCluster(host="127.0.0.1", port=self.leaders[0].port, socket_timeout=10)
+        self.assertEqual(self.owner_port(self.leaders[0], 9050), extra.port)
+        self.assertTrue(set(k.encode() for k in keys) <= set(self.keys_by_slot(extra, 9000, 9099)))
+        self.assertEqual(self.keys_by_slot(self.leaders[1], 9000, 9099), [])
+        # The new shard's follower copies it.
+        fr = follower.raw()
+        fr.call("READONLY")
+        self.assertTrue(harness.wait_until(lambda: fr.call("GET", keys[-1]) == ("$", keys[-1].encode()), 30))
+        # Shrink again: move the slots back, then remove both nodes.
+        self.kvcluster("move", "--slots", "9000-9099", "--to", "127.0.0.1:%d" % self.leaders[1].port)
+        self.assertEqual([rc.get(k) for k in keys], [k.encode() for k in keys])
+        self.kvcluster("remove-node", "--node", "127.0.0.1:%d" % follower.port)
+        self.kvcluster("remove-node", "--node", "127.0.0.1:%d" % extra.port)
+        self.assertTrue(harness.wait_until(
+            lambda: b"cluster_known_nodes:4" in self.leaders[0].client().execute_command("CLUSTER", "INFO"), 10))
+        self.assertTrue(harness.wait_until(lambda: follower.client().info("replication").get("role") == "master", 10))
+        status = self.kvcluster("status").stdout
+        self.assertNotIn("127.0.0.1:%d alive" % extra.port, status)
+        rc.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -31,8 +31,8 @@ enum KVClusterMain {
 struct KVClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvcluster",
-        abstract: "Create and inspect Shale clusters (layout and leases held in etcd).",
-        subcommands: [Create.self, Status.self, Failover.self]
+        abstract: "Create, inspect and change Shale clusters (layout and leases held in etcd).",
+        subcommands: [Create.self, Status.self, Move.self, Failover.self, AddNode.self, RemoveNode.self]
     )
 
     /// Options every subcommand takes.
@@ -201,6 +201,115 @@ struct KVClusterCommand: AsyncParsableCommand {
                 throw KVClusterCommand.fail("\(error)")
             }
             print("\(to) leads its shard")
+        }
+    }
+
+    struct Move: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move slots to a leader online; returns when they are served there and gone from the old owners.",
+            discussion: """
+                For each current owner in turn: the target copies the slots' rows and streams the \
+                owner's later writes; then the owner holds writes to the slots, the target catches \
+                up, the owner answers -ASK to the target, the layout in etcd gives the slots to the \
+                target, and the old owner deletes its rows. Exits non-zero with the reason when a \
+                step fails (before the switch, nothing is changed).
+                """
+        )
+
+        @OptionGroup var common: Common
+
+        @Option(help: "The slots: first-last or slot, comma-separated (0-1999,5000).")
+        var slots: String
+
+        @Option(help: "The leader that is to serve them, host:port.")
+        var to: String
+
+        @Option(help: "Seconds to wait for each owner's copy.")
+        var timeout: Int = 600
+
+        @Option(help: "The longest a switch may hold writes, milliseconds.")
+        var pauseMs: Int = 5000
+
+        func run() async throws {
+            guard let target = try KVClusterCommand.addresses(to).first else { throw ValidationError("--to needs host:port") }
+            guard (1...86400).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 86400") }
+            guard (100...600_000).contains(pauseMs) else { throw ValidationError("--pause-ms must be between 100 and 600000") }
+            let ranges: [[Int]]
+            do {
+                ranges = try ClusterTopology.parseRanges([slots])
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            if ranges.isEmpty { throw ValidationError("--slots names no slot") }
+            let etcd = common.client()
+            let report: MoveReport
+            do {
+                report = try await ClusterAdmin.move(
+                    slots: ranges, to: target, etcd: etcd, keys: ClusterKeys(cluster: common.cluster), timeout: timeout,
+                    pauseMillis: pauseMs, progress: { print($0) })
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            let rate = report.seconds > 0 ? Double(report.keys) / report.seconds : 0
+            print("moved \(report.slots) slots to \(to): \(report.keys) rows copied in \(String(format: "%.2f", report.seconds)) s "
+                + "(\(Int(rate)) rows/s), writes held at most \(String(format: "%.1f", report.longestPauseMillis)) ms, "
+                + "\(report.purgedKeys) rows deleted from the old owners")
+        }
+    }
+
+    struct AddNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-node",
+            abstract: "Add a running kvserver to the layout: as a new leader without slots (then move slots to it), or as a follower.")
+
+        @OptionGroup var common: Common
+
+        @Option(help: "The node to add, host:port (a kvserver started with --cluster-etcd).")
+        var node: String
+
+        @Option(help: "Make it a follower of this leader, host:port.")
+        var follow: String?
+
+        func run() async throws {
+            guard let address = try KVClusterCommand.addresses(node).first else { throw ValidationError("--node needs host:port") }
+            let leader = try KVClusterCommand.addresses(follow).first
+            let etcd = common.client()
+            let t: ClusterTopology
+            do {
+                t = try await ClusterAdmin.addNode(address, follow: leader, etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            print("\(node) added as \(follow.map { "a follower of \($0)" } ?? "a leader without slots") (layout epoch \(t.epoch))")
+        }
+    }
+
+    struct RemoveNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-node",
+            abstract: "Remove a node from the layout: a follower, or a leader whose shard serves no slots and has no followers.")
+
+        @OptionGroup var common: Common
+
+        @Option(help: "The node to remove, host:port.")
+        var node: String
+
+        func run() async throws {
+            guard let address = try KVClusterCommand.addresses(node).first else { throw ValidationError("--node needs host:port") }
+            let etcd = common.client()
+            let t: ClusterTopology
+            do {
+                t = try await ClusterAdmin.removeNode(address, etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
+                await etcd.shutdown()
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+            print("\(node) removed (layout epoch \(t.epoch))")
         }
     }
 

@@ -64,7 +64,7 @@ extension Commands {
             guard p.phase == .streaming else {
                 throw CommandError("ERR the import is \(p.phase.rawValue)\(p.error.isEmpty ? "" : ": " + p.error)")
             }
-            importer.stop()
+            importer.requestStop()
             return .ok
         case "pause":
             guard c.argc >= 5 else { throw CommandError.wrongArity("shale.slotmove|pause") }

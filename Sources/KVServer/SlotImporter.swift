@@ -93,6 +93,13 @@ final class SlotImporter: Sendable {
         _ = finished.wait(timeout: .now() + .seconds(12))
     }
 
+    /// Stops the thread without waiting for it (FINISH): a pull it has out (up to 100 ms) is
+    /// answered, then nothing more is applied. What it may still be applying is a group the
+    /// caller knows holds no row of the slots (it is past the source's paused sequences).
+    func requestStop() {
+        stopped.store(true, ordering: .releasing)
+    }
+
     private var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     private func run() throws {
@@ -156,6 +163,7 @@ final class SlotImporter: Sendable {
                     guard shard < shards, relevant[shard], first == applied[shard] + 1 else {
                         throw ReplicationError("out-of-order group \(first)...\(last) of shard \(shard) from \(host):\(port)")
                     }
+                    if isStopped { return }
                     try applyGroup(batch, store: store)
                     applied[shard] = last
                 case .resync(let shard):

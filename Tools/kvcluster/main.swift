@@ -246,7 +246,7 @@ struct KVClusterCommand: AsyncParsableCommand {
             do {
                 report = try await ClusterAdmin.move(
                     slots: ranges, to: target, etcd: etcd, keys: ClusterKeys(cluster: common.cluster), timeout: timeout,
-                    pauseMillis: pauseMs, progress: { print($0) })
+                    pauseMillis: pauseMs, progress: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
                 await etcd.shutdown()
             } catch {
                 await etcd.shutdown()

@@ -1,5 +1,5 @@
 import KVCluster
-import KVLayout
+import KVReplication
 import KVStore
 import NIOCore
 import Synchronization
@@ -257,7 +257,7 @@ final class SlotMoves: Sendable {
             var deleted = 0
             var problem = ""
             do {
-                deleted = try SlotImporter.deleteRows(of: slots, in: store)
+                deleted = try SlotRows.deleteRows(of: slots, in: store)
             } catch {
                 problem = "\(error)"
             }

@@ -1,7 +1,4 @@
 import Dispatch
-import KVBase
-import KVEngine
-import KVLayout
 import KVProtocol
 import KVReplication
 import KVStore
@@ -105,7 +102,7 @@ final class SlotImporter: Sendable {
     private func run() throws {
         let store = server.store
         state.withLock { $0.phase = .purging }
-        _ = try Self.deleteRows(of: slots, in: store)
+        _ = try SlotRows.deleteRows(of: slots, in: store)
         let conn = try BlockingRESPClient(host: host, port: port, timeoutMillis: 10_000)
         if let pass = server.config.masterAuth {
             if case .simpleError(let e) = try conn.call("AUTH", pass) { throw ReplicationError("AUTH at \(host):\(port): \(e)") }
@@ -179,89 +176,15 @@ final class SlotImporter: Sendable {
 
     /// Writes snapshot rows (engine key, row envelope) of the slots.
     private func applySnapshot(_ records: [(key: [UInt8], value: [UInt8])], store: ShardedStore) throws {
-        var writer = RowWriter(store: store, slots: slots)
-        for (k, v) in records {
-            try k.withUnsafeBytes { key in try v.withUnsafeBytes { value in try writer.put(key, value) } }
-        }
-        try writer.flush()
-        state.withLock { $0.keys += writer.written }
+        var rows = SlotRows(store: store, slots: slots)
+        let n = try rows.applySnapshot(records)
+        state.withLock { $0.keys += n }
     }
 
     /// Applies the row changes of the slots in one write group of the source.
     private func applyGroup(_ batch: [UInt8], store: ShardedStore) throws {
-        guard batch.count >= WriteBatch.headerSize else { throw ReplicationError("write group too short") }
-        var writer = RowWriter(store: store, slots: slots)
-        var failure: Error?
-        try batch.withUnsafeBytes { p in
-            try WriteBatch.decode(p, file: "write group from \(host):\(port)", offset: 0) { (kind, key, value) throws(KVError) in
-                guard failure == nil else { return }
-                do {
-                    if kind == .value { try writer.put(key, value) } else { try writer.delete(key) }
-                } catch {
-                    failure = error
-                }
-            }
-        }
-        if let failure { throw failure }
-        try writer.flush()
-        state.withLock { $0.keys += writer.written }
-    }
-
-    /// Writes rows of some slots through the store, in order: plain rows and deletions in
-    /// one batch, rows with an expiry time one by one (the batch is written first).
-    struct RowWriter {
-        let store: ShardedStore
-        let slots: [Bool]
-        var batch = WriteBatch()
-        var written = 0
-
-        mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
-            guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
-            guard let parsed = RowValue.parse(value) else {
-                throw ReplicationError("corrupt row value for key \(printable(EngineKey.decodeRow(key)))")
-            }
-            let user = EngineKey.decodeRow(key)
-            let payload = Array(value[0..<parsed.payload])
-            written += 1
-            if let expiresAt = parsed.expiresAt {
-                try flush()
-                try store.put(user, payload, expiresAt: expiresAt)
-            } else {
-                batch.put(user, payload)
-                if batch.count >= 1000 { try flush() }
-            }
-        }
-
-        mutating func delete(_ key: UnsafeRawBufferPointer) throws {
-            guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
-            batch.delete(EngineKey.decodeRow(key))
-            written += 1
-            if batch.count >= 1000 { try flush() }
-        }
-
-        mutating func flush() throws {
-            guard !batch.isEmpty else { return }
-            try store.write(batch)
-            batch = WriteBatch()
-        }
-    }
-
-    /// Deletes every row of `slots` in `store`; returns how many.
-    static func deleteRows(of slots: [Bool], in store: ShardedStore) throws -> Int {
-        guard slots.contains(true) else { return 0 }
-        let scan = try store.scan()
-        var batch = WriteBatch()
-        var deleted = 0
-        while let (key, _) = try scan.nextEntry() {
-            guard slots[HashSlot.slot(of: key)] else { continue }
-            batch.delete(key)
-            deleted += 1
-            if batch.count >= 1000 {
-                try store.write(batch)
-                batch = WriteBatch()
-            }
-        }
-        if !batch.isEmpty { try store.write(batch) }
-        return deleted
+        var rows = SlotRows(store: store, slots: slots)
+        let n = try rows.applyGroup(batch, from: "\(host):\(port)")
+        state.withLock { $0.keys += n }
     }
 }

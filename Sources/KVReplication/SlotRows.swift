@@ -1,0 +1,107 @@
+import KVBase
+import KVEngine
+import KVLayout
+import KVStore
+
+/// The rows of some slots, copied from another node's records into a store through the
+/// store's own write path (a cluster slot move, DESIGN.md "Slot moves"), so the store's index
+/// entries, expiry entries and followers follow them. Only user rows are taken: the source's
+/// index and expiry entries (and its metadata) are its own.
+///
+/// Plain rows and deletions are written in batches of up to 1,000; a row with an expiry time
+/// is written on its own (the batch before it first), so the order of the source holds.
+public struct SlotRows {
+    /// The store written.
+    public let store: ShardedStore
+    /// 16,384 flags: the slots whose rows are taken.
+    public let slots: [Bool]
+    private var batch = WriteBatch()
+    private var written = 0
+
+    /// Copies rows of `slots` (a table of 16,384 flags) into `store`.
+    public init(store: ShardedStore, slots: [Bool]) {
+        precondition(slots.count == HashSlot.count, "SlotRows needs one flag per slot")
+        self.store = store
+        self.slots = slots
+    }
+
+    /// Writes the rows of the slots among snapshot records (engine key, engine value).
+    /// Returns how many rows were written.
+    public mutating func applySnapshot(_ records: [(key: [UInt8], value: [UInt8])]) throws -> Int {
+        for (k, v) in records {
+            try k.withUnsafeBytes { key in try v.withUnsafeBytes { value in try put(key, value) } }
+        }
+        try flush()
+        return written
+    }
+
+    /// Applies the row puts and deletions of the slots in one encoded write group of the
+    /// source (`from` names it in errors). Returns how many rows were written or deleted.
+    public mutating func applyGroup(_ group: [UInt8], from: String) throws -> Int {
+        guard group.count >= WriteBatch.headerSize else { throw KVError.invalidArgument("write group from \(from) too short") }
+        var failure: Error?
+        try group.withUnsafeBytes { p in
+            try WriteBatch.decode(p, file: "write group from \(from)", offset: 0) { (kind, key, value) throws(KVError) in
+                guard failure == nil else { return }
+                do {
+                    if kind == .value { try put(key, value) } else { try delete(key) }
+                } catch {
+                    failure = error
+                }
+            }
+        }
+        if let failure { throw failure }
+        try flush()
+        return written
+    }
+
+    private mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
+        let user = EngineKey.decodeRow(key)
+        guard let parsed = RowValue.parse(value) else {
+            throw KVError.corruption(file: "slot move", offset: 0, reason: "bad row value for key \(printable(user))")
+        }
+        let payload = Array(value[0..<parsed.payload])
+        written += 1
+        if let expiresAt = parsed.expiresAt {
+            try flush()
+            try store.put(user, payload, expiresAt: expiresAt)
+        } else {
+            batch.put(user, payload)
+            if batch.count >= 1000 { try flush() }
+        }
+    }
+
+    private mutating func delete(_ key: UnsafeRawBufferPointer) throws {
+        guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
+        batch.delete(EngineKey.decodeRow(key))
+        written += 1
+        if batch.count >= 1000 { try flush() }
+    }
+
+    private mutating func flush() throws {
+        guard !batch.isEmpty else { return }
+        try store.write(batch)
+        batch = WriteBatch()
+    }
+
+    /// Deletes every row of `slots` (16,384 flags) in `store`, in batches of 1,000; returns
+    /// how many.
+    public static func deleteRows(of slots: [Bool], in store: ShardedStore) throws -> Int {
+        guard slots.contains(true) else { return 0 }
+        let scan = try store.scan()
+        var batch = WriteBatch()
+        var deleted = 0
+        while let (key, _) = try scan.nextEntry() {
+            guard slots[HashSlot.slot(of: key)] else { continue }
+            batch.delete(key)
+            deleted += 1
+            if batch.count >= 1000 {
+                try store.write(batch)
+                batch = WriteBatch()
+            }
+        }
+        if !batch.isEmpty { try store.write(batch) }
+        return deleted
+    }
+}

@@ -83,7 +83,19 @@ public enum KVLimits {
 
 /// Runs `body` over the bytes of `array`, keeping `body`'s typed error (the standard
 /// library's `withUnsafeBytes` rethrows it as `any Error`).
-@inline(__always)
+/// Inlinable, so callers in other modules specialize it: an unspecialized generic here cost
+/// a runtime metadata lookup for `Result<R, KVError>` on every point read.
+@inlinable @inline(__always)
 package func withBytes<R>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
-    try array.withUnsafeBytes { p in Result { () throws(KVError) -> R in try body(p) } }.get()
+    var result: R?
+    var failure: KVError?
+    array.withUnsafeBytes { p in
+        do throws(KVError) {
+            result = try body(p)
+        } catch {
+            failure = error
+        }
+    }
+    if let failure { throw failure }
+    return result!
 }

@@ -55,8 +55,7 @@ package enum EngineKey {
     /// Runs `body` over the engine key of `user` without copying it in the common case.
     @inlinable
     package static func withEncoded<R>(_ user: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KVError) -> R) throws(KVError) -> R {
-        let bytes = user.first == reservedByte ? [reservedByte] + user : user
-        return try bytes.withUnsafeBytes { p in Result { () throws(KVError) in try body(p) } }.get()
+        try withBytes(user.first == reservedByte ? [reservedByte] + user : user, body)
     }
 
     /// The user key of a row's engine key (the inverse of ``encode(_:)``).

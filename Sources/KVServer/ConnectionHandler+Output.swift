@@ -29,14 +29,25 @@ extension ConnectionHandler {
         addPendingOutput(size, context: context)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-        // Set before the write: a write that completes at once runs `written` right here.
-        if thenClose { closing = true }
-        let flushed = context.writeAndFlush(wrapOutboundOut(output))
-        flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
         if thenClose {
+            // Set before the write: a write that completes at once runs `written` right here.
+            closing = true
+            let flushed = context.writeAndFlush(wrapOutboundOut(output))
+            flushed.whenComplete { _ in handler.value.written(size, context: ctx.value) }
             flushed.whenComplete { _ in ctx.value.close(promise: nil) }
             return false
         }
+        // Most replies leave in the write itself: then they count as written at once, with no
+        // promise and callback per reply batch. Bytes the socket did not take stay counted
+        // until an empty write queued behind them completes (writes complete in order).
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        if let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 {
+            written(size, context: context)
+            return true
+        }
+        let drained = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: drained)
+        drained.futureResult.whenComplete { _ in handler.value.written(size, context: ctx.value) }
         return true
     }
 

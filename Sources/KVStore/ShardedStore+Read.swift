@@ -32,9 +32,7 @@ extension ShardedStore {
         let slot = HashSlot.slot(of: key)
         if let snapshot {
             let owner = Int(snapshot.routing.owners[slot])
-            return try EngineKey.withEncoded(key) { (k) throws(KVError) in
-                try snapshot.routing.shards[owner].db.get(k, snapshot: snapshot.snapshots[owner])
-            }
+            return try Self.engineGet(snapshot.routing.shards[owner].db, key, snapshot: snapshot.snapshots[owner])
         }
         if transactions.ownedByCurrentThread, let buffered = EngineKey.encode(key).withUnsafeBytes({ transactions.buffered($0) }) {
             return buffered
@@ -42,11 +40,23 @@ extension ShardedStore {
         waitForTransactionCommit()
         while true {
             let routing = try currentRouting()
-            let result = Result { () throws(KVError) -> [UInt8]? in
-                try EngineKey.withEncoded(key) { (k) throws(KVError) in try routing.shard(forSlot: slot).db.get(k) }
+            let value: [UInt8]?
+            do throws(KVError) {
+                value = try Self.engineGet(routing.shard(forSlot: slot).db, key, snapshot: nil)
+            } catch {
+                if routingGeneration.load(ordering: .acquiring) == routing.generation { throw error }
+                continue
             }
-            if routingGeneration.load(ordering: .acquiring) == routing.generation { return try result.get() }
+            if routingGeneration.load(ordering: .acquiring) == routing.generation { return value }
         }
+    }
+
+    /// The engine value of user key `key` in `db`: no generic closure or `Result` on the way
+    /// (a point read's hot path), the escaped engine key built only for a key starting 0xFF.
+    @inline(__always)
+    static func engineGet(_ db: Database, _ key: [UInt8], snapshot: Snapshot?) throws(KVError) -> [UInt8]? {
+        if key.first == EngineKey.reservedByte { return try db.get(EngineKey.encode(key), snapshot: snapshot) }
+        return try db.get(key, snapshot: snapshot)
     }
 
     /// A per-shard consistent view of the store: each shard is pinned at one sequence number

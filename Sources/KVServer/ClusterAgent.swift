@@ -26,6 +26,9 @@ final class ClusterAgent: Sendable {
                 if let gone = cluster.moves.settle(owners: cluster.view.owners, mine: role?.shard) {
                     logger.info("cluster: slots moved away; deleting their rows")
                     cluster.moves.purge(gone, store: server.store)
+                } else if let role, role.leader,
+                          cluster.moves.purgeLeftovers(owners: cluster.view.owners, mine: role.shard, store: server.store) {
+                    logger.info("cluster: deleting any rows of slots other shards serve (left by a crash during a move)")
                 }
                 Self.take(role, topology, server: server, logger: logger)
             },

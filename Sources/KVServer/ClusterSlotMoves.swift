@@ -196,6 +196,9 @@ final class SlotMoves: Sendable {
     func startImport(slots: [Bool], importer: SlotImporter) throws(CommandError) {
         try state.withLock { (s) throws(CommandError) in
             if s.incoming != nil { throw CommandError("ERR a slot import is already running on this node") }
+            // A purge decides what to delete by the layout, not by the import: it would take
+            // rows the import brings.
+            if s.purging > 0 { throw CommandError("ERR rows of slots that left this node are still being deleted; try again shortly") }
             if let o = s.outgoing, zip(o.slots, slots).contains(where: { $0 && $1 }) {
                 throw CommandError("ERR these slots are being moved away from this node")
             }
@@ -248,6 +251,21 @@ final class SlotMoves: Sendable {
         importer?.stop()
         for resume in parked { resume() }
         return purge
+    }
+
+    /// Whether the leftover check at start has been done (``purgeLeftovers(owners:mine:store:)``).
+    private let leftoversChecked = Atomic<Bool>(false)
+
+    /// Once per start, when the node first leads a shard: deletes rows of slots the layout
+    /// gives to other shards — a purge cut short by a crash, or an import the node was
+    /// running when it stopped. Returns whether it started one.
+    @discardableResult
+    func purgeLeftovers(owners: [Int?], mine: Int, store: ShardedStore) -> Bool {
+        guard owners.count == HashSlot.count, !leftoversChecked.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        let others = owners.map { $0 != nil && $0 != mine }
+        guard others.contains(true) else { return false }
+        purge(others, store: store)
+        return true
     }
 
     /// Deletes, on a thread of its own, this node's rows of `slots` (they left it).

@@ -423,6 +423,27 @@ class ClusterSlotMove(harness.E2ETestCase):
         with self.assertRaises(redis.exceptions.ResponseError):
             tgt.client().execute_command("SHALE.SLOTMOVE", "FINISH")
 
+    def test_b_rows_left_by_a_crash_are_deleted_at_start(self):
+        # A target killed during an import keeps the copied rows on disk; at its next start,
+        # leading its shard, it deletes every row of slots other shards serve.
+        src, tgt = self.leaders
+        keys = keys_in(200, 210, "left:", 40)
+        c = src.client()
+        for k in keys:
+            c.set(k, k)
+        t = tgt.raw()
+        self.assertEqual(t.call("SHALE.SLOTMOVE", "IMPORT", "127.0.0.1", str(src.port), "200-210"), ("+", b"OK"))
+        self.assertTrue(harness.wait_until(
+            lambda: b"state:streaming" in tgt.client().execute_command("SHALE.SLOTMOVE", "STATUS"), 30))
+        self.assertEqual(len(self.keys_by_slot(tgt, 200, 210)), len(keys))
+        tgt.kill9()
+        tgt.start()
+        self.assertTrue(harness.wait_until(lambda: self.keys_by_slot(tgt, 200, 210) == [], 30),
+                        "rows of another shard's slots survived the restart")
+        self.assertTrue(harness.wait_until(
+            lambda: b"cluster_state:ok" in tgt.client().execute_command("CLUSTER", "INFO"), 30))
+        self.assertEqual(c.get(keys[0]), keys[0].encode())
+
     def test_move_2000_slots_with_two_writers(self):
         from redis.cluster import RedisCluster
         import threading

@@ -444,6 +444,34 @@ class ClusterSlotMove(harness.E2ETestCase):
             lambda: b"cluster_state:ok" in tgt.client().execute_command("CLUSTER", "INFO"), 30))
         self.assertEqual(c.get(keys[0]), keys[0].encode())
 
+    def test_c_a_failed_move_exits_non_zero_and_changes_nothing(self):
+        src, tgt = self.leaders
+        key = keys_in(300, 300, "fail:", 1)[0]
+        src.client().set(key, "kept")
+        epoch = lambda: int(dict(l.split(":", 1) for l in src.client().execute_command(  # noqa: E731
+            "CLUSTER", "INFO").decode().split() if ":" in l)["cluster_current_epoch"])
+        before = epoch()
+        # Slots go to leaders only.
+        out = self.kvcluster("move", "--slots", "300", "--to", "127.0.0.1:%d" % self.followers[1].port, check=False)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("leads no shard", out.stderr)
+        # The target is busy: the move is refused, both sides are cancelled, nothing moved.
+        t = tgt.raw()
+        self.assertEqual(t.call("SHALE.SLOTMOVE", "IMPORT", "127.0.0.1", str(src.port), "301"), ("+", b"OK"))
+        out = self.kvcluster("move", "--slots", "300", "--to", "127.0.0.1:%d" % tgt.port, check=False)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("a slot import is already running", out.stderr)
+        self.assertIn("nothing was changed", out.stderr)
+        self.assertEqual(epoch(), before)
+        self.assertEqual(self.owner_port(src, 300), src.port)
+        self.assertEqual(src.client().get(key), b"kept")
+        self.assertTrue(harness.wait_until(
+            lambda: b"role:none" in tgt.client().execute_command("SHALE.SLOTMOVE", "STATUS"), 10))
+        # A bad range is refused before anything is asked.
+        out = self.kvcluster("move", "--slots", "9-3", "--to", "127.0.0.1:%d" % tgt.port, check=False)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("bad slot range", out.stderr)
+
     def test_move_2000_slots_with_two_writers(self):
         from redis.cluster import RedisCluster
         import threading

@@ -290,10 +290,11 @@ extension ClusterAdmin {
     }
 
     /// Adds the node at `address` to the layout (`kvcluster add-node`): as the leader of a new
-    /// shard with no slots, or as a follower of the leader at `follow`. Returns the new layout.
+    /// shard with no slots, or as a follower of the leader at `follow`. The node must be empty
+    /// (``RESPClient/emptyNodeID()``). Returns the new layout.
     public static func addNode(_ address: (host: String, port: Int), follow: (host: String, port: Int)?,
                                etcd: EtcdClient, keys: ClusterKeys) async throws -> ClusterTopology {
-        let id = try RESPClient(host: address.host, port: address.port).clusterMyID()
+        let id = try RESPClient(host: address.host, port: address.port).emptyNodeID()
         let node = ClusterNode(id: id, host: address.host, port: address.port)
         return try await rewrite(etcd: etcd, keys: keys) { t in
             var leader: String?

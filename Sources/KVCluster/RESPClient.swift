@@ -147,6 +147,20 @@ public final class RESPClient {
         return id
     }
 
+    /// The node's id (`CLUSTER MYID`), refusing a node that holds keys (`DBSIZE` above 0): a
+    /// node joins a cluster empty, as redis-cli's `--cluster create` and `add-node` require —
+    /// a leader deletes rows of slots it does not serve, and a follower's first sync replaces
+    /// its data.
+    public func emptyNodeID() throws -> String {
+        let id = try clusterMyID()
+        let r = try command(["DBSIZE"])
+        guard case .integer(let n) = r else { throw ClusterError.failed("\(address): DBSIZE: unexpected reply") }
+        if n > 0 {
+            throw ClusterError.failed("\(address) is not empty (\(n) keys): a node joins a cluster with an empty data directory")
+        }
+        return id
+    }
+
     /// `CLUSTER INFO` as its `field:value` pairs.
     public func clusterInfo() throws -> [String: String] {
         let r = try command(["CLUSTER", "INFO"])

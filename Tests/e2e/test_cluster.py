@@ -472,6 +472,22 @@ class ClusterSlotMove(harness.E2ETestCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("bad slot range", out.stderr)
 
+    def test_d_a_node_holding_keys_is_not_added(self):
+        # A data directory from a standalone run: its rows would be deleted as another
+        # shard's, so the node is refused, as redis-cli refuses a non-empty node.
+        node = harness.Server(name="mnode-used")
+        self.addCleanup(node.cleanup)
+        node.start()
+        node.client().set("standalone", "data")
+        node.stop()
+        node.extra_args = ["--cluster-etcd", self.etcd.url, "--cluster-name", self.name]
+        node.start()
+        out = self.kvcluster("add-node", "--node", "127.0.0.1:%d" % node.port, check=False)
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertIn("is not empty (1 keys)", out.stderr)
+        self.assertEqual(node.client().dbsize(), 1)
+        self.assertIn(b"cluster_known_nodes:4", self.leaders[0].client().execute_command("CLUSTER", "INFO"))
+
     def test_move_2000_slots_with_two_writers(self):
         from redis.cluster import RedisCluster
         import threading

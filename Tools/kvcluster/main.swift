@@ -94,7 +94,7 @@ struct KVClusterCommand: AsyncParsableCommand {
             let followerAddresses = try KVClusterCommand.addresses(followers)
             if leaderAddresses.isEmpty { throw ValidationError("--leaders needs at least one host:port") }
             func identify(_ a: (host: String, port: Int)) throws -> ClusterNode {
-                ClusterNode(id: try RESPClient(host: a.host, port: a.port).clusterMyID(), host: a.host, port: a.port)
+                ClusterNode(id: try RESPClient(host: a.host, port: a.port).emptyNodeID(), host: a.host, port: a.port)
             }
             let topology: ClusterTopology
             do {

@@ -32,22 +32,10 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-load=$(cut -d' ' -f1 /proc/loadavg)
-if [ "${SHALE_BENCH_IGNORE_LOAD:-0}" != 1 ] && awk "BEGIN{exit !($load >= 0.5)}"; then
-  echo "load average $load is 0.5 or more: wait for an idle machine (or SHALE_BENCH_IGNORE_LOAD=1)" >&2
-  exit 1
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-work=$(mktemp -d /tmp/shale-cluster-move.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-ec=$(free_port); ep=$(free_port)
-etcd --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
-  --listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
-  --initial-cluster "default=http://127.0.0.1:$ep" > "$work/etcd.log" 2>&1 &
-pids+=($!)
+. Benchmarks/cluster-lib.sh
+require_idle
+make_work shale-cluster-move
+start_etcd
 kv=()
 for i in 0 1; do
   p=$(free_port); kv+=("$p")

@@ -150,8 +150,7 @@ extension ClusterAdmin {
             report.slots += bySource[source]!.count
             report.longestPauseMillis = max(report.longestPauseMillis, pause)
         }
-        report.seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-            + Double((ContinuousClock.now - started).components.seconds)
+        report.seconds = (ContinuousClock.now - started).inSeconds
         return report
     }
 
@@ -231,7 +230,7 @@ extension ClusterAdmin {
         if case .error(let e) = try tgt.command(["SHALE.SLOTMOVE", "FINISH"]) { throw fail("the target could not finish: \(e)") }
         if case .error(let e) = try src.command(["SHALE.SLOTMOVE", "HANDOFF"]) { throw fail("the source could not hand off: \(e)") }
         let held = ContinuousClock.now - pauseStart
-        let heldMillis = Double(held.components.seconds) * 1000 + Double(held.components.attoseconds) / 1e15
+        let heldMillis = held.inSeconds * 1000
         // 3. The layout: from here on only forward.
         let epoch = try await commit(ranges, to: targetShard, from: sourceShard, etcd: etcd, keys: keys, retryFor: timeout)
         progress("switched after holding writes \(String(format: "%.1f", heldMillis)) ms; layout epoch \(epoch)")
@@ -263,30 +262,15 @@ extension ClusterAdmin {
     /// `retryFor` seconds. Returns the new epoch.
     @discardableResult
     static func commit(_ ranges: [[Int]], to: Int, from: Int?, etcd: EtcdClient, keys: ClusterKeys, retryFor: Int = 10) async throws -> Int64 {
-        let deadline = ContinuousClock.now + .seconds(max(1, retryFor))
-        var lastError = "the layout kept changing"
-        while ContinuousClock.now < deadline {
-            do {
-                guard let kv = try await etcd.get(keys.topology) else { throw ClusterError.failed("the layout is gone from etcd") }
-                let t = try ClusterTopology.decode(Data(kv.value))
-                let owners = t.slotOwners()
-                for r in ranges {
-                    for s in r[0]...r[1] where owners[s] != from && owners[s] != to {
-                        throw ClusterError.failed("slot \(s) changed owner meanwhile")
-                    }
+        try await rewrite(etcd: etcd, keys: keys, retryFor: retryFor) { t in
+            let owners = t.slotOwners()
+            for r in ranges {
+                for s in r[0]...r[1] where owners[s] != from && owners[s] != to {
+                    throw ClusterError.failed("slot \(s) changed owner meanwhile")
                 }
-                let next = t.moving(ranges, to: to)
-                let r = try await etcd.txn(
-                    compares: [EtcdCompare(key: keys.topology, .modRevision(kv.modRevision))],
-                    success: [.put(key: keys.topology, value: [UInt8](try next.encoded()), lease: nil)])
-                if r.succeeded { return next.epoch }
-            } catch let e as ClusterError {
-                if case .failed = e { throw e }
-                lastError = "\(e)"
             }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw ClusterError.failed("could not write the new layout to etcd: \(lastError)")
+            return t.moving(ranges, to: to)
+        }.epoch
     }
 
     /// Adds the node at `address` to the layout (`kvcluster add-node`): as the leader of a new
@@ -319,17 +303,30 @@ extension ClusterAdmin {
     }
 
     /// Reads the layout, applies `change` and writes the result conditioned on the revision
-    /// read (retried a few times when another change came first).
-    static func rewrite(etcd: EtcdClient, keys: ClusterKeys, _ change: (ClusterTopology) throws -> ClusterTopology) async throws -> ClusterTopology {
-        for _ in 0..<5 {
-            guard let kv = try await etcd.get(keys.topology) else { throw ClusterError.failed("cluster \(keys.cluster) has no layout in etcd") }
-            let next = try change(try ClusterTopology.decode(Data(kv.value)))
-            let r = try await etcd.txn(
-                compares: [EtcdCompare(key: keys.topology, .modRevision(kv.modRevision))],
-                success: [.put(key: keys.topology, value: [UInt8](try next.encoded()), lease: nil)])
-            if r.succeeded { return next }
+    /// read; when another change came first, or etcd could not be reached, reads and applies
+    /// again, for up to `retryFor` seconds. What `change` throws ends it at once.
+    static func rewrite(etcd: EtcdClient, keys: ClusterKeys, retryFor: Int = 5,
+                        _ change: (ClusterTopology) throws -> ClusterTopology) async throws -> ClusterTopology {
+        let deadline = ContinuousClock.now + .seconds(max(1, retryFor))
+        var lastError = "the layout kept changing"
+        while true {
+            do {
+                guard let kv = try await etcd.get(keys.topology) else { throw ClusterError.failed("cluster \(keys.cluster) has no layout in etcd") }
+                let next = try change(try ClusterTopology.decode(Data(kv.value)))
+                let r = try await etcd.txn(
+                    compares: [EtcdCompare(key: keys.topology, .modRevision(kv.modRevision))],
+                    success: [.put(key: keys.topology, value: [UInt8](try next.encoded()), lease: nil)])
+                if r.succeeded { return next }
+            } catch let e as ClusterError {
+                if case .etcd = e { lastError = "\(e)" } else { throw e }
+            }
+            if ContinuousClock.now >= deadline { throw ClusterError.failed("could not write the new layout to etcd: \(lastError)") }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ClusterError.failed("the layout kept changing; nothing was changed")
     }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

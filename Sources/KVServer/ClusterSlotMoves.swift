@@ -49,6 +49,8 @@ final class SlotMoves: Sendable {
         /// Rows deleted by purges since start.
         var purged = 0
         var lastPurgeError = ""
+        /// PAUSE's answer, run when the requests counted before the pause have finished.
+        var drainWaiter: (epoch: Int, done: @Sendable () -> Void)?
     }
     private let state = Mutex(State())
     /// Some move state is set (the per-request check loads only this).
@@ -58,6 +60,8 @@ final class SlotMoves: Sendable {
     private let epoch = Atomic<Int>(0)
     private let inflight0 = Atomic<Int>(0)
     private let inflight1 = Atomic<Int>(0)
+    /// A drain waiter is registered (``leave(_:)`` loads only this).
+    private let drainWaiting = Atomic<Bool>(false)
 
     static let tryAgain = "TRYAGAIN Multiple keys request during rehashing of slot"
     static let tryAgainSingle = "TRYAGAIN Slot is being moved; try again"
@@ -70,10 +74,39 @@ final class SlotMoves: Sendable {
         return e
     }
 
-    /// Ends what ``enter()`` began.
+    /// Ends what ``enter()`` began; the last request of a drained epoch runs its waiter.
     @inline(__always)
     func leave(_ e: Int) {
-        if e == 0 { inflight0.subtract(1, ordering: .sequentiallyConsistent) } else { inflight1.subtract(1, ordering: .sequentiallyConsistent) }
+        let left = e == 0 ? inflight0.subtract(1, ordering: .sequentiallyConsistent).newValue
+            : inflight1.subtract(1, ordering: .sequentiallyConsistent).newValue
+        if left == 0 && drainWaiting.load(ordering: .sequentiallyConsistent) { runDrainWaiter(e) }
+    }
+
+    /// Runs `done` once the requests of epoch `e` have all finished: at once when they have,
+    /// else from the ``leave(_:)`` of the last one. No thread waits, no timer polls.
+    func whenDrained(_ e: Int, _ done: @escaping @Sendable () -> Void) {
+        state.withLock { $0.drainWaiter = (e, done) }
+        drainWaiting.store(true, ordering: .sequentiallyConsistent)
+        // A leave that reached 0 before the waiter was there did not see it.
+        if drained(e) { runDrainWaiter(e) }
+    }
+
+    /// Drops a waiter of ``whenDrained(_:_:)`` that was not run; returns whether there was one.
+    func cancelDrainWaiter() -> Bool {
+        state.withLock { s in
+            defer { s.drainWaiter = nil; drainWaiting.store(false, ordering: .sequentiallyConsistent) }
+            return s.drainWaiter != nil
+        }
+    }
+
+    private func runDrainWaiter(_ e: Int) {
+        let done = state.withLock { s -> (@Sendable () -> Void)? in
+            guard let w = s.drainWaiter, w.epoch == e, drained(e) else { return nil }
+            s.drainWaiter = nil
+            drainWaiting.store(false, ordering: .sequentiallyConsistent)
+            return w.done
+        }
+        done?()
     }
 
     /// How a request for `slot` is served while moves run: nil to route it as usual,

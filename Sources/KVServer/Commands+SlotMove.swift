@@ -81,22 +81,17 @@ extension Commands {
             let store = c.store
             @Sendable func sequences() -> RESPValue { .array(store.shardSequences.map { .integer(Int64($0)) }) }
             if moves.drained(epoch) { return sequences() }
-            // Wait, without holding a thread, for the writes that passed their check before the
-            // pause to finish; then the sequences cover them.
+            // Answer, without holding a thread, once the writes that passed their check before
+            // the pause have finished (the last one's leave runs the waiter); then the
+            // sequences cover them.
             let promise = c.loop.makePromise(of: RESPValue.self)
-            let deadline = monotonicMillis() + min(millis, 10_000)
-            let loop = c.loop
-            @Sendable func poll() {
-                if moves.drained(epoch) {
-                    promise.succeed(sequences())
-                } else if monotonicMillis() > deadline {
+            moves.whenDrained(epoch) { promise.succeed(sequences()) }
+            c.loop.scheduleTask(in: .milliseconds(min(millis, 10_000))) {
+                if moves.cancelDrainWaiter() {
                     moves.cancelOutgoing()
                     promise.succeed(.simpleError("ERR writes in flight did not finish; the pause was lifted"))
-                } else {
-                    loop.scheduleTask(in: .milliseconds(1)) { poll() }
                 }
             }
-            loop.execute { poll() }
             c.action = .later(promise.futureResult)
             return .nullBulk
         case "handoff":

@@ -63,31 +63,42 @@ class Etcd:
             self.proc.wait(timeout=10)
 
 
-class Cluster(harness.E2ETestCase):
+class ClusterCase(harness.E2ETestCase):
+    """Starts etcd and cluster-mode kvservers, made one cluster by `kvcluster create`."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_cluster(cls, prefix, leaders, followers):
         if harness.target() != "kvserver" or not ETCD:
             raise unittest.SkipTest("cluster mode drives kvservers and needs etcd-server (Tools/install-deps.sh test)")
         cls.etcd = Etcd()
         cls.etcd.start()
         cls.addClassCleanup(cls.etcd.stop)
-        cls.name = "c%d" % os.getpid()
+        cls.name = "%s%d" % (prefix, os.getpid())
         cls.nodes = []
-        for i in range(6):
-            s = harness.Server(name="node%d" % i, extra_args=["--cluster-etcd", cls.etcd.url, "--cluster-name", cls.name])
+        for i in range(leaders + followers):
+            s = harness.Server(name="%snode%d" % (prefix, i), extra_args=["--cluster-etcd", cls.etcd.url, "--cluster-name", cls.name])
             cls.class_servers = tuple(cls.class_servers) + (s,)
             cls.addClassCleanup(s.cleanup)
             s.start()
             cls.nodes.append(s)
-        cls.leaders, cls.followers = cls.nodes[:3], cls.nodes[3:]
-        out = subprocess.run(
-            [kvcluster_path(), "--etcd", cls.etcd.url, "--cluster", cls.name, "create",
-             "--leaders", ",".join("127.0.0.1:%d" % s.port for s in cls.leaders),
-             "--followers", ",".join("127.0.0.1:%d" % s.port for s in cls.followers)],
-            capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError("kvcluster create failed: %s %s" % (out.stdout, out.stderr))
+        cls.leaders, cls.followers = cls.nodes[:leaders], cls.nodes[leaders:]
+        cls.kvcluster("create", "--leaders", ",".join("127.0.0.1:%d" % s.port for s in cls.leaders),
+                      "--followers", ",".join("127.0.0.1:%d" % s.port for s in cls.followers))
+
+    @classmethod
+    def kvcluster(cls, *args, check=True, timeout=300):
+        out = subprocess.run([kvcluster_path(), "--etcd", cls.etcd.url, "--cluster", cls.name] + list(args),
+                             capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError("kvcluster %s failed (%d): %s %s" % (args[0], out.returncode, out.stdout, out.stderr))
+        return out
+
+
+class Cluster(ClusterCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_cluster("c", 3, 3)
 
     def test_every_node_sees_the_whole_layout(self):
         for s in self.nodes:
@@ -333,35 +344,12 @@ def keys_in(lo, hi, prefix, count):
     return out
 
 
-class ClusterSlotMove(harness.E2ETestCase):
+class ClusterSlotMove(ClusterCase):
     """kvcluster move, add-node and remove-node over two leaders with a follower each."""
 
     @classmethod
     def setUpClass(cls):
-        if harness.target() != "kvserver" or not ETCD:
-            raise unittest.SkipTest("cluster mode drives kvservers and needs etcd-server (Tools/install-deps.sh test)")
-        cls.etcd = Etcd()
-        cls.etcd.start()
-        cls.addClassCleanup(cls.etcd.stop)
-        cls.name = "m%d" % os.getpid()
-        cls.nodes = []
-        for i in range(4):
-            s = harness.Server(name="mnode%d" % i, extra_args=["--cluster-etcd", cls.etcd.url, "--cluster-name", cls.name])
-            cls.class_servers = tuple(cls.class_servers) + (s,)
-            cls.addClassCleanup(s.cleanup)
-            s.start()
-            cls.nodes.append(s)
-        cls.leaders, cls.followers = cls.nodes[:2], cls.nodes[2:]
-        cls.kvcluster("create", "--leaders", ",".join("127.0.0.1:%d" % s.port for s in cls.leaders),
-                      "--followers", ",".join("127.0.0.1:%d" % s.port for s in cls.followers))
-
-    @classmethod
-    def kvcluster(cls, *args, check=True, timeout=300):
-        out = subprocess.run([kvcluster_path(), "--etcd", cls.etcd.url, "--cluster", cls.name] + list(args),
-                             capture_output=True, text=True, timeout=timeout)
-        if check and out.returncode != 0:
-            raise AssertionError("kvcluster %s failed (%d): %s %s" % (args[0], out.returncode, out.stdout, out.stderr))
-        return out
+        cls.start_cluster("m", 2, 2)
 
     def owner_port(self, node, slot):
         for r in node.client().execute_command("CLUSTER", "SLOTS"):

@@ -47,6 +47,23 @@ struct KVClusterCommand: AsyncParsableCommand {
             EtcdClient(endpoints: etcd.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         }
 
+        /// The cluster's etcd keys.
+        var keys: ClusterKeys { ClusterKeys(cluster: cluster) }
+
+        /// Runs `body` with an etcd client that is shut down afterwards; a failure is printed
+        /// and becomes exit code 1.
+        func withEtcd<T>(_ body: (EtcdClient) async throws -> T) async throws -> T {
+            let etcd = client()
+            do {
+                let result = try await body(etcd)
+                await etcd.shutdown()
+                return result
+            } catch {
+                await etcd.shutdown()
+                throw KVClusterCommand.fail("\(error)")
+            }
+        }
+
         func validate() throws {
             if cluster.isEmpty || cluster.contains("/") { throw ValidationError("--cluster must be a non-empty name without '/'") }
             if etcd.split(separator: ",").isEmpty { throw ValidationError("--etcd needs at least one endpoint") }
@@ -102,16 +119,9 @@ struct KVClusterCommand: AsyncParsableCommand {
             } catch {
                 throw KVClusterCommand.fail("\(error)")
             }
-            let keys = ClusterKeys(cluster: common.cluster)
-            let etcd = common.client()
-            do {
-                let revision = try await ClusterAdmin.create(topology, etcd: etcd, keys: keys)
-                print("cluster \(keys.cluster) created at etcd revision \(revision):")
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
-            }
+            let keys = common.keys
+            let revision = try await common.withEtcd { try await ClusterAdmin.create(topology, etcd: $0, keys: keys) }
+            print("cluster \(keys.cluster) created at etcd revision \(revision):")
             for (i, s) in topology.shards.enumerated() {
                 let leader = topology.node(s.leader)?.address ?? s.leader
                 let fs = s.followers.compactMap { topology.node($0)?.address }
@@ -159,15 +169,7 @@ struct KVClusterCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let etcd = common.client()
-            let status: ClusterStatus
-            do {
-                status = try await ClusterAdmin.status(etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
-            }
+            let status = try await common.withEtcd { try await ClusterAdmin.status(etcd: $0, keys: common.keys) }
             if json {
                 print(String(decoding: try status.json(), as: UTF8.self))
             } else {
@@ -192,14 +194,7 @@ struct KVClusterCommand: AsyncParsableCommand {
         func run() async throws {
             guard let target = try KVClusterCommand.addresses(to).first else { throw ValidationError("--to needs host:port") }
             guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 3600") }
-            let etcd = common.client()
-            do {
-                try await ClusterAdmin.failover(to: target, etcd: etcd, keys: ClusterKeys(cluster: common.cluster), timeout: timeout)
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
-            }
+            try await common.withEtcd { try await ClusterAdmin.failover(to: target, etcd: $0, keys: common.keys, timeout: timeout) }
             print("\(to) leads its shard")
         }
     }
@@ -241,16 +236,10 @@ struct KVClusterCommand: AsyncParsableCommand {
                 throw ValidationError("\(error)")
             }
             if ranges.isEmpty { throw ValidationError("--slots names no slot") }
-            let etcd = common.client()
-            let report: MoveReport
-            do {
-                report = try await ClusterAdmin.move(
-                    slots: ranges, to: target, etcd: etcd, keys: ClusterKeys(cluster: common.cluster), timeout: timeout,
-                    pauseMillis: pauseMs, progress: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
+            let report = try await common.withEtcd {
+                try await ClusterAdmin.move(
+                    slots: ranges, to: target, etcd: $0, keys: common.keys, timeout: timeout, pauseMillis: pauseMs,
+                    progress: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
             }
             let rate = report.seconds > 0 ? Double(report.keys) / report.seconds : 0
             print("moved \(report.slots) slots to \(to): \(report.keys) rows copied in \(String(format: "%.2f", report.seconds)) s "
@@ -275,15 +264,7 @@ struct KVClusterCommand: AsyncParsableCommand {
         func run() async throws {
             guard let address = try KVClusterCommand.addresses(node).first else { throw ValidationError("--node needs host:port") }
             let leader = try KVClusterCommand.addresses(follow).first
-            let etcd = common.client()
-            let t: ClusterTopology
-            do {
-                t = try await ClusterAdmin.addNode(address, follow: leader, etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
-            }
+            let t = try await common.withEtcd { try await ClusterAdmin.addNode(address, follow: leader, etcd: $0, keys: common.keys) }
             print("\(node) added as \(follow.map { "a follower of \($0)" } ?? "a leader without slots") (layout epoch \(t.epoch))")
         }
     }
@@ -300,15 +281,7 @@ struct KVClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let address = try KVClusterCommand.addresses(node).first else { throw ValidationError("--node needs host:port") }
-            let etcd = common.client()
-            let t: ClusterTopology
-            do {
-                t = try await ClusterAdmin.removeNode(address, etcd: etcd, keys: ClusterKeys(cluster: common.cluster))
-                await etcd.shutdown()
-            } catch {
-                await etcd.shutdown()
-                throw KVClusterCommand.fail("\(error)")
-            }
+            let t = try await common.withEtcd { try await ClusterAdmin.removeNode(address, etcd: $0, keys: common.keys) }
             print("\(node) removed (layout epoch \(t.epoch))")
         }
     }

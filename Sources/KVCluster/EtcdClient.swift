@@ -27,6 +27,8 @@ public final class EtcdClient: Sendable {
     let preferred = Mutex(0)
     /// The running watches, cancelled and awaited by ``shutdown()``.
     let watches = Mutex<(next: Int, tasks: [Int: Task<Void, Never>])>((0, [:]))
+    /// Set by ``shutdown()``: no request starts a connection on the stopped event loop.
+    let closed = Atomic<Bool>(false)
 
     /// A client of the etcd cluster at `endpoints` (`http://127.0.0.1:2379`; at least one).
     public init(endpoints: [String], connectTimeout: Duration = .seconds(1), requestTimeout: Duration = .seconds(3)) {
@@ -45,6 +47,7 @@ public final class EtcdClient: Sendable {
 
     /// Stops the client's event loop. No request may be made afterwards.
     public func shutdown() async {
+        closed.store(true, ordering: .releasing)
         let running = watches.withLock { w in
             let t = Array(w.tasks.values)
             w.tasks = [:]
@@ -72,6 +75,7 @@ public final class EtcdClient: Sendable {
         // refused or dropped by a busy etcd is usually answered on the next try.
         for i in 0..<(2 * parsed.count) {
             if i == parsed.count { try await Task.sleep(for: .milliseconds(100)) }
+            if closed.load(ordering: .acquiring) { throw ClusterError.etcd("\(operation): the client was shut down") }
             let index = (start + i) % parsed.count
             let ep = parsed[index]
             let status: Int

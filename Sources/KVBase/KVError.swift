@@ -24,6 +24,9 @@ public enum KVError: Error, Sendable, Equatable, CustomStringConvertible {
     case notFound(String)
     /// The operation is not valid in the current state (e.g. a second open of a store).
     case invalidState(String)
+    /// The key holds a value of another type than the operation reads or changes (a string
+    /// read of a hash, say). `key` is a printable form of the key.
+    case wrongType(key: String)
 
     public var description: String {
         switch self {
@@ -45,6 +48,8 @@ public enum KVError: Error, Sendable, Equatable, CustomStringConvertible {
             return "not found: \(what)"
         case .invalidState(let message):
             return "invalid state: \(message)"
+        case .wrongType(let key):
+            return "key \(key) holds a value of another type"
         }
     }
 

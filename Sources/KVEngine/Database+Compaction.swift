@@ -102,6 +102,13 @@ extension Database {
         if !c.inputs[1].isEmpty { children.append(LevelIterator(files: c.inputs[1], tables: tables, fillCache: false)) }
         let input = MergingIterator(children)
         let output = CompactionOutput(db: self, compaction: c)
+        // The lookup filter reads the database as of the oldest snapshot any reader holds:
+        // what is dead there is dead for every reader.
+        let oldest = options.compactionLookupFilter == nil ? nil : Snapshot(sequence: smallestSnapshot, list: snapshots)
+        defer { oldest?.release() }
+        let lookup: (UnsafeRawBufferPointer) throws(KVError) -> [UInt8]? = { k throws(KVError) in
+            try self.get(k, snapshot: oldest)
+        }
         do throws(KVError) {
             try input.seekToFirst()
             let currentKey = ScratchBuffer()
@@ -128,7 +135,8 @@ extension Database {
                 {
                     drop = true
                 } else if seq <= smallestSnapshot, InternalKey.kind(key) == .value,
-                    let filter = options.compactionFilter, filter(user, input.value)
+                    options.compactionFilter?(user, input.value) == true
+                        || options.compactionLookupFilter?(user, input.value, lookup) == true
                 {
                     // The filter deletes the key: drop it at the bottom, otherwise leave a
                     // tombstone so older versions deeper down stay hidden.

@@ -85,6 +85,13 @@ public struct Options: Sendable {
     /// snapshot needs; returning true deletes the key. Nil: keep everything. Must be fast and
     /// must not call back into the database.
     public var compactionFilter: (@Sendable (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool)?
+    /// Like ``compactionFilter``, for filters that must read other keys to decide (a
+    /// collection element whose metadata row is gone): `lookup` reads the database as of the
+    /// oldest snapshot any reader holds, so what it finds dead is dead for every reader. A
+    /// lookup error should keep the entry.
+    package var compactionLookupFilter: (@Sendable (
+        _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+        _ lookup: (UnsafeRawBufferPointer) throws(KVError) -> [UInt8]?) -> Bool)?
     /// Called with every committed group of writes, in commit order, once its WAL record is
     /// written and before any later group commits: the encoded write batch (its header holds
     /// the first sequence number and the count). For a replication log. Must be quick and must

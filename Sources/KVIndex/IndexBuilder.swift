@@ -255,6 +255,8 @@ final class IndexBuilder: Sendable {
                     var added = 0
                     try forEachCurrentRow(db, of: group) { (user, value) throws(KVError) in
                         guard let (n, t) = RowValue.parse(value) else { throw RowValue.damaged(user) }
+                        // Indexes cover string rows only.
+                        guard RowValue.type(value) == .string else { return }
                         guard let entry = h.entry(key: user, value: UnsafeRawBufferPointer(rebasing: value[..<n])) else { return }
                         var envelope: [UInt8] = []
                         RowValue.appendTrailer(t, to: &envelope)

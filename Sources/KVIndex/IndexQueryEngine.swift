@@ -48,7 +48,7 @@ package enum IndexQueryEngine {
             }
             if let raw {
                 guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(c.user) }
-                let live = !RowValue.isExpired(t, now: now)
+                let live = !RowValue.isExpired(t, now: now) && raw.withUnsafeBytes({ RowValue.type($0) }) == .string
                 if live, raw.withUnsafeBytes({ h.entry(key: c.user, value: UnsafeRawBufferPointer(rebasing: $0[..<n]))?.key }) == c.key {
                     if skipped < offset {
                         skipped += 1

@@ -15,6 +15,8 @@ import KVBase
 ///             | 0xFF 0x01 meta-name            (shard-local metadata; never moves)
 ///             | 0xFF 0x02 index-entry          (see IndexKeys; owned by the row's slot)
 ///             | 0xFF 0x03 expiry-ms:8 BE  escaped(user key)   (expiry entry)
+///             | 0xFF 0x04 escaped(user key) version:8 BE kind:1 sub   (collection element;
+///                                                           see CollectionLayout)
 /// escaped(b) := each byte of b, with 0x00 written as 0x00 0xFF, then 0x00 0x01
 /// ```
 /// `escaped` is order-preserving and self-delimiting, so records embedding a user key sort by
@@ -28,6 +30,8 @@ package enum EngineKey {
     public static let indexTag: UInt8 = 0x02
     /// Tag of expiry entries.
     public static let expiryTag: UInt8 = 0x03
+    /// Tag of collection elements (hash fields, list items, set and sorted-set members).
+    public static let elementTag: UInt8 = 0x04
 
     /// The kind of an engine key.
     public enum Kind: Equatable, Sendable {

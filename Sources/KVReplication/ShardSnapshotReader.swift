@@ -48,7 +48,10 @@ public final class ShardSnapshotReader: Sendable {
             while it.isValid && bytes < maxBytes {
                 if let slots {
                     let k = it.keyView
-                    guard EngineKey.kind(k) == .row, slots[EngineKey.slot(ofRow: k)] else {
+                    // Rows and collection elements: the receiver makes its own index and
+                    // expiry entries.
+                    let kind = EngineKey.kind(k)
+                    guard kind == .row || kind == .reserved(EngineKey.elementTag), let slot = EngineKey.slot(of: k), slots[slot] else {
                         try it.next()
                         continue
                     }

@@ -6,7 +6,9 @@ import KVStore
 /// The rows of some slots, copied from another node's records into a store through the
 /// store's own write path (a cluster slot move, DESIGN.md "Slot moves"), so the store's index
 /// entries, expiry entries and followers follow them. Only user rows are taken: the source's
-/// index and expiry entries (and its metadata) are its own.
+/// index and expiry entries (and its metadata) are its own. Collections come as their
+/// metadata row (written through the row path, typed) and their element records (written as
+/// they are: their keys carry the collection's version).
 ///
 /// Plain rows and deletions are written in batches of up to 1,000; a row with an expiry time
 /// is written on its own (the batch before it first), so the order of the source holds.
@@ -16,6 +18,7 @@ public struct SlotRows {
     /// 16,384 flags: the slots whose rows are taken.
     public let slots: [Bool]
     private var batch = WriteBatch()
+    private var elements = RoutedBatch()
     private var written = 0
 
     /// Copies rows of `slots` (a table of 16,384 flags) into `store`.
@@ -56,6 +59,14 @@ public struct SlotRows {
     }
 
     private mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        if EngineKey.kind(key) == .reserved(EngineKey.elementTag) {
+            guard let slot = EngineKey.slot(of: key), slots[slot] else { return }
+            try flushRows()
+            elements.put(key, value, slot: slot)
+            written += 1
+            if elements.count >= 1000 { try flush() }
+            return
+        }
         guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
         let user = EngineKey.decodeRow(key)
         guard let parsed = RowValue.parse(value) else {
@@ -63,6 +74,13 @@ public struct SlotRows {
         }
         let payload = Array(value[0..<parsed.payload])
         written += 1
+        let type = RowValue.type(value)
+        if type != .string {
+            try flush()
+            try store.update([user]) { u in u.setRow(0, StoredEntry(value: payload, expiresAt: parsed.expiresAt, type: type)) }
+            return
+        }
+        try flushElements()
         if let expiresAt = parsed.expiresAt {
             try flush()
             try store.put(user, payload, expiresAt: expiresAt)
@@ -73,16 +91,36 @@ public struct SlotRows {
     }
 
     private mutating func delete(_ key: UnsafeRawBufferPointer) throws {
+        if EngineKey.kind(key) == .reserved(EngineKey.elementTag) {
+            guard let slot = EngineKey.slot(of: key), slots[slot] else { return }
+            try flushRows()
+            elements.delete(key, slot: slot)
+            written += 1
+            if elements.count >= 1000 { try flush() }
+            return
+        }
         guard EngineKey.kind(key) == .row, slots[EngineKey.slot(ofRow: key)] else { return }
+        try flushElements()
         batch.delete(EngineKey.decodeRow(key))
         written += 1
         if batch.count >= 1000 { try flush() }
     }
 
     private mutating func flush() throws {
+        try flushRows()
+        try flushElements()
+    }
+
+    private mutating func flushRows() throws {
         guard !batch.isEmpty else { return }
         try store.write(batch)
         batch = WriteBatch()
+    }
+
+    private mutating func flushElements() throws {
+        guard !elements.isEmpty else { return }
+        try store.applyElementRecords(elements)
+        elements = RoutedBatch()
     }
 
     /// Deletes every row of `slots` (16,384 flags) in `store`, in batches of 1,000; returns
@@ -102,6 +140,9 @@ public struct SlotRows {
             }
         }
         if !batch.isEmpty { try store.write(batch) }
+        // The collections' elements too: a collection moved back later returns with the same
+        // version, and left-over elements would come back with it.
+        try store.deleteElementRecords(ofSlots: slots)
         return deleted
     }
 }

@@ -134,7 +134,7 @@ final class SlotMoves: Sendable {
     /// are all in one outgoing slot, before the handoff.
     func holds(_ args: [[UInt8]], spec: CommandSpec) -> Bool {
         guard pausing.load(ordering: .relaxed), spec.isWrite else { return false }
-        let positions = spec.keyPositions(argc: args.count)
+        let positions = spec.keyPositions(args)
         guard positions.count == 1 else { return false }
         let slot = HashSlot.slot(of: args[positions[0]])
         return state.withLock { s in

@@ -63,7 +63,7 @@ final class ClusterState: Sendable {
     /// client (`asking`) is served an incoming slot on the target. A request with keys is
     /// counted in flight first (`entered` receives the epoch to leave).
     func redirect(_ arguments: [[UInt8]], spec: CommandSpec, session: ClientSession, asking: Bool, entered: inout Int) -> String? {
-        let positions = spec.keyPositions(argc: arguments.count)
+        let positions = spec.keyPositions(arguments)
         guard let first = positions.first else { return nil }
         let slot = HashSlot.slot(of: arguments[first])
         for p in positions.dropFirst() where HashSlot.slot(of: arguments[p]) != slot { return Self.crossSlot }

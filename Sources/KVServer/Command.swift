@@ -58,6 +58,9 @@ final class CommandSpec: Sendable {
     /// under `name|sub`, and `COMMAND` lists them.
     let subcommands: [String]
     let handler: @Sendable (inout CommandCall) throws -> RESPValue
+    /// The key positions of a request of a command whose keys move with its arguments
+    /// (Redis's `movablekeys`: a `numkeys` argument); nil: first/last/step.
+    let movableKeys: (@Sendable (_ args: [[UInt8]]) -> [Int])?
     /// Whether a client that has not authenticated may call it.
     let allowedBeforeAuth: Bool
     /// Whether it changes data.
@@ -75,7 +78,9 @@ final class CommandSpec: Sendable {
     private static let created = Atomic<Int>(0)
 
     init(_ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0), subcommands: [String] = [],
+         movableKeys: (@Sendable (_ args: [[UInt8]]) -> [Int])? = nil,
          _ handler: @escaping @Sendable (inout CommandCall) throws -> RESPValue) {
+        self.movableKeys = movableKeys
         self.name = name
         self.arity = arity
         self.flags = flags
@@ -98,6 +103,20 @@ final class CommandSpec: Sendable {
     /// The argument positions of a request's keys by Redis's legacy first/last/step rule (a
     /// negative last counts from the end). `COMMAND GETKEYS` uses the key specs of the
     /// metadata; the metadata tests check that the two agree.
+    func keyPositions(_ args: [[UInt8]]) -> [Int] {
+        if let movableKeys { return movableKeys(args) }
+        return keyPositions(argc: args.count)
+    }
+
+    /// The key positions of `numkeys key ...` with `numkeys` at argument `at` (SINTERCARD,
+    /// ZUNIONSTORE, LMPOP...): none when it is not a positive number within the arguments.
+    static func numkeys(at: Int) -> @Sendable ([[UInt8]]) -> [Int] {
+        { args in
+            guard at < args.count, let n = RedisText.parseInt(args[at]), n > 0, n <= Int64(args.count - at - 1) else { return [] }
+            return Array((at + 1)..<(at + 1 + Int(n)))
+        }
+    }
+
     func keyPositions(argc: Int) -> [Int] {
         guard firstKey > 0, step > 0 else { return [] }
         let last = lastKey < 0 ? argc + lastKey : lastKey
@@ -304,7 +323,7 @@ enum Commands {
                     do {
                         let incr = try increments[i].get()
                         var value: Int64 = 0
-                        if let row = rows[slot] {
+                        if let row = try stringRow(rows[slot]) {
                             guard let v = RedisText.parseInt(row.value) else { throw CommandError.notInteger }
                             value = v
                         }
@@ -351,7 +370,7 @@ enum Commands {
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
             + pubsubCommands + objectCommands + transactionCommands
-            + clusterModeCommands + slotMoveCommands
+            + clusterModeCommands + slotMoveCommands + hashCommands + setCommands
         return all.sorted { $0.index < $1.index }
     }()
 
@@ -479,6 +498,9 @@ enum Commands {
         } catch let e as CommandError {
             failure = e.message
             reply = .simpleError(e.message)
+        } catch KVError.wrongType {
+            failure = CommandError.wrongType.message
+            reply = .simpleError(CommandError.wrongType.message)
         } catch let e as KVError {
             let text = "ERR " + String(describing: e)
             failure = text

@@ -23,6 +23,7 @@ public struct CommandError: Error, Sendable, Equatable, CustomStringConvertible 
     static let tooLarge = CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     static let dbIndexOutOfRange = CommandError("ERR DB index is out of range")
     static let invalidCursor = CommandError("ERR invalid cursor")
+    static let wrongType = CommandError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
     static func wrongArity(_ name: String) -> CommandError {
         CommandError("ERR wrong number of arguments for '\(name)' command")

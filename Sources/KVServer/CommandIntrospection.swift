@@ -8,7 +8,8 @@ extension Commands {
     static let metadataList: [CommandMetadata] =
         CommandMetadata.stringGroup + CommandMetadata.keyspaceGroup + CommandMetadata.serverGroup
         + CommandMetadata.commandGroup + CommandMetadata.connectionGroup + CommandMetadata.pubsubGroup
-        + CommandMetadata.shaleGroup + CommandMetadata.clusterGroup
+        + CommandMetadata.shaleGroup + CommandMetadata.clusterGroup + CommandMetadata.hashGroup + CommandMetadata.listGroup
+        + CommandMetadata.setGroup + CommandMetadata.sortedSetGroup
 
     static let metadata: [String: CommandMetadata] = {
         var m: [String: CommandMetadata] = [:]

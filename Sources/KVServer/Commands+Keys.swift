@@ -11,7 +11,7 @@ extension Commands {
             return .integer(Int64(rows.filter { $0 != nil }.count))
         },
         CommandSpec("type", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            .simpleString(try read(c, c.args[1]) != nil ? "string" : "none")
+            .simpleString(try read(c, c.args[1])?.type.name ?? "none")
         },
         CommandSpec("expire", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try expire(&c, base: c.store.now, unit: 1000) },
         CommandSpec("pexpire", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try expire(&c, base: c.store.now, unit: 1) },
@@ -148,12 +148,17 @@ extension Commands {
             return nx ? .zero : .ok
         }
         var renamed = false, created = false
-        let reply = try c.store.modify([src, dst]) { rows -> RESPValue in
-            guard let row = rows[0] else { throw CommandError.noSuchKey }
-            if nx && rows[1] != nil { return .zero }
-            created = rows[1] == nil
-            rows[1] = row
-            rows[0] = nil
+        let reply = try c.store.update([src, dst]) { u -> RESPValue in
+            guard let row = u.rows[0] else { throw CommandError.noSuchKey }
+            if nx && u.rows[1] != nil { return .zero }
+            created = u.rows[1] == nil
+            if row.type == .string {
+                u.setRow(1, row)
+            } else {
+                // A collection's elements are keyed by its key: copied under a new version.
+                try u.copyCollection(0, to: 1)
+            }
+            u.setRow(0, nil)
             renamed = true
             return nx ? .one : .ok
         }
@@ -199,16 +204,16 @@ extension Commands {
         var keys: [RESPValue] = []
         var last: [UInt8]?
         var examined = 0
-        let typeMatches = typeFilter.map { RedisText.eq($0, "string") } ?? true
-        while examined < count, let (k, _) = try scan.nextEntry() {
+        let wanted = typeFilter.map { RedisText.lower($0) }
+        while examined < count, let (k, row) = try scan.nextRow() {
             examined += 1
             last = k
-            if !typeMatches { continue }
+            if let wanted, row.type.name != wanted { continue }
             if let pattern, !Glob.match(pattern, k) { continue }
             keys.append(.bulk(k))
         }
         var next: UInt64 = 0
-        if let last, examined == count, try scan.nextEntry() != nil {
+        if let last, examined == count, try scan.nextRow() != nil {
             next = c.server.cursors.remember(last)
         }
         return .array([.bulk(String(next)), .array(keys)])

@@ -25,6 +25,19 @@ extension Commands {
         return value.count <= 44 ? "embstr" : "raw"
     }
 
+    /// The encoding name of a row: Redis's names for strings; for a collection, the name of
+    /// the Redis encoding with the same costs (elements are engine records looked up by key:
+    /// `hashtable` for hashes and sets, `quicklist` for lists, `skiplist` for sorted sets,
+    /// which keep a score-ordered index).
+    static func encoding(_ row: StoredEntry) -> String {
+        switch row.type {
+        case .string: return stringEncoding(row.value)
+        case .hash, .set: return "hashtable"
+        case .list: return "quicklist"
+        case .zset: return "skiplist"
+        }
+    }
+
     static func object(_ c: CommandCall) throws -> RESPValue {
         let sub = RedisText.lower(c.args[1])
         switch sub {
@@ -32,7 +45,7 @@ extension Commands {
             if c.argc != 3 { throw CommandError.wrongArity("object|\(sub)") }
             guard let row = try c.store.getEntry(c.args[2]) else { return .nullBulk }
             switch sub {
-            case "encoding": return .bulk(stringEncoding(row.value))
+            case "encoding": return .bulk(encoding(row))
             case "refcount": return .integer(1)
             case "idletime":
                 throw CommandError("ERR idle time is not tracked: this server keeps no per-key access clock")

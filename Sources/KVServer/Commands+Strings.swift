@@ -28,7 +28,7 @@ struct SetFlags: OptionSet {
 extension Commands {
     static let stringCommands: [CommandSpec] = [
         CommandSpec("get", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            try bulkOrNull(c.server, try read(c, c.args[1])?.value)
+            try bulkOrNull(c.server, try readString(c, c.args[1])?.value)
         },
         CommandSpec("set", -3, ["write", "denyoom"], keys: (1, 1, 1)) { c in try set(&c) },
         CommandSpec("setnx", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
@@ -61,7 +61,7 @@ extension Commands {
         CommandSpec("getset", 3, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             let v = c.args[2]
             let old = try c.store.modify([c.args[1]]) { rows -> [UInt8]? in
-                let old = rows[0]?.value
+                let old = try stringRow(rows[0])?.value
                 rows[0] = StoredEntry(value: v)
                 return old
             }
@@ -71,7 +71,7 @@ extension Commands {
         },
         CommandSpec("getdel", 2, ["write", "fast"], keys: (1, 1, 1)) { c in
             let old = try c.store.modify([c.args[1]]) { rows -> [UInt8]? in
-                let old = rows[0]?.value
+                let old = try stringRow(rows[0])?.value
                 rows[0] = nil
                 return old
             }
@@ -85,7 +85,8 @@ extension Commands {
             out.reserveCapacity(rows.count)
             for (i, row) in rows.enumerated() {
                 if row == nil { notify(c, .keyMiss, "keymiss", c.args[i + 1]) }
-                out.append(try bulkOrNull(c.server, row?.value))
+                // Redis answers nil for a key holding another type.
+                out.append(try bulkOrNull(c.server, row?.type == .string ? row?.value : nil))
             }
             return .array(out)
         },
@@ -136,7 +137,7 @@ extension Commands {
             let text = try c.store.modify([c.args[1]]) { rows -> [UInt8] in
                 created = rows[0] == nil
                 var value: RedisText.LongDouble = 0
-                if let row = rows[0] {
+                if let row = try stringRow(rows[0]) {
                     guard let v = RedisText.parseLongDouble(row.value) else { throw CommandError.notFloat }
                     value = v
                 }
@@ -156,7 +157,7 @@ extension Commands {
             var created = false
             let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
                 created = rows[0] == nil
-                var row = rows[0] ?? StoredEntry(value: [])
+                var row = try stringRow(rows[0]) ?? StoredEntry(value: [])
                 try checkStringLength(server, Int64(row.value.count), Int64(suffix.count))
                 row.value += suffix
                 rows[0] = row
@@ -167,12 +168,12 @@ extension Commands {
             return reply
         },
         CommandSpec("strlen", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
-            .integer(Int64(try read(c, c.args[1])?.value.count ?? 0))
+            .integer(Int64(try readString(c, c.args[1])?.value.count ?? 0))
         },
         CommandSpec("getrange", 4, ["readonly"], keys: (1, 1, 1)) { c in
             var start = try RedisText.int(c.args[2])
             var end = try RedisText.int(c.args[3])
-            let value = try read(c, c.args[1])?.value ?? []
+            let value = try readString(c, c.args[1])?.value ?? []
             let n = Int64(value.count)
             if start < 0 && end < 0 && start > end { return .bulk([]) }
             if start < 0 { start = n + start }
@@ -194,7 +195,7 @@ extension Commands {
             let server = c.server
             var changed = false, created = false
             let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
-                var row = rows[0] ?? StoredEntry(value: [])
+                var row = try stringRow(rows[0]) ?? StoredEntry(value: [])
                 if patch.isEmpty { return .integer(Int64(row.value.count)) }
                 changed = true
                 created = rows[0] == nil
@@ -332,7 +333,7 @@ extension Commands {
         let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
             let old = rows[0]
             var reply = RESPValue.ok
-            if flags.contains(.get) { reply = try bulkOrNull(server, old?.value) }
+            if flags.contains(.get) { reply = try bulkOrNull(server, try stringRow(old)?.value) }
             if (flags.contains(.nx) && old != nil) || (flags.contains(.xx) && old == nil) {
                 return flags.contains(.get) ? reply : .nullBulk
             }
@@ -356,7 +357,7 @@ extension Commands {
         let args = c.args
         var event: (KeyspaceEventFlags, String)?
         let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
-            guard let row = rows[0] else { return try bulkOrNull(server, nil) }
+            guard let row = try stringRow(rows[0]) else { return try bulkOrNull(server, nil) }
             let at = try expireTime(flags, expireArg, now: now, command: "getex")
             if let at {
                 if at <= now {
@@ -382,7 +383,7 @@ extension Commands {
         let reply = try c.store.modify([c.args[1]]) { rows -> RESPValue in
             created = rows[0] == nil
             var value: Int64 = 0
-            if let row = rows[0] {
+            if let row = try stringRow(rows[0]) {
                 guard let v = RedisText.parseInt(row.value) else { throw CommandError.notInteger }
                 value = v
             }
@@ -417,6 +418,19 @@ extension Commands {
     @inline(__always)
     static func notify(_ c: CommandCall, _ type: KeyspaceEventFlags, _ event: String, _ key: [UInt8]) {
         c.server.keyspace.notify(type, event, key)
+    }
+
+    /// `row` when it holds a string (or is nil); `-WRONGTYPE` otherwise.
+    @inline(__always)
+    static func stringRow(_ row: StoredEntry?) throws(CommandError) -> StoredEntry? {
+        if let row, row.type != .string { throw CommandError.wrongType }
+        return row
+    }
+
+    /// The live string row of `key` for a read command: `-WRONGTYPE` for another type; a miss
+    /// is a `keymiss` event.
+    static func readString(_ c: CommandCall, _ key: [UInt8]) throws -> StoredEntry? {
+        try stringRow(try read(c, key))
     }
 
     /// The live row of `key` for a read command; a miss is a `keymiss` event.

@@ -160,7 +160,7 @@ extension Commands {
     static func trackingBeforeHandler(_ spec: CommandSpec, _ arguments: [[UInt8]], session: ClientSession, server: ServerState) {
         server.tracking.evictIfNeeded(server: server, current: session)
         guard spec.isReadOnly, session.tracking.remembersReads else { return }
-        let positions = spec.keyPositions(argc: arguments.count)
+        let positions = spec.keyPositions(arguments)
         if !positions.isEmpty { server.tracking.remember(positions.lazy.map { arguments[$0] }, for: session) }
     }
 

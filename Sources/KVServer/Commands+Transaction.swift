@@ -94,7 +94,7 @@ extension Commands {
             var slots = Set<Int>()
             for args in txn.queued {
                 guard let spec = table[RedisText.lower(args[0])] else { continue }
-                for p in spec.keyPositions(argc: args.count) { slots.insert(HashSlot.slot(of: args[p])) }
+                for p in spec.keyPositions(args) { slots.insert(HashSlot.slot(of: args[p])) }
             }
             if slots.count > 1 { throw CommandError(ClusterState.crossSlot) }
             // A slot in the middle of a move's switch: the queue is retried (counted in

@@ -17,6 +17,9 @@ extension EngineKey {
         case .reserved(expiryTag):
             guard key.count > 10, let (user, _) = decodeEscaped(key, from: 10) else { return nil }
             return HashSlot.slot(of: user)
+        case .reserved(elementTag):
+            guard let (user, _) = decodeEscaped(key, from: 2) else { return nil }
+            return HashSlot.slot(of: user)
         default:
             return nil
         }

@@ -2,6 +2,7 @@ import KVBase
 import KVEngine
 import KVFileSystem
 import KVLayout
+import Synchronization
 
 extension ShardedStore {
     static let lockFileName = "LOCK"
@@ -159,6 +160,10 @@ extension ShardedStore {
         o.compactionFilter = { key, value in
             if ShardedStore.expiryFilter(key, value) { return true }
             return user?(key, value) ?? false
+        }
+        let lastVerdict = OrphanVerdict()
+        o.compactionLookupFilter = { key, _, lookup in
+            ShardedStore.orphanFilter(key, lookup, lastVerdict)
         }
         let dir = joinPath(path, StoreDescriptor.directoryName(id))
         if !create && !o.fileSystem.fileExists(dir) {

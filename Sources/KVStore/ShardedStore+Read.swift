@@ -7,10 +7,13 @@ extension ShardedStore {
     /// the shard that owns the key's slot.
     ///
     /// - Parameter snapshot: read as of this store snapshot instead of the latest state.
+    ///
+    /// - Throws: ``KVError/wrongType(key:)`` when the key holds a collection.
     public func get(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> [UInt8]? {
         guard var raw = try rawGet(key, snapshot: snapshot) else { return nil }
         guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(key) }
         if let t, t <= now { return nil }
+        if raw[raw.count - 1] > RowValue.expiring { throw .wrongType(key: printable(key)) }
         raw.removeLast(raw.count - n)
         return raw
     }

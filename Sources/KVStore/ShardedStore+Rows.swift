@@ -2,6 +2,7 @@ import KVBase
 import KVEngine
 import KVIndex
 import KVLayout
+import Synchronization
 
 /// One row change of a store write: the new state of a user key, and its old state when it
 /// was read under the key's lock (needed to remove old index entries and expiry entries).
@@ -148,17 +149,20 @@ extension ShardedStore {
 
     /// Builds the engine batch of `writes` (rows, expiry entries, index entries) and applies
     /// it. The caller holds the key locks of every write.
-    func commitRowsLocked(_ writes: [RowWrite], durability: Durability?, extraDeletes: [(key: [UInt8], slot: Int)] = []) throws(KVError) {
+    func commitRowsLocked(_ writes: [RowWrite], durability: Durability?, extraDeletes: [(key: [UInt8], slot: Int)] = [],
+                          extra: RoutedBatch? = nil) throws(KVError) {
         var batch = RoutedBatch(reservingCapacity: writes.count * 2)
         var deltas = IndexDeltas()
         for w in writes {
             let ek = EngineKey.encode(w.key)
             if let new = w.new {
                 var trailer: [UInt8] = []
-                RowValue.appendTrailer(new.expiresAt, to: &trailer)
+                RowValue.appendTrailer(new.expiresAt, type: new.type, to: &trailer)
                 batch.put(ek, new.value, suffix: trailer, slot: w.slot)
                 if let t = new.expiresAt {
-                    batch.put(EngineKey.expiryEntry(w.key, at: t), trailer, slot: w.slot)
+                    var entry: [UInt8] = []
+                    RowValue.appendTrailer(t, to: &entry)
+                    batch.put(EngineKey.expiryEntry(w.key, at: t), entry, slot: w.slot)
                 }
             } else {
                 batch.delete(ek, slot: w.slot)
@@ -167,12 +171,15 @@ extension ShardedStore {
                 batch.delete(EngineKey.expiryEntry(w.key, at: t), slot: w.slot)
             }
             if w.oldKnown {
-                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old, new: w.new, into: &batch, deltas: &deltas)
+                // Indexes cover string rows only.
+                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old.flatMap { $0.type == .string ? $0 : nil },
+                                           new: w.new.flatMap { $0.type == .string ? $0 : nil }, into: &batch, deltas: &deltas)
             }
         }
         for d in extraDeletes {
             batch.delete(d.key, slot: d.slot)
         }
+        if let extra { batch.append(extra) }
         if batch.isEmpty { return }
         try apply(batch, durability: durability)
         deltas.apply()
@@ -232,10 +239,60 @@ extension ShardedStore {
     }
 
     /// The compaction filter of a store's shards: drops rows, index entries and expiry entries
-    /// whose envelope says they expired (by the wall clock), never metadata.
+    /// whose envelope says they expired (by the wall clock), never metadata. Collection
+    /// elements have no envelope: ``orphanFilter(_:_:_:)`` decides for them.
     static func expiryFilter(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool {
-        if EngineKey.kind(key) == .reserved(EngineKey.metaTag) { return false }
+        switch EngineKey.kind(key) {
+        case .reserved(EngineKey.metaTag), .reserved(EngineKey.elementTag): return false
+        default: break
+        }
         guard let (_, t) = RowValue.parse(value), let t else { return false }
         return t <= RowValue.wallClockMillis()
     }
+}
+
+extension ShardedStore {
+    /// The compaction filter of collection elements: drops an element whose collection is
+    /// gone — its metadata row absent, expired (wall clock), of another type or of another
+    /// version — as of the oldest snapshot (`lookup`); what is dead there stays dead, since
+    /// versions are never reused. Consecutive elements of one collection share one lookup
+    /// (`last`). A failed lookup keeps the element.
+    static func orphanFilter(_ key: UnsafeRawBufferPointer, _ lookup: (UnsafeRawBufferPointer) throws(KVError) -> [UInt8]?,
+                             _ last: OrphanVerdict) -> Bool {
+        guard EngineKey.kind(key) == .reserved(EngineKey.elementTag),
+              let (user, version, kindAt) = CollectionLayout.decodeElement(key) else { return false }
+        let prefix = UnsafeRawBufferPointer(rebasing: key[..<kindAt])
+        if let known = last.value.withLock({ v -> Bool? in
+            guard let v, v.prefix.count == prefix.count, v.prefix.elementsEqual(prefix) else { return nil }
+            return v.dead
+        }) {
+            return known
+        }
+        let dead: Bool
+        do {
+            if let raw = try EngineKey.withEncoded(user, { (k) throws(KVError) in try lookup(k) }),
+               let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) {
+                let type = raw.withUnsafeBytes { RowValue.type($0) }
+                if type == .string || RowValue.isExpired(t, now: RowValue.wallClockMillis()) {
+                    dead = true
+                } else if let meta = try? CollectionMeta.decode(Array(raw[..<n]), type: type, key: user) {
+                    dead = meta.version != version
+                } else {
+                    return false
+                }
+            } else {
+                dead = true
+            }
+        } catch {
+            return false
+        }
+        last.value.withLock { $0 = (Array(prefix), dead) }
+        return dead
+    }
+}
+
+/// The last verdict of ``ShardedStore/orphanFilter(_:_:_:)``: the element prefix (key and
+/// version) it was for and whether that collection is dead.
+final class OrphanVerdict: Sendable {
+    let value = Mutex<(prefix: [UInt8], dead: Bool)?>(nil)
 }

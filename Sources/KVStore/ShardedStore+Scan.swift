@@ -113,7 +113,7 @@ public final class StoreScan: Sequence, IteratorProtocol {
     public func nextRow() throws -> (key: [UInt8], entry: StoredEntry)? {
         guard let top = try advanceCursor() else { return nil }
         let c = cursors[top]
-        return (c.key, StoredEntry(value: c.value, expiresAt: c.expiresAt))
+        return (c.key, StoredEntry(value: c.value, expiresAt: c.expiresAt, type: c.type))
     }
 
     func advance() throws(KVError) -> (key: [UInt8], value: [UInt8])? {
@@ -223,6 +223,8 @@ final class ShardCursor {
     private(set) var key: [UInt8] = []
     /// The current row's expiry time.
     private(set) var expiresAt: Int64?
+    /// The current row's type.
+    private(set) var type = ValueType.string
     private var payloadLength = 0
     private(set) var valid = false
 
@@ -279,6 +281,7 @@ final class ShardCursor {
                     key = EngineKey.decodeRow(k)
                     payloadLength = n
                     expiresAt = t
+                    type = RowValue.type(iterator.valueView)
                     valid = true
                     return
                 }

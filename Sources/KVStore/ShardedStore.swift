@@ -80,6 +80,8 @@ public final class ShardedStore: Sendable {
     let clockOffset = Atomic<Int64>(0)
     /// When not 0, the store's clock stands at this time (tests of expiry).
     let frozenClock = Atomic<Int64>(0)
+    /// The last collection version handed out (see ``CollectionLayout``).
+    let lastCollectionVersion = Atomic<UInt64>(0)
 
     /// Everything guarded by the store mutex, grouped by concern: routing and lifecycle here,
     /// resharding in ``ReshardState``, leftover cleanup in ``CleanupState``. (Index work keeps

@@ -82,6 +82,14 @@ final class TransactionState: @unchecked Sendable {
         return overlay[Array(engineKey)]
     }
 
+    /// Whether the running transaction buffered nothing (owner thread only).
+    var overlayIsEmpty: Bool { overlay.isEmpty }
+
+    /// The buffered writes whose engine key passes `filter` (owner thread only), unordered.
+    func overlayEntries(_ filter: ([UInt8]) -> Bool) -> [(key: [UInt8], value: [UInt8]?)] {
+        overlay.compactMap { filter($0.key) ? ($0.key, $0.value) : nil }
+    }
+
     /// The stamp cell of an engine key.
     @inline(__always)
     static func cell(_ engineKey: UnsafeRawBufferPointer) -> Int {
@@ -101,5 +109,16 @@ extension WriteBatch {
     /// built in memory is well formed, so decoding cannot fail.
     func forEachRecord(_ body: (Bool, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
         try? forEach { kind, key, value in body(kind == .value, key, value) }
+    }
+}
+
+extension TransactionState {
+    /// The buffered writes with `lower <= engine key < upper`, in key order (owner thread
+    /// only): the engine value, or nil for a deletion.
+    func bufferedRange(_ lower: [UInt8], _ upper: [UInt8]) -> [(key: [UInt8], value: [UInt8]?)] {
+        if overlayIsEmpty { return [] }
+        return overlayEntries { k in
+            k.lexicographicallyPrecedes(upper) && !k.lexicographicallyPrecedes(lower)
+        }.sorted { $0.key.lexicographicallyPrecedes($1.key) }
     }
 }

@@ -370,7 +370,7 @@ enum Commands {
     static let specs: [CommandSpec] = {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
             + pubsubCommands + objectCommands + transactionCommands
-            + clusterModeCommands + slotMoveCommands + hashCommands + setCommands
+            + clusterModeCommands + slotMoveCommands + hashCommands + setCommands + listCommands + blockingCommands
         return all.sorted { $0.index < $1.index }
     }()
 

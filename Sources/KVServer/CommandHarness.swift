@@ -62,6 +62,7 @@ package final class CommandHarness {
             return result.value.withLock { $0 }
         }
         server.replication.cancelWaits(session: session.id)
+        server.blocked.cancel(session: session.id)
         // Long polls answer on their own timer (100 ms); every parked reply ends in bounded time.
         _ = done.wait(timeout: .now() + .seconds(2))
         return nil

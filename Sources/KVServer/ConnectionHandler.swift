@@ -529,7 +529,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         if wasClosing {
             running = false
             // The client went away while the batch ran: a parked reply has no reader.
-            if deferred != nil, let session { server.replication.cancelWaits(session: session.id) }
+            if deferred != nil, let session {
+                server.replication.cancelWaits(session: session.id)
+                server.blocked.cancel(session: session.id)
+            }
             return
         }
         if let output, output.readableBytes > 0, context.channel.isActive {

@@ -35,7 +35,7 @@ enum InfoReport {
                          ("maxclients", String(server.live.withLock { $0.maxClients })),
                          ("client_recent_max_input_buffer", "0"),
                          ("client_recent_max_output_buffer", String(server.largestClientOutput)),
-                         ("blocked_clients", String(server.replication.parkedWaits + server.pause.parkedCount + (server.cluster?.moves.parkedCount ?? 0))),
+                         ("blocked_clients", String(server.replication.parkedWaits + server.blocked.parkedCount + server.pause.parkedCount + (server.cluster?.moves.parkedCount ?? 0))),
                          ("tracking_clients", String(server.tracking.clients))]
             case "memory":
                 let rss = residentBytes()

@@ -200,6 +200,7 @@ public final class KVServer: Service, Sendable {
         try? listener.close().wait()
         try? metricsListener?.close().wait()
         state.replication.cancelAllWaits()
+        state.blocked.cancelAll()
         // Running batches finish (their replies are written); queued ones are cancelled.
         try? pool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()

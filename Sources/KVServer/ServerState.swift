@@ -170,6 +170,8 @@ public final class ServerState: Sendable {
     let tracking: TrackingTable
     /// CLIENT PAUSE.
     let pause = ClientPause()
+    /// Clients parked in blocking pops.
+    let blocked: BlockedClients
     /// Called by SHUTDOWN.
     let shutdownRequest = Mutex<(@Sendable () -> Void)?>(nil)
     /// The port actually bound.
@@ -196,7 +198,9 @@ public final class ServerState: Sendable {
         slowlogThreshold = Atomic(config.slowlogThresholdMicros)
         logLevelControl = config.logLevelControl ?? LogLevelControl(config.logLevel)
         counters.latencyTracking.store(config.latencyTracking, ordering: .relaxed)
+        blocked = BlockedClients(keyspace: keyspace)
         keyspace.addListener(TrackingListener(server: self))
+        keyspace.addListener(blocked)
     }
 
     var requirePass: String? { live.withLock { $0.requirePass } }
@@ -271,6 +275,7 @@ public final class ServerState: Sendable {
         _ = session.endMulti()
         session.unwatchAll(store)
         replication.cancelWaits(session: session.id)
+        blocked.cancel(session: session.id)
     }
 
     var connectedClients: Int { clients.withLock { $0.count } }

@@ -59,12 +59,22 @@ extension Commands {
     /// whether the picks must be distinct (a negative count allows repeats).
     static func randomCount(_ arg: [UInt8]) throws -> (count: Int, distinct: Bool) {
         let l = try RedisText.int(arg)
-        if l == Int64.min { throw CommandError("ERR value is out of range") }
+        if l == Int64.min { throw outsideLongRange }
         let n = l >= 0 ? l : -l
         // A reply is built whole: a count past this would only exhaust memory.
         if n > maxRandomCount && l < 0 { throw CommandError("ERR value is out of range") }
         return (Int(min(n, Int64(Int.max))), l >= 0)
     }
+
+    /// Redis's `getPositiveLongFromObjectOrReply` without a message: a count of 0 or more
+    /// (LPOP, SPOP, ZPOPMIN...); anything else, text included, is out of range.
+    static func positiveCount(_ arg: [UInt8]) throws -> Int {
+        guard let n = RedisText.parseInt(arg), n >= 0 else { throw CommandError("ERR value is out of range, must be positive") }
+        return Int(min(n, Int64(Int.max)))
+    }
+
+    /// Redis's message for a number outside `-LONG_MAX ... LONG_MAX`.
+    static let outsideLongRange = CommandError("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
 
     /// The largest count of repeated random picks one reply may ask for.
     static let maxRandomCount: Int64 = 1 << 24
@@ -132,32 +142,47 @@ extension Commands {
         return probe
     }
 
+    /// A cursor as Redis's `parseScanCursorOrReply` reads it (`strtoul`: a sign is allowed,
+    /// `-1` wraps around); an unknown one starts from the beginning.
+    static func scanCursor(_ arg: [UInt8]) throws -> UInt64 {
+        var digits = arg[...]
+        var negative = false
+        if let f = digits.first, f == UInt8(ascii: "+") || f == UInt8(ascii: "-") {
+            negative = f == UInt8(ascii: "-")
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let v = UInt64(String(decoding: digits, as: UTF8.self)) else { throw CommandError.invalidCursor }
+        return negative ? 0 &- v : v
+    }
+
     /// `HSCAN`/`SSCAN key cursor [MATCH pattern] [COUNT count]`: the cursor names the last
     /// element returned (remembered by the server, as SCAN's); calls `emit` for each element
     /// that matches. Returns the next cursor (0 at the end).
     static func scanCollection(_ c: CommandCall, _ type: ValueType,
                                _ emit: (_ sub: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) throws -> UInt64 {
-        let cursorText = String(decoding: c.args[2], as: UTF8.self)
-        guard let cursor = UInt64(cursorText), !cursorText.hasPrefix("+") else { throw CommandError.invalidCursor }
-        var count = 10
-        var pattern: [UInt8]?
-        var j = 3
-        while j < c.argc {
-            if RedisText.eq(c.args[j], "count") && j + 1 < c.argc {
-                let n = try RedisText.int(c.args[j + 1])
-                if n < 1 { throw CommandError.syntax }
-                count = Int(min(n, 1 << 20))
-            } else if RedisText.eq(c.args[j], "match") && j + 1 < c.argc {
-                pattern = c.args[j + 1]
-            } else {
-                throw CommandError.syntax
-            }
-            j += 2
-        }
-        if pattern == [UInt8(ascii: "*")] { pattern = nil }
-        let after = cursor == 0 ? nil : c.server.cursors.position(cursor)
+        let cursor = try scanCursor(c.args[2])
+        // Redis's order: the cursor, then the key (absent: an empty scan; another type:
+        // WRONGTYPE), then the options.
         return try readCollection(c, type) { u, meta -> UInt64 in
             guard let meta else { return 0 }
+            var count = 10
+            var pattern: [UInt8]?
+            var j = 3
+            while j < c.argc {
+                if RedisText.eq(c.args[j], "count") && j + 1 < c.argc {
+                    let n = try RedisText.int(c.args[j + 1])
+                    if n < 1 { throw CommandError.syntax }
+                    count = Int(min(n, 1 << 20))
+                } else if RedisText.eq(c.args[j], "match") && j + 1 < c.argc {
+                    pattern = c.args[j + 1]
+                } else {
+                    throw CommandError.syntax
+                }
+                j += 2
+            }
+            if pattern == [UInt8(ascii: "*")] { pattern = nil }
+            let after = cursor == 0 ? nil : c.server.cursors.position(cursor)
             var examined = 0
             var last: [UInt8]?
             var more = false

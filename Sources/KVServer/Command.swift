@@ -371,6 +371,7 @@ enum Commands {
         let all = stringCommands + keyCommands + serverCommands + clusterCommands + replicationCommands + indexCommands
             + pubsubCommands + objectCommands + transactionCommands
             + clusterModeCommands + slotMoveCommands + hashCommands + setCommands + listCommands + blockingCommands
+            + sortedSetCommands + sortedSetRangeCommands
         return all.sorted { $0.index < $1.index }
     }()
 

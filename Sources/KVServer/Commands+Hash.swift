@@ -103,6 +103,7 @@ extension Commands {
         },
         CommandSpec("hincrbyfloat", 4, ["write", "denyoom", "fast"], keys: (1, 1, 1)) { c in
             guard let incr = RedisText.parseLongDouble(c.args[3]) else { throw CommandError.notFloat }
+            if incr.isNaN || incr.isInfinite { throw CommandError("ERR value is NaN or Infinity") }
             let field = c.args[2]
             let change = try changeCollection(c, .hash, create: true) { u, meta -> [UInt8] in
                 var value: RedisText.LongDouble = 0
@@ -169,7 +170,7 @@ extension Commands {
             return pick.map { .bulk($0.sub) } ?? .nullBulk
         }
         let (count, distinct) = try randomCount(c.args[2])
-        if withValues && !distinct && count > Int.max / 2 { throw CommandError("ERR value is out of range") }
+        if withValues && count > Int.max / 2 { throw CommandError("ERR value is out of range") }
         let picks = try readCollection(c, .hash) { u, meta in
             try meta.map { try randomElements(u, 0, $0, count: count, distinct: distinct) } ?? []
         }

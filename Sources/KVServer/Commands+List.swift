@@ -250,12 +250,7 @@ extension Commands {
     /// LPOP/RPOP `key [count]`.
     static func pop(_ c: CommandCall, _ end: ListEnd) throws -> RESPValue {
         if c.argc > 3 { throw CommandError.wrongArity(c.name) }
-        var count = 1
-        if c.argc == 3 {
-            let n = try RedisText.int(c.args[2])
-            if n < 0 { throw CommandError("ERR value is out of range, must be positive") }
-            count = Int(min(n, Int64(Int.max)))
-        }
+        let count = c.argc == 3 ? try positiveCount(c.args[2]) : 1
         let change = try changeCollection(c, .list, create: false) { u, meta -> [[UInt8]]? in
             guard var m = meta else { return nil }
             let items = try popItems(u, 0, &m, end, count: count)

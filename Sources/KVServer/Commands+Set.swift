@@ -99,12 +99,7 @@ extension Commands {
     /// `SPOP key [count]`.
     static func spop(_ c: CommandCall) throws -> RESPValue {
         if c.argc > 3 { throw CommandError.syntax }
-        var count = 1
-        if c.argc == 3 {
-            let n = try RedisText.int(c.args[2])
-            if n < 0 { throw CommandError("ERR value is out of range, must be positive") }
-            count = Int(min(n, Int64(Int.max)))
-        }
+        let count = c.argc == 3 ? try positiveCount(c.args[2]) : 1
         let change = try changeCollection(c, .set, create: false) { u, meta -> [[UInt8]]? in
             guard meta != nil else { return nil }
             let picks = try randomElements(u, 0, meta!, count: count, distinct: true)

@@ -28,6 +28,7 @@ MODULES = [
     "test_hostile",
     "test_operations",
     "test_differential",
+    "test_types",
     "test_redis_cli",
     "test_concurrency",
     "test_restart",

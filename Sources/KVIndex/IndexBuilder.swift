@@ -255,9 +255,21 @@ final class IndexBuilder: Sendable {
                     var added = 0
                     try forEachCurrentRow(db, of: group) { (user, value) throws(KVError) in
                         guard let (n, t) = RowValue.parse(value) else { throw RowValue.damaged(user) }
-                        // Indexes cover string rows only.
-                        guard RowValue.type(value) == .string else { return }
-                        guard let entry = h.entry(key: user, value: UnsafeRawBufferPointer(rebasing: value[..<n])) else { return }
+                        let payload = UnsafeRawBufferPointer(rebasing: value[..<n])
+                        let found: (value: IndexValue, key: [UInt8])?
+                        switch (h.definition.source, RowValue.type(value)) {
+                        case (.json, .string):
+                            found = h.entry(key: user, value: payload)
+                        case (.hash, .hash):
+                            // The field's element record, in the same shard.
+                            let meta = try CollectionMeta.decode(Array(payload), type: .hash, key: user)
+                            let k = CollectionLayout.elementKey(CollectionLayout.elementPrefix(user, version: meta.version),
+                                                                kind: CollectionLayout.memberKind, Array(h.definition.field.utf8))
+                            found = try db.get(k).flatMap { h.entry(key: user, value: $0) }
+                        default:
+                            found = nil
+                        }
+                        guard let entry = found else { return }
                         var envelope: [UInt8] = []
                         RowValue.appendTrailer(t, to: &envelope)
                         batch.put(entry.key, envelope)

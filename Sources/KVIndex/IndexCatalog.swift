@@ -11,7 +11,8 @@ import Synchronization
 package final class IndexHandle: Sendable {
     package let id: UInt32
     package let definition: IndexDefinition
-    let path: JSONFieldPath
+    /// The parsed JSON path (JSON indexes).
+    let path: JSONFieldPath?
     /// `0xFF 0x02 id:4`, the prefix of every entry of the index.
     package let entryPrefix: [UInt8]
 
@@ -34,7 +35,7 @@ package final class IndexHandle: Sendable {
     package init(id: UInt32, definition: IndexDefinition, building: Bool) {
         self.id = id
         self.definition = definition
-        self.path = JSONFieldPath(definition.field)!
+        self.path = definition.source == .json ? JSONFieldPath(definition.field)! : nil
         self.entryPrefix = IndexKeys.indexPrefix(id)
         self.building = Atomic(building)
     }
@@ -49,6 +50,11 @@ package final class IndexHandle: Sendable {
         let done = rowsDone.load(ordering: .relaxed)
         guard total > 0 else { return 0 }
         return min(99, done * 100 / total)
+    }
+
+    /// The value this index reads from a row (the JSON string, or the hash field), or nil.
+    package func source(_ row: IndexedRow) -> [UInt8]? {
+        definition.source == .json ? row.value : row.fields[definition.field]
     }
 
     /// Whether rows under `key` fall under the key prefix.
@@ -66,7 +72,13 @@ package final class IndexHandle: Sendable {
 
     /// The entry of row `key` with a value held in a buffer (see ``entry(key:value:)-([UInt8],[UInt8])``).
     package func entry(key: [UInt8], value: UnsafeRawBufferPointer) -> (value: IndexValue, key: [UInt8])? {
-        guard let v = IndexDefinition.indexValue(of: value, path: path, type: definition.type) else { return nil }
+        let indexed: IndexValue?
+        if let path {
+            indexed = IndexDefinition.indexValue(of: value, path: path, type: definition.type)
+        } else {
+            indexed = IndexDefinition.indexValue(ofField: value, type: definition.type)
+        }
+        guard let v = indexed else { return nil }
         var k = entryPrefix
         IndexKeys.appendValue(v, to: &k)
         EngineKey.appendEscaped(key, to: &k)
@@ -79,6 +91,20 @@ package final class IndexHandle: Sendable {
             definition: definition, state: isBuilding ? .building : .ready, progress: progress,
             entries: entries.load(ordering: .relaxed), queries: queries.load(ordering: .relaxed),
             results: results.load(ordering: .relaxed), buildError: failure.withLock { $0 }.map { "\($0)" })
+    }
+}
+
+/// A row as the indexes read it: its expiry, and the string value (JSON indexes) or the
+/// values of the hash fields hash indexes covering it name.
+package struct IndexedRow {
+    package var expiresAt: Int64?
+    package var value: [UInt8]?
+    package var fields: [String: [UInt8]]
+
+    package init(expiresAt: Int64?, value: [UInt8]? = nil, fields: [String: [UInt8]] = [:]) {
+        self.expiresAt = expiresAt
+        self.value = value
+        self.fields = fields
     }
 }
 
@@ -169,6 +195,14 @@ package final class IndexCatalog: Sendable {
         current.store(UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()), ordering: .releasing)
     }
 
+    /// The fields of the hash indexes covering `key` (their values are what a hash row gives
+    /// ``appendUpdates(key:slot:old:new:into:deltas:)``).
+    package func hashFields(covering key: [UInt8]) -> [String] {
+        let s = set
+        if s.all.isEmpty { return [] }
+        return s.all.filter { $0.definition.source == .hash && $0.covers(key) }.map(\.definition.field)
+    }
+
     /// Whether any index may cover `key`; when false, writes of `key` skip reading the old row.
     @inlinable
     package func mayIndex(_ key: [UInt8]) -> Bool {
@@ -187,13 +221,13 @@ package final class IndexCatalog: Sendable {
     /// counts are exact for ready indexes; while an index is building its old entry may not
     /// exist yet, so its count is approximate until the build recounts it at the end.
     package func appendUpdates(
-        key: [UInt8], slot: Int, old: StoredEntry?, new: StoredEntry?, into batch: inout RoutedBatch, deltas: inout IndexDeltas
+        key: [UInt8], slot: Int, old: IndexedRow?, new: IndexedRow?, into batch: inout RoutedBatch, deltas: inout IndexDeltas
     ) {
         let s = set
         if s.all.isEmpty { return }
         for h in s.all where h.covers(key) {
-            let o = old.flatMap { h.entry(key: key, value: $0.value) }
-            let n = new.flatMap { h.entry(key: key, value: $0.value) }
+            let o = old.flatMap { h.source($0) }.flatMap { h.entry(key: key, value: $0) }
+            let n = new.flatMap { h.source($0) }.flatMap { h.entry(key: key, value: $0) }
             if let o, let n, o.key == n.key {
                 // Same entry: rewrite it only for a new expiry.
                 if old!.expiresAt == new!.expiresAt { continue }

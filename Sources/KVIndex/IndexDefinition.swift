@@ -8,7 +8,17 @@ public enum IndexType: String, Sendable, Hashable, CaseIterable {
     case number
 }
 
-/// A secondary index over the JSON values of a `ShardedStore`.
+/// Where an index finds its value: in a string row's JSON, or in a hash's field.
+public enum IndexSource: String, Sendable, Hashable, CaseIterable {
+    /// The member at the dotted path ``IndexDefinition/field`` of a string row holding a JSON
+    /// object.
+    case json
+    /// The value of the hash field named ``IndexDefinition/field`` (a hash row): its bytes for
+    /// ``IndexType/string``, the finite number it spells for ``IndexType/number``.
+    case hash
+}
+
+/// A secondary index over the JSON values (or hash fields) of a `ShardedStore`.
 ///
 /// A row is indexed when its key starts with ``keyPrefix`` (any key when nil) and its value is
 /// a well-formed JSON object (RFC 8259) holding, at the dotted path ``field``, a value of the
@@ -32,6 +42,8 @@ public struct IndexDefinition: Sendable, Hashable {
     /// Only rows whose key starts with these bytes are indexed; nil (or empty) for every row.
     /// At most 1024 bytes.
     public var keyPrefix: [UInt8]?
+    /// JSON string rows (the default) or hashes.
+    public var source: IndexSource
 
     /// Longest string value an index stores; longer strings are not indexed.
     public static let maxIndexedStringLength = 1024
@@ -43,16 +55,17 @@ public struct IndexDefinition: Sendable, Hashable {
     public static let maxKeyPrefixLength = 1024
 
     /// Creates a definition. Nothing is checked until `ShardedStore.createIndex(_:)`.
-    public init(name: String, field: String, type: IndexType, keyPrefix: [UInt8]? = nil) {
+    public init(name: String, field: String, type: IndexType, keyPrefix: [UInt8]? = nil, source: IndexSource = .json) {
         self.name = name
         self.field = field
         self.type = type
         self.keyPrefix = keyPrefix
+        self.source = source
     }
 
     /// Creates a definition whose key prefix is a UTF-8 string.
-    public init(name: String, field: String, type: IndexType, keyPrefix: String) {
-        self.init(name: name, field: field, type: type, keyPrefix: Array(keyPrefix.utf8))
+    public init(name: String, field: String, type: IndexType, keyPrefix: String, source: IndexSource = .json) {
+        self.init(name: name, field: field, type: type, keyPrefix: Array(keyPrefix.utf8), source: source)
     }
 
     /// Checks the definition.
@@ -64,7 +77,11 @@ public struct IndexDefinition: Sendable, Hashable {
             throw .invalidArgument(
                 "index name must be 1-\(Self.maxNameLength) characters, each a letter, digit, '_', '-', '.' or ':', got '\(name)'")
         }
-        if field.utf8.count > Self.maxFieldLength || JSONFieldPath(field) == nil {
+        if source == .hash {
+            if field.isEmpty || field.utf8.count > Self.maxFieldLength {
+                throw .invalidArgument("index field must be a hash field name of 1-\(Self.maxFieldLength) bytes, got '\(field)'")
+            }
+        } else if field.utf8.count > Self.maxFieldLength || JSONFieldPath(field) == nil {
             throw .invalidArgument(
                 "index field must be a dotted path of 1-\(Self.maxFieldLength) bytes with no empty segment (like 'category' or 'dims.w'), got '\(field)'")
         }
@@ -106,6 +123,20 @@ public struct IndexDefinition: Sendable, Hashable {
         let path = JSONFieldPath(field)
         let type = self.type
         return { bytes in path.flatMap { Self.indexValue(of: bytes, path: $0, type: type) } }
+    }
+
+    /// The value an index of `type` stores for a hash field's value, or nil: the bytes (at
+    /// most ``maxIndexedStringLength``) for strings; for numbers, a finite number the whole
+    /// value spells (as Redis reads a float: no spaces, `inf` and `nan` refused).
+    static func indexValue(ofField value: UnsafeRawBufferPointer, type: IndexType) -> IndexValue? {
+        switch type {
+        case .string:
+            return value.count <= maxIndexedStringLength ? .string(Array(value)) : nil
+        case .number:
+            guard value.count <= 64, let first = value.first, first != 0x20, first != 0x09,
+                  let d = Double(String(decoding: value, as: UTF8.self)), d.isFinite else { return nil }
+            return .number(d == 0 ? 0 : d)
+        }
     }
 
     /// The value an index of `type` at `path` stores for a row value, or nil.

@@ -16,6 +16,7 @@ import KVLayout
 /// definition := 0x01 | id fixed32 | state u8 | type u8
 ///             | name (varint32 length + UTF-8) | field (varint32 length + UTF-8)
 ///             | has_prefix u8 (0 | 1) | [key_prefix (varint32 length + bytes)]
+///             | [source u8 (1: hash)]                  (absent: JSON)
 ///             | crc fixed32
 /// state      := 0 building | 1 ready | 2 dropping
 /// type       := 1 number | 2 string            (the value tags of IndexKeys)
@@ -109,6 +110,8 @@ package enum IndexMetadata {
         } else {
             v.append(0)
         }
+        // JSON definitions keep the original layout; a hash index adds its source.
+        if d.definition.source == .hash { v.append(1) }
         return sealed(v)
     }
 
@@ -204,9 +207,16 @@ package enum IndexMetadata {
         } else if hasPrefix != 0 {
             return .failure(RecordError("bad prefix flag \(hasPrefix)"))
         }
+        var source = IndexSource.json
+        if o < b.count {
+            guard b[o] == 1 else { return .failure(RecordError("unknown source \(b[o])")) }
+            source = .hash
+            o += 1
+        }
         guard o == b.count else { return .failure(RecordError("trailing bytes")) }
         let def = IndexDefinition(
-            name: String(decoding: name, as: UTF8.self), field: String(decoding: field, as: UTF8.self), type: type, keyPrefix: prefix)
+            name: String(decoding: name, as: UTF8.self), field: String(decoding: field, as: UTF8.self), type: type, keyPrefix: prefix,
+            source: source)
         return .success(Definition(id: id, state: state, definition: def))
     }
 

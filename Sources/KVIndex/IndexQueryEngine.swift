@@ -48,12 +48,27 @@ package enum IndexQueryEngine {
             }
             if let raw {
                 guard let (n, t) = raw.withUnsafeBytes({ RowValue.parse($0) }) else { throw RowValue.damaged(c.user) }
-                let live = !RowValue.isExpired(t, now: now) && raw.withUnsafeBytes({ RowValue.type($0) }) == .string
-                if live, raw.withUnsafeBytes({ h.entry(key: c.user, value: UnsafeRawBufferPointer(rebasing: $0[..<n]))?.key }) == c.key {
+                // What the index reads: the JSON string row, or the hash's field (its element
+                // record at the same snapshot).
+                var indexed: [UInt8]?
+                if !RowValue.isExpired(t, now: now) {
+                    switch (h.definition.source, raw.withUnsafeBytes { RowValue.type($0) }) {
+                    case (.json, .string):
+                        indexed = Array(raw[..<n])
+                    case (.hash, .hash):
+                        let meta = try CollectionMeta.decode(Array(raw[..<n]), type: .hash, key: c.user)
+                        let k = CollectionLayout.elementKey(CollectionLayout.elementPrefix(c.user, version: meta.version),
+                                                            kind: CollectionLayout.memberKind, Array(h.definition.field.utf8))
+                        indexed = try c.shard.db.get(k, snapshot: snap.snapshots[c.shard.id])
+                    default:
+                        break
+                    }
+                }
+                if let indexed, h.entry(key: c.user, value: indexed)?.key == c.key {
                     if skipped < offset {
                         skipped += 1
                     } else {
-                        hits.append(IndexHit(key: c.user, value: withValues ? Array(raw[..<n]) : nil))
+                        hits.append(IndexHit(key: c.user, value: withValues ? indexed : nil))
                         if let limit, hits.count >= limit { break }
                     }
                 }

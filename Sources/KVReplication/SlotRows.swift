@@ -40,20 +40,47 @@ public struct SlotRows {
 
     /// Applies the row puts and deletions of the slots in one encoded write group of the
     /// source (`from` names it in errors). Returns how many rows were written or deleted.
+    ///
+    /// A collection's change comes as its metadata row and element records in one group; they
+    /// are written together through the store's update path (the elements staged with the
+    /// row), so the target's hash indexes see the new fields and the old ones.
     public mutating func applyGroup(_ group: [UInt8], from: String) throws -> Int {
         guard group.count >= WriteBatch.headerSize else { throw KVError.invalidArgument("write group from \(from) too short") }
-        var failure: Error?
+        var records: [(isPut: Bool, key: [UInt8], value: [UInt8])] = []
         try group.withUnsafeBytes { p in
             try WriteBatch.decode(p, file: "write group from \(from)", offset: 0) { (kind, key, value) throws(KVError) in
-                guard failure == nil else { return }
-                do {
-                    if kind == .value { try put(key, value) } else { try delete(key) }
-                } catch {
-                    failure = error
+                records.append((kind == .value, Array(key), Array(value)))
+            }
+        }
+        // Element records by the user key they belong to, for keys whose typed row is here.
+        var typedRows = Set<[UInt8]>()
+        for r in records where r.isPut && r.key.withUnsafeBytes({ EngineKey.kind($0) }) == .row {
+            if r.value.withUnsafeBytes({ RowValue.type($0) }) != .string { typedRows.insert(r.key.withUnsafeBytes { EngineKey.decodeRow($0) }) }
+        }
+        var elementsOf: [[UInt8]: [(isPut: Bool, key: [UInt8], value: [UInt8])]] = [:]
+        if !typedRows.isEmpty {
+            for r in records {
+                guard let (user, _, _) = r.key.withUnsafeBytes({ CollectionLayout.decodeElement($0) }), typedRows.contains(user) else { continue }
+                elementsOf[user, default: []].append(r)
+            }
+        }
+        for r in records {
+            try r.key.withUnsafeBytes { key in
+                try r.value.withUnsafeBytes { value in
+                    if EngineKey.kind(key) == .reserved(EngineKey.elementTag), let (user, _, _) = CollectionLayout.decodeElement(key),
+                       typedRows.contains(user) {
+                        return  // written with its row
+                    }
+                    if r.isPut, EngineKey.kind(key) == .row, RowValue.type(value) != .string {
+                        try putCollection(key, value, elements: elementsOf[EngineKey.decodeRow(key)] ?? [])
+                    } else if r.isPut {
+                        try put(key, value)
+                    } else {
+                        try delete(key)
+                    }
                 }
             }
         }
-        if let failure { throw failure }
         try flush()
         return written
     }
@@ -88,6 +115,31 @@ public struct SlotRows {
             batch.put(user, payload)
             if batch.count >= 1000 { try flush() }
         }
+    }
+
+    /// Writes a collection's metadata row with its element records in one update.
+    private mutating func putCollection(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+                                        elements: [(isPut: Bool, key: [UInt8], value: [UInt8])]) throws {
+        guard slots[EngineKey.slot(ofRow: key)] else { return }
+        let user = EngineKey.decodeRow(key)
+        guard let parsed = RowValue.parse(value) else {
+            throw KVError.corruption(file: "slot move", offset: 0, reason: "bad row value for key \(printable(user))")
+        }
+        let row = StoredEntry(value: Array(value[0..<parsed.payload]), expiresAt: parsed.expiresAt, type: RowValue.type(value))
+        try flush()
+        try store.update([user]) { u in
+            u.setRow(0, row)
+            for e in elements {
+                if e.isPut { u.putRecord(0, engineKey: e.key, value: e.value) } else { u.deleteRecord(0, engineKey: e.key) }
+            }
+        }
+        written += 1 + elements.count
+    }
+
+    /// Writes the index entries of the hashes the snapshot brought (their rows came before
+    /// their elements); call once every snapshot chunk is applied.
+    public func finishSnapshot() throws {
+        try store.indexCollections(inSlots: slots)
     }
 
     private mutating func delete(_ key: UnsafeRawBufferPointer) throws {

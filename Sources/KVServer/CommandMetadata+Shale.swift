@@ -8,12 +8,13 @@ extension CommandMetadata {
     /// followers only (`syscmd`, as Redis marks PSYNC and REPLCONF).
     static let shaleGroup: [CommandMetadata] = [
         .init("idx.create", -3, "write denyoom", acl: "keyspace",
-              "Create a secondary index over a field of the JSON values of the keys with a prefix; existing keys are indexed in the background",
+              "Create a secondary index over a field of the JSON values (or of the hashes) of the keys with a prefix; existing keys are indexed in the background",
               since: "0.3.0", group: "generic",
               complexity: "O(1); the background back-fill is O(N) where N is the number of keys with the prefix",
               args: [
                   .string("index"), .string("field"),
                   .oneOf("type", token: "TYPE", .optional, of: [.pure("string", "STRING"), .pure("number", "NUMBER")]),
+                  .oneOf("on", token: "ON", .optional, of: [.pure("hash", "HASH"), .pure("json", "JSON")]),
                   .string("prefix", token: "PREFIX", .optional),
               ]),
         .init("idx.drop", 2, "write", acl: "keyspace", "Drop a secondary index and its entries", since: "0.3.0", group: "generic",

@@ -9,6 +9,7 @@ extension Commands {
             let field = String(decoding: c.args[2], as: UTF8.self)
             var type = IndexType.string
             var prefix: [UInt8]?
+            var source = IndexSource.json
             var j = 3
             while j < c.argc {
                 if RedisText.eq(c.args[j], "type") && j + 1 < c.argc {
@@ -20,6 +21,15 @@ extension Commands {
                         throw CommandError("ERR index TYPE must be STRING or NUMBER")
                     }
                     j += 2
+                } else if RedisText.eq(c.args[j], "on") && j + 1 < c.argc {
+                    if RedisText.eq(c.args[j + 1], "hash") {
+                        source = .hash
+                    } else if RedisText.eq(c.args[j + 1], "json") {
+                        source = .json
+                    } else {
+                        throw CommandError("ERR index ON must be HASH or JSON")
+                    }
+                    j += 2
                 } else if RedisText.eq(c.args[j], "prefix") && j + 1 < c.argc {
                     prefix = c.args[j + 1]
                     j += 2
@@ -27,7 +37,7 @@ extension Commands {
                     throw CommandError.syntax
                 }
             }
-            try indexCall { try c.store.createIndex(IndexDefinition(name: name, field: field, type: type, keyPrefix: prefix)) }
+            try indexCall { try c.store.createIndex(IndexDefinition(name: name, field: field, type: type, keyPrefix: prefix, source: source)) }
             return .ok
         },
         CommandSpec("idx.drop", 2, ["write"]) { c in
@@ -45,6 +55,7 @@ extension Commands {
                 ("name", .bulk(info.name)),
                 ("field", .bulk(info.field)),
                 ("type", .bulk(info.type.rawValue)),
+                ("on", .bulk(info.definition.source.rawValue)),
                 ("prefix", .bulk(info.keyPrefix ?? [])),
                 ("state", .bulk(info.state.rawValue)),
                 ("progress", .integer(Int64(info.progress))),

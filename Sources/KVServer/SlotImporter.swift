@@ -146,6 +146,8 @@ final class SlotImporter: Sendable {
             let now = applied
             state.withLock { $0.applied = now }
         }
+        // The hashes' index entries (their rows came before their elements).
+        try SlotRows(store: store, slots: slots).finishSnapshot()
         state.withLock { $0.phase = .streaming }
         while !isStopped {
             var args: [[UInt8]] = [Array("SHALE.SLOTPULL".utf8), Array(replid.utf8), Array(String(generation).utf8)]

@@ -1,5 +1,6 @@
 import KVBase
 import KVEngine
+import KVIndex
 import KVLayout
 
 extension ShardedStore {
@@ -30,7 +31,7 @@ extension ShardedStore {
                 writes.append(RowWrite(key: keys[i], slot: slots[i], new: u.rows[i], old: olds[i], oldKnown: true))
             }
             if !writes.isEmpty || !u.elements.isEmpty {
-                try commitRowsLocked(writes, durability: durability, extra: u.elements)
+                try commitRowsLocked(writes, durability: durability, extra: u.elements, staged: u.staged)
             }
             return result
         }
@@ -62,6 +63,32 @@ extension ShardedStore {
                 try it.next()
             }
             if !batch.isEmpty { try apply(batch, durability: nil) }
+        }
+    }
+
+    /// Writes the index entries of the hashes in the flagged slots (16,384 flags) that hash
+    /// indexes cover: a slot move's snapshot brings their metadata rows before their element
+    /// records, so the row path found no fields to index; the target held no entries for
+    /// them (it purged the slots first). Nothing to do without hash indexes.
+    package func indexCollections(inSlots slots: [Bool]) throws(KVError) {
+        guard indexCatalog.set.all.contains(where: { $0.definition.source == .hash }) else { return }
+        let scan = try self.scan()
+        var keys: [[UInt8]] = []
+        while let (key, row) = try scan.nextRowTyped() {
+            if row.type == .hash, slots[HashSlot.slot(of: key)], !indexCatalog.hashFields(covering: key).isEmpty { keys.append(key) }
+        }
+        for key in keys {
+            let slot = HashSlot.slot(of: key)
+            try keyLocks.withLock(slot: slot) { () throws(KVError) in
+                guard let row = try entry(key, snapshot: nil, now: now) else { return }
+                var batch = RoutedBatch()
+                var deltas = IndexDeltas()
+                indexCatalog.appendUpdates(key: key, slot: slot, old: nil, new: try indexedRow(key, row, slot: slot, staged: nil),
+                                           into: &batch, deltas: &deltas)
+                if batch.isEmpty { return }
+                try apply(batch, durability: nil)
+                deltas.apply()
+            }
         }
     }
 
@@ -135,7 +162,7 @@ public final class KeyedUpdate {
     public private(set) var rows: [StoredEntry?]
     var dirty: [Bool]
     /// Staged element changes by engine key (nil: deleted), and the same as a batch.
-    private var staged: [[UInt8]: [UInt8]?] = [:]
+    private(set) var staged: [[UInt8]: [UInt8]?] = [:]
     private(set) var elements = RoutedBatch()
 
     init(store: ShardedStore, keys: [[UInt8]], slots: [Int], olds: [StoredEntry?], now: Int64) {
@@ -237,6 +264,19 @@ public final class KeyedUpdate {
         let k = engineKey(i, meta, kind, sub)
         staged[k] = .some(value)
         elements.put(k, value, slot: slots[i])
+    }
+
+    /// Stages the write of an element record given by its engine key (a slot move copying
+    /// another node's records for key `i`).
+    package func putRecord(_ i: Int, engineKey: [UInt8], value: [UInt8]) {
+        staged[engineKey] = .some(value)
+        elements.put(engineKey, value, slot: slots[i])
+    }
+
+    /// Stages the deletion of an element record given by its engine key.
+    package func deleteRecord(_ i: Int, engineKey: [UInt8]) {
+        staged[engineKey] = .some(nil)
+        elements.delete(engineKey, slot: slots[i])
     }
 
     /// Stages an element deletion.

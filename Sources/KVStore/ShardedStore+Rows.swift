@@ -149,8 +149,11 @@ extension ShardedStore {
 
     /// Builds the engine batch of `writes` (rows, expiry entries, index entries) and applies
     /// it. The caller holds the key locks of every write.
+    ///
+    /// `extra` (collection elements) goes in the same batch; `staged` holds those elements by
+    /// engine key, so hash indexes read a new row's fields from them.
     func commitRowsLocked(_ writes: [RowWrite], durability: Durability?, extraDeletes: [(key: [UInt8], slot: Int)] = [],
-                          extra: RoutedBatch? = nil) throws(KVError) {
+                          extra: RoutedBatch? = nil, staged: [[UInt8]: [UInt8]?] = [:]) throws(KVError) {
         var batch = RoutedBatch(reservingCapacity: writes.count * 2)
         var deltas = IndexDeltas()
         for w in writes {
@@ -171,9 +174,9 @@ extension ShardedStore {
                 batch.delete(EngineKey.expiryEntry(w.key, at: t), slot: w.slot)
             }
             if w.oldKnown {
-                // Indexes cover string rows only.
-                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: w.old.flatMap { $0.type == .string ? $0 : nil },
-                                           new: w.new.flatMap { $0.type == .string ? $0 : nil }, into: &batch, deltas: &deltas)
+                let old = try indexedRow(w.key, w.old, slot: w.slot, staged: nil)
+                let new = try indexedRow(w.key, w.new, slot: w.slot, staged: staged)
+                indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: old, new: new, into: &batch, deltas: &deltas)
             }
         }
         for d in extraDeletes {
@@ -183,6 +186,32 @@ extension ShardedStore {
         if batch.isEmpty { return }
         try apply(batch, durability: durability)
         deltas.apply()
+    }
+
+    /// A row as the indexes read it: a string row's value, or the fields of a hash row that
+    /// the hash indexes covering `key` name (read from `staged`, this write's elements, for a
+    /// new row, else from the shard; nil `staged`: the row as stored before this write).
+    func indexedRow(_ key: [UInt8], _ e: StoredEntry?, slot: Int, staged: [[UInt8]: [UInt8]?]?) throws(KVError) -> IndexedRow? {
+        guard let e else { return nil }
+        switch e.type {
+        case .string:
+            return IndexedRow(expiresAt: e.expiresAt, value: e.value)
+        case .hash:
+            let fields = indexCatalog.hashFields(covering: key)
+            if fields.isEmpty { return IndexedRow(expiresAt: e.expiresAt) }
+            let meta = try CollectionMeta.decode(e.value, type: .hash, key: key)
+            let prefix = CollectionLayout.elementPrefix(key, version: meta.version)
+            var values: [String: [UInt8]] = [:]
+            for f in fields {
+                let k = CollectionLayout.elementKey(prefix, kind: CollectionLayout.memberKind, Array(f.utf8))
+                let v: [UInt8]?
+                if let s = staged?[k] { v = s } else { v = try engineValue(k, slot: slot) }
+                if let v { values[f] = v }
+            }
+            return IndexedRow(expiresAt: e.expiresAt, fields: values)
+        default:
+            return IndexedRow(expiresAt: e.expiresAt)
+        }
     }
 
     /// The stored row of `key` (expired or not), or nil.

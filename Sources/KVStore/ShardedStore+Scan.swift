@@ -116,6 +116,13 @@ public final class StoreScan: Sequence, IteratorProtocol {
         return (c.key, StoredEntry(value: c.value, expiresAt: c.expiresAt, type: c.type))
     }
 
+    /// ``nextRow()`` with the store's typed error.
+    func nextRowTyped() throws(KVError) -> (key: [UInt8], entry: StoredEntry)? {
+        guard let top = try advanceCursor() else { return nil }
+        let c = cursors[top]
+        return (c.key, StoredEntry(value: c.value, expiresAt: c.expiresAt, type: c.type))
+    }
+
     func advance() throws(KVError) -> (key: [UInt8], value: [UInt8])? {
         guard let top = try advanceCursor() else { return nil }
         return (cursors[top].key, cursors[top].value)

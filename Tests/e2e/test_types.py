@@ -40,9 +40,17 @@ WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 HASH_KEYS = ["h0", "h1", "h2"]
 SET_KEYS = ["s0", "s1", "s2", "s3"]
+LIST_KEYS = ["l0", "l1", "l2"]
+ZSET_KEYS = ["z0", "z1", "z2"]
 STRING_KEYS = ["k0", "k1"]
-ALL_KEYS = HASH_KEYS + SET_KEYS + STRING_KEYS
+ALL_KEYS = HASH_KEYS + SET_KEYS + LIST_KEYS + ZSET_KEYS + STRING_KEYS
 FLOAT_KEYS = ["hf0", "hf1"]          # HINCRBYFLOAT's own hashes: dyadic values only
+# The lex commands' own sorted sets: every member has score 0 (Redis leaves lex ranges over
+# mixed scores unspecified). Only the lex generator writes them (ZADD with score 0, stores
+# from lex keys without WEIGHTS), and no other command names them; LEX_OTHER is its
+# WRONGTYPE key (a string, a list, or a score-0 sorted set).
+LEX_KEYS = ["zl0", "zl1"]
+LEX_OTHER = "zlx"
 
 FIELDS = ["f0", "f1", "f2", "f3", "n", "", "a b", "\x00\xff"]
 FLOAT_FIELDS = ["x", "y", "z"]
@@ -54,6 +62,19 @@ WORDS = ["", "hello", "x" * 40, "12abc", " 7", "07", "3.5", "-0", "\x00\xff\r\n"
 DYADIC = ["0", "1", "-1", "0.5", "-0.25", "2.75", "10.5", "1024", "-3.125", "0.0625",
           "5.0e1", "1.5e2", "-7", "3"]
 NOT_FLOAT = ["abc", "", "1e", "nan", "inf", "-inf", " 1", "0x10", "1.5.5"]
+
+INDEXES = ["0", "1", "2", "3", "-1", "-2", "-3", "5", "-100", "100", "9223372036854775807",
+           "-9223372036854775808"]
+NOT_INT = ["abc", "1.5", "", "99999999999999999999"]
+SCORES = ["0", "1", "-1", "2", "3", "2.5", "-3", "10", "100", "0.1", "-0", "1e308", "-1e308", "inf",
+          "-inf", "+inf", "1.5e2", "-0.5"]
+BAD_SCORES = ["abc", "nan", "", "1e", "1.5.5", " 1", "(1", "0x10"]
+SCORE_BOUNDS = ["-inf", "+inf", "inf", "0", "(0", "1", "(1", "2.5", "(2.5", "-1", "(-1", "3", "(10",
+                "100", "1e308", "(inf", "(-inf", "-0", "(-0"]
+BAD_SCORE_BOUNDS = ["abc", "(", "((1", "nan", "[1", "", "(abc"]
+LEX_BOUNDS = ["-", "+", "[a", "(a", "[b", "(b", "[c", "(d", "[", "(", "[x y", "[1", "(\x00\xff", "[-0"]
+BAD_LEX_BOUNDS = ["a", "", "b", "{a"]
+WEIGHTS = ["1", "2", "0", "-1", "0.5", "3", "inf", "-2.5"]
 
 
 def sort_key(reply):
@@ -220,6 +241,302 @@ class Generator:
             return ["SRANDMEMBER", k]
         return ["SADD", k] + self.some(self.member, 3, 6)
 
+    # -- lists --
+
+    def lkey(self):
+        return self.rnd.choice(LIST_KEYS) if self.rnd.random() < 0.88 else self.rnd.choice(ALL_KEYS)
+
+    def element(self):
+        return self.rnd.choice(MEMBERS) if self.rnd.random() < 0.85 else self.value()
+
+    def index(self):
+        r = self.rnd.random()
+        if r < 0.03:
+            return self.rnd.choice(NOT_INT)
+        if r < 0.75:
+            return self.rnd.choice(INDEXES[:8])
+        return self.rnd.choice(INDEXES)
+
+    def numkeys(self, keys):
+        """numkeys of LMPOP/ZMPOP/ZUNION...: mostly right, sometimes wrong or no number."""
+        if self.rnd.random() < 0.1:
+            return self.rnd.choice(["0", "-1", "abc", str(len(keys) + 1), "99999999999999999999"])
+        return str(len(keys))
+
+    def list_command(self):
+        rnd, k = self.rnd, self.lkey()
+        c = rnd.randrange(100)
+        if c < 12:
+            return [rnd.choice(["LPUSH", "RPUSH"]), k] + self.some(self.element, 1, 4)
+        if c < 15:
+            return [rnd.choice(["LPUSHX", "RPUSHX"]), k] + self.some(self.element, 1, 3)
+        if c < 18:
+            return [rnd.choice(["LPOP", "RPOP"]), k]
+        if c < 23:
+            return [rnd.choice(["LPOP", "RPOP"]), k, rnd.choice(["0", "1", "2", "3", "100", "-1", "abc"])]
+        if c < 26:
+            return ["LLEN", k]
+        if c < 33:
+            return ["LRANGE", k, self.index(), self.index()]
+        if c < 37:
+            return ["LINDEX", k, self.index()]
+        if c < 41:
+            return ["LSET", k, self.index(), self.element()]
+        if c < 46:
+            where = rnd.choice(["BEFORE", "AFTER", "before"] if rnd.random() < 0.95 else ["MIDDLE"])
+            return ["LINSERT", k, where, self.element(), self.element()]
+        if c < 51:
+            return ["LREM", k, rnd.choice(["0", "1", "2", "-1", "-2", "100"] if rnd.random() < 0.97 else NOT_INT),
+                    self.element()]
+        if c < 53:
+            return ["LTRIM", k, rnd.choice(["0", "1", "-5", "2"]), rnd.choice(["-1", "-2", "5", "10", "0"])]
+        if c < 60:
+            cmd = ["LPOS", k, self.element()]
+            opts = []
+            if rnd.random() < 0.5:
+                opts.append(["RANK", rnd.choice(["1", "2", "-1", "-2", "3"] if rnd.random() < 0.9 else
+                                                ["0", "-9223372036854775808", "abc"])])
+            if rnd.random() < 0.45:
+                opts.append(["COUNT", rnd.choice(["0", "1", "2", "5"] if rnd.random() < 0.9 else ["-1", "abc"])])
+            if rnd.random() < 0.3:
+                opts.append(["MAXLEN", rnd.choice(["0", "1", "3", "10"] if rnd.random() < 0.9 else ["-1", "x"])])
+            if rnd.random() < 0.04:
+                opts.append(rnd.choice([["FOO", "1"], ["RANK"], ["COUNT"]]))
+            rnd.shuffle(opts)
+            return cmd + [x for o in opts for x in o]
+        if c < 68:
+            src = self.lkey()
+            dst = src if rnd.random() < 0.2 else self.lkey()
+            ends = ["LEFT", "RIGHT"] if rnd.random() < 0.97 else ["UP", "left", "RIGHT"]
+            return ["LMOVE", src, dst, rnd.choice(ends), rnd.choice(ends)]
+        if c < 71:
+            src = self.lkey()
+            return ["RPOPLPUSH", src, src if rnd.random() < 0.2 else self.lkey()]
+        if c < 78:
+            keys = self.some(self.lkey, 1, 3)
+            cmd = ["LMPOP", self.numkeys(keys)] + keys + [rnd.choice(["LEFT", "RIGHT"] if rnd.random() < 0.96
+                                                                     else ["UP", "MIN"])]
+            r = rnd.random()
+            if r < 0.45:
+                cmd += ["COUNT", rnd.choice(["1", "2", "3", "10"])]
+            elif r < 0.52:
+                cmd += rnd.choice([["COUNT", "0"], ["COUNT", "-1"], ["COUNT", "abc"], ["COUNT"],
+                                   ["COUNT", "1", "COUNT", "2"], ["FOO"]])
+            return cmd
+        if c < 82:
+            return ["LRANGE", k, "0", "-1"]
+        return [rnd.choice(["RPUSH", "LPUSH"]), k] + self.some(self.element, 3, 6)
+
+    # -- sorted sets --
+
+    def zkey(self):
+        return self.rnd.choice(ZSET_KEYS) if self.rnd.random() < 0.88 else self.rnd.choice(ALL_KEYS)
+
+    def zsource(self):
+        """An input of ZUNION/ZINTER/ZDIFF/ZINTERCARD: sorted sets, sets (score 1), lex keys, others."""
+        r = self.rnd.random()
+        if r < 0.65:
+            return self.rnd.choice(ZSET_KEYS)
+        if r < 0.82:
+            return self.rnd.choice(SET_KEYS)
+        if r < 0.9:
+            return self.rnd.choice(LEX_KEYS)
+        return self.rnd.choice(ALL_KEYS)
+
+    def score(self):
+        r = self.rnd.random()
+        if r < 0.04:
+            return self.rnd.choice(BAD_SCORES)
+        if r < 0.65:
+            return self.rnd.choice(SCORES)
+        return str(self.rnd.randrange(-20, 21))
+
+    def score_bound(self):
+        r = self.rnd.random()
+        if r < 0.04:
+            return self.rnd.choice(BAD_SCORE_BOUNDS)
+        if r < 0.85:
+            return self.rnd.choice(SCORE_BOUNDS)
+        return self.rnd.choice(["", "("]) + str(self.rnd.randrange(-20, 21))
+
+    def limit(self, p=0.35):
+        rnd = self.rnd
+        r = rnd.random()
+        if r < p:
+            return ["LIMIT", rnd.choice(["0", "1", "2", "5", "-1"]), rnd.choice(["0", "1", "2", "3", "-1", "-5", "100"])]
+        if r < p + 0.02:
+            return rnd.choice([["LIMIT", "0"], ["LIMIT", "x", "1"], ["LIMIT", "0", "x"], ["LIMIT"]])
+        return []
+
+    def zadd(self, k, score):
+        rnd = self.rnd
+        opts = []
+        if rnd.random() < 0.5:
+            opts = [o for o in ("NX", "XX", "GT", "LT", "CH", "INCR") if rnd.random() < 0.2]
+            if rnd.random() < 0.1:
+                opts.append(rnd.choice(["nx", "ch", "FOO"]))
+            rnd.shuffle(opts)
+        n = 1 if "INCR" in opts and rnd.random() < 0.85 else rnd.randrange(1, 4)
+        args = [x for _ in range(n) for x in (score(), self.member())]
+        if rnd.random() < 0.03:
+            args.pop()
+        return ["ZADD", k] + opts + args
+
+    def zrange(self, k, store=None):
+        """ZRANGE (or ZRANGESTORE into `store`) by rank or BYSCORE, with REV, LIMIT, WITHSCORES,
+        sometimes with an option Redis refuses."""
+        rnd = self.rnd
+        byscore = rnd.random() < 0.5
+        cmd = ["ZRANGESTORE", store, k] if store else ["ZRANGE", k]
+        if byscore:
+            cmd += [self.score_bound(), self.score_bound()]
+        else:
+            cmd += [self.index(), self.index()]
+        opts = []
+        if byscore:
+            opts.append(["BYSCORE"])
+        if rnd.random() < 0.35:
+            opts.append(["REV"])
+        lim = self.limit(0.45 if byscore else 0.05)
+        if lim:
+            opts.append(lim)
+        if rnd.random() < (0.4 if not store else 0.03):
+            opts.append(["WITHSCORES"])
+        if rnd.random() < 0.03:
+            opts.append(rnd.choice([["BYLEX"], ["FOO"], ["BYSCORE"]]))
+        rnd.shuffle(opts)
+        return cmd + [x for o in opts for x in o]
+
+    def zset_command(self):
+        rnd, k = self.rnd, self.zkey()
+        c = rnd.randrange(100)
+        if c < 14:
+            return self.zadd(k, self.score)
+        if c < 17:
+            return ["ZINCRBY", k, self.score(), self.member()]
+        if c < 22:
+            return ["ZREM", k] + self.some(self.member, 1, 3)
+        if c < 24:
+            return ["ZCARD", k]
+        if c < 27:
+            return ["ZSCORE", k, self.member()]
+        if c < 29:
+            return ["ZMSCORE", k] + self.some(self.member, 1, 4)
+        if c < 32:
+            return ["ZCOUNT", k, self.score_bound(), self.score_bound()]
+        if c < 38:
+            cmd = [rnd.choice(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), k, self.score_bound(), self.score_bound()]
+            opts = [o for o in (["WITHSCORES"] if rnd.random() < 0.4 else [], self.limit(0.4)) if o]
+            rnd.shuffle(opts)
+            return cmd + [x for o in opts for x in o]
+        if c < 41:
+            return [rnd.choice(["ZRANK", "ZREVRANK"]), k, self.member()]
+        if c < 50:
+            return self.zrange(k)
+        if c < 52:
+            return ["ZREVRANGE", k, self.index(), self.index()] + (["WITHSCORES"] if rnd.random() < 0.5 else [])
+        if c < 55:
+            return self.zrange(self.zkey(), store=k)
+        if c < 59:
+            return [rnd.choice(["ZPOPMIN", "ZPOPMAX"]), k] + \
+                ([] if rnd.random() < 0.4 else [rnd.choice(["0", "1", "2", "5", "-1", "abc"])])
+        if c < 62:
+            keys = self.some(self.zkey, 1, 3)
+            cmd = ["ZMPOP", self.numkeys(keys)] + keys + [rnd.choice(["MIN", "MAX"] if rnd.random() < 0.96
+                                                                     else ["LEFT", "min"])]
+            r = rnd.random()
+            if r < 0.45:
+                cmd += ["COUNT", rnd.choice(["1", "2", "3", "10"])]
+            elif r < 0.5:
+                cmd += rnd.choice([["COUNT", "0"], ["COUNT", "-1"], ["COUNT"], ["COUNT", "1", "COUNT", "2"]])
+            return cmd
+        if c < 64:
+            return ["ZREMRANGEBYSCORE", k, self.score_bound(), self.score_bound()]
+        if c < 66:
+            return ["ZREMRANGEBYRANK", k, self.index(), self.index()]
+        if c < 76:
+            return self.zsetop()
+        if c < 78:
+            keys = self.some(self.zsource, 1, 3)
+            cmd = ["ZINTERCARD", self.numkeys(keys)] + keys
+            if rnd.random() < 0.35:
+                cmd += ["LIMIT", rnd.choice(["0", "1", "2", "100"] if rnd.random() < 0.9 else ["-1", "abc"])]
+            return cmd
+        if c < 80:
+            return ["ZRANDMEMBER", k] + rnd.choice([[], [rnd.choice(["0", "1", "3", "100", "-3", "-1"])],
+                                                    [rnd.choice(["0", "2", "100", "-4"]), "WITHSCORES"]])
+        if c < 90:
+            return self.lex_command()
+        return ["ZADD", k] + [x for _ in range(rnd.randrange(2, 5)) for x in (self.score(), self.member())]
+
+    def zsetop(self):
+        """ZUNION/ZINTER/ZDIFF and their STORE forms over sorted sets, sets and others."""
+        rnd = self.rnd
+        op = rnd.choice(["ZUNION", "ZINTER", "ZDIFF"])
+        store = rnd.random() < 0.4
+        keys = self.some(self.zsource, 1, 3)
+        cmd = ([op + "STORE", self.zkey()] if store else [op]) + [self.numkeys(keys)] + keys
+        if op != "ZDIFF" or rnd.random() < 0.05:
+            if rnd.random() < 0.3:
+                cmd += ["WEIGHTS"] + [rnd.choice(WEIGHTS) for _ in keys]
+                if rnd.random() < 0.08:
+                    cmd[-1] = rnd.choice(["abc", "nan", ""]) if rnd.random() < 0.5 else cmd[-1] + " x"
+            if rnd.random() < 0.3:
+                cmd += ["AGGREGATE", rnd.choice(["SUM", "MIN", "MAX", "max"] if rnd.random() < 0.95 else ["AVG"])]
+        if rnd.random() < (0.45 if not store else 0.03):
+            cmd += ["WITHSCORES"]
+        if rnd.random() < 0.02:
+            cmd += rnd.choice([["WEIGHTS"], ["AGGREGATE"], ["FOO"]])
+        return cmd
+
+    def lex_key(self):
+        return self.rnd.choice(LEX_KEYS) if self.rnd.random() < 0.9 else LEX_OTHER
+
+    def lex_bound(self):
+        if self.rnd.random() < 0.04:
+            return self.rnd.choice(BAD_LEX_BOUNDS)
+        return self.rnd.choice(LEX_BOUNDS)
+
+    def lex_command(self):
+        """Commands on the score-0 sorted sets, the lex ranges among them."""
+        rnd, k = self.rnd, self.lex_key()
+        c = rnd.randrange(100)
+        if c < 18:
+            return self.zadd(k, lambda: "0")
+        if c < 24:
+            return ["ZREM", k] + self.some(self.member, 1, 3)
+        if c < 36:
+            return ["ZRANGEBYLEX", k, self.lex_bound(), self.lex_bound()] + self.limit(0.4)
+        if c < 44:
+            return ["ZREVRANGEBYLEX", k, self.lex_bound(), self.lex_bound()] + self.limit(0.4)
+        if c < 52:
+            return ["ZLEXCOUNT", k, self.lex_bound(), self.lex_bound()]
+        if c < 64:
+            opts = [["BYLEX"]] + ([["REV"]] if rnd.random() < 0.4 else []) + \
+                [o for o in [self.limit(0.4)] if o]
+            if rnd.random() < 0.04:
+                opts.append(["WITHSCORES"])
+            rnd.shuffle(opts)
+            return ["ZRANGE", k, self.lex_bound(), self.lex_bound()] + [x for o in opts for x in o]
+        if c < 68:
+            return ["ZRANGESTORE", self.lex_key(), k, self.lex_bound(), self.lex_bound(), "BYLEX"] + \
+                (["REV"] if rnd.random() < 0.4 else []) + self.limit(0.3)
+        if c < 73:
+            return ["ZREMRANGEBYLEX", k, self.lex_bound(), self.lex_bound()]
+        if c < 77:
+            return [rnd.choice(["ZRANK", "ZREVRANK", "ZSCORE"]), k, self.member()]
+        if c < 80:
+            return [rnd.choice(["ZPOPMIN", "ZPOPMAX"]), k] + ([] if rnd.random() < 0.5 else ["2"])
+        if c < 83:
+            return rnd.choice([["SET", LEX_OTHER, "x"], ["RPUSH", LEX_OTHER, "x"], ["DEL", LEX_OTHER],
+                               ["ZADD", LEX_OTHER, "0", "a"]])
+        if c < 86:
+            return ["ZCARD", k]
+        if c < 90:
+            keys = self.some(self.lex_key, 1, 3)
+            return [rnd.choice(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), self.lex_key(), str(len(keys))] + keys
+        return ["ZADD", k] + [x for _ in range(rnd.randrange(2, 6)) for x in ("0", self.member())]
+
     def generic_command(self):
         rnd, k = self.rnd, self.key()
         # Commands that create strings mostly use the string keys, so that hashes and sets
@@ -267,7 +584,7 @@ class Generator:
         if c < 75:
             return ["DBSIZE"]
         if c < 77:
-            return ["KEYS", rnd.choice(["*", "h*", "s?", "k*"])]
+            return ["KEYS", rnd.choice(["*", "h*", "s?", "k*", "l*", "z?"])]
         if c < 90:
             return self.wrong_arity()
         return self.syntax_error()
@@ -283,6 +600,17 @@ class Generator:
             ["SMISMEMBER", k], ["SMEMBERS"], ["SMOVE", k, k], ["SINTER"], ["SUNION"], ["SDIFF"],
             ["SINTERSTORE", k], ["SUNIONSTORE", k], ["SDIFFSTORE"], ["SINTERCARD", "1"],
             ["SPOP"], ["SRANDMEMBER"], ["SSCAN", k],
+            ["LPUSH", k], ["RPUSH"], ["LPUSHX", k], ["RPUSHX", k], ["LPOP"], ["RPOP", k, "1", "2"], ["LLEN"],
+            ["LLEN", k, k], ["LRANGE", k, "0"], ["LINDEX", k], ["LSET", k, "0"], ["LINSERT", k, "BEFORE", m],
+            ["LREM", k, "0"], ["LTRIM", k, "0"], ["LPOS", k], ["LMOVE", k, k, "LEFT"], ["RPOPLPUSH", k],
+            ["LMPOP", "1", k], ["LMPOP", "1"], ["ZADD", k, "1"], ["ZADD", k], ["ZINCRBY", k, "1"], ["ZREM", k],
+            ["ZCARD"], ["ZSCORE", k], ["ZMSCORE", k], ["ZCOUNT", k, "0"], ["ZRANGEBYSCORE", k, "0"],
+            ["ZREVRANGEBYSCORE", k], ["ZLEXCOUNT", k, "-"], ["ZRANGEBYLEX", k, "-"], ["ZREVRANGEBYLEX", k],
+            ["ZRANK", k], ["ZRANK", k, m, "WITHSCORE"], ["ZREVRANK", k], ["ZRANGE", k, "0"], ["ZREVRANGE", k, "0"],
+            ["ZRANGESTORE", k, k, "0"], ["ZPOPMIN"], ["ZPOPMAX", k, "1", "2"], ["ZMPOP", "1", k],
+            ["ZREMRANGEBYSCORE", k, "0"], ["ZREMRANGEBYRANK", k, "0"], ["ZREMRANGEBYLEX", k, "-"],
+            ["ZUNION", "1"], ["ZINTER"], ["ZDIFF", "1"], ["ZUNIONSTORE", k, "1"], ["ZINTERSTORE", k],
+            ["ZDIFFSTORE", k, "1"], ["ZINTERCARD", "1"], ["ZRANDMEMBER"], ["ZSCAN", k],
         ])
 
     def syntax_error(self):
@@ -294,14 +622,30 @@ class Generator:
             ["SINTERCARD", "2", k], ["SINTERCARD", "1", k, "LIMIT", "-5"], ["SSCAN", k, "x"],
             ["HSCAN", k, "0", "COUNT", "0"], ["SSCAN", k, "0", "FOO", "1"], ["SSCAN", "nokey", "-1"],
             ["HSCAN", k, "1.5"], ["SSCAN", k, "99999999999999999999"],
+            ["LPOP", k, "1.5"], ["LRANGE", k, "a", "1"], ["LINDEX", k, "1.5"], ["LSET", k, "x", "v"],
+            ["LREM", k, "x", "v"], ["LTRIM", k, "0", "x"], ["LPOS", k, "a", "RANK", "0"],
+            ["LPOS", k, "a", "MAXLEN"], ["LMOVE", k, k, "UP", "LEFT"], ["LMPOP", "0", k, "LEFT"],
+            ["LMPOP", "1", k, "LEFT", "COUNT", "0"], ["ZADD", k, "NX", "XX", "1", "a"], ["ZADD", k, "GT", "LT", "1", "a"],
+            ["ZADD", k, "NX", "GT", "1", "a"], ["ZADD", k, "INCR", "1", "a", "2", "b"], ["ZADD", k, "1", "a", "2"],
+            ["ZADD", k, "nan", "a"], ["ZINCRBY", k, "x", "a"], ["ZCOUNT", k, "(", "x"], ["ZRANGEBYLEX", k, "a", "+"],
+            ["ZRANGE", k, "0", "-1", "LIMIT", "0", "1"], ["ZRANGE", k, "-", "+", "BYLEX", "WITHSCORES"],
+            ["ZRANGE", k, "0", "1", "BYSCORE", "BYLEX"], ["ZREVRANGE", k, "0", "1", "LIMIT", "0", "1"],
+            ["ZRANGESTORE", k, k, "0", "1", "WITHSCORES"], ["ZPOPMIN", k, "-1"], ["ZMPOP", "1", k, "UP"],
+            ["ZUNION", "0", k], ["ZDIFF", "1", k, "WEIGHTS", "1"], ["ZINTER", "1", k, "AGGREGATE", "AVG"],
+            ["ZUNIONSTORE", k, "1", k, "WITHSCORES"], ["ZINTERCARD", "1", k, "LIMIT", "-1"],
+            ["ZRANDMEMBER", k, "WITHSCORES"], ["ZRANDMEMBER", k, "1", "WITHSCORES", "x"],
         ])
 
     def command(self):
         r = self.rnd.random()
-        if r < 0.40:
+        if r < 0.20:
             return self.hash_command()
-        if r < 0.78:
+        if r < 0.39:
             return self.set_command()
+        if r < 0.61:
+            return self.list_command()
+        if r < 0.84:
+            return self.zset_command()
         return self.generic_command()
 
 
@@ -311,6 +655,14 @@ COMMAND_KIND = {name: "hash" for name in (
 COMMAND_KIND.update({name: "set" for name in (
     "SADD", "SREM", "SCARD", "SISMEMBER", "SMISMEMBER", "SMEMBERS", "SMOVE", "SINTER", "SUNION", "SDIFF",
     "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE", "SINTERCARD", "SPOP", "SRANDMEMBER")})
+COMMAND_KIND.update({name: "list" for name in (
+    "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LINSERT",
+    "LREM", "LTRIM", "LPOS", "LMOVE", "RPOPLPUSH", "LMPOP")})
+COMMAND_KIND.update({name: "zset" for name in (
+    "ZADD", "ZINCRBY", "ZREM", "ZCARD", "ZSCORE", "ZMSCORE", "ZCOUNT", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+    "ZLEXCOUNT", "ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZRANK", "ZREVRANK", "ZRANGE", "ZREVRANGE", "ZRANGESTORE",
+    "ZPOPMIN", "ZPOPMAX", "ZMPOP", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZUNION", "ZINTER",
+    "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD", "ZRANDMEMBER")})
 
 UNORDERED = {"HKEYS", "HVALS", "SMEMBERS", "SINTER", "SUNION", "SDIFF", "KEYS"}
 
@@ -336,6 +688,24 @@ def normalize(cmd, reply):
     if name == "SPOP" and len(cmd) == 3 and t in '*~':
         # SPOP k N with N >= size gives all of them (the generator's counts are 0 or 1000).
         return (t, sorted(v, key=sort_key))
+    if name == "ZRANDMEMBER" and t == '*' and len(cmd) >= 3 and cmd[2].lstrip("-").isdigit():
+        # Shape only, like SRANDMEMBER: how many, whether distinct (members only: a score
+        # may equal a member), and all of them when the count is past the size.
+        count = int(cmd[2])
+        if len(cmd) == 4 and v and all(x[0] == '*' for x in v):     # RESP3: [member, score] pairs
+            picks = [tuple(x[1]) for x in v]
+        elif len(cmd) == 4:
+            picks = pairs(v)
+        else:
+            picks = [(x,) for x in v]
+        if count < 0:
+            return (t, "%d picks" % len(picks))
+        distinct = len({p[0] for p in picks})
+        if len(picks) < count:
+            return (t, sorted(picks, key=sort_key))
+        return (t, "%d picks, %d distinct" % (len(picks), distinct))
+    if name == "ZRANDMEMBER" and len(cmd) == 2 and t == '$':
+        return ('$', "one of them")
     if name in ("SRANDMEMBER", "HRANDFIELD"):
         if len(cmd) == 2 and t == '$':
             return ('$', "one of them")
@@ -367,8 +737,18 @@ def scan_all(conn, *extra):
             return keys
 
 
+def score_pairs(reply):
+    """ZRANGE ... WITHSCORES (RESP2 flat, or RESP3 [member, double] pairs) as (member, score) bytes."""
+    t, v = reply
+    assert t == '*', reply
+    if v and all(x[0] == '*' for x in v):
+        return tuple((x[1][0][1], x[1][1][1]) for x in v)
+    return tuple(pairs([x[1] for x in v]))
+
+
 def contents(conn, key):
-    """(type, contents) of one key: a string's value, a hash's dict, a set's frozenset."""
+    """(type, contents) of one key: a string's value, a hash's dict, a set's frozenset, a
+    list's elements, a sorted set's (member, score) pairs in order."""
     t = conn.call("TYPE", key)[1].decode()
     if t == "string":
         return t, conn.call("GET", key)[1]
@@ -379,6 +759,10 @@ def contents(conn, key):
         got = [m[1] for m in members]
         assert len(set(got)) == len(got), "SMEMBERS %r repeats members: %r" % (key, got)
         return t, frozenset(got)
+    if t == "list":
+        return t, tuple(x[1] for x in conn.call("LRANGE", key, "0", "-1")[1])
+    if t == "zset":
+        return t, score_pairs(conn.call("ZRANGE", key, "0", "-1", "WITHSCORES"))
     return t, None
 
 
@@ -440,7 +824,7 @@ class TypesDifferential(harness.E2ETestCase):
         gen = Generator(harness.rng("types/" + sub))
         history = []
         step = 0
-        succeeded = {"hash": 0, "set": 0}
+        succeeded = {"hash": 0, "set": 0, "list": 0, "zset": 0}
         while step < steps:
             cmds = [gen.command() for _ in range(min(100, steps - step))]
             ra, rb = a.pipeline(cmds), b.pipeline(cmds)

@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "KVServerTests",
             dependencies: [
-                "KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol", "KVBase",
+                "KVServer", "KVStore", "KVEngine", "KVFileSystem", "KVProtocol", "KVBase", "KVTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -30,10 +30,13 @@ package final class CommandHarness {
     /// compactions happen).
     /// `cluster`: this node's id, host and port in cluster mode (nil: standalone); tests
     /// install layouts through ``server``'s cluster state.
+    /// `durability`: the engine's (`.always` for tests that simulate a crash and expect every
+    /// acknowledged write). An existing store on `fileSystem` is opened as it is.
     package init(fileSystem: any FileSystem, shards: Int = 2, requirePass: String? = nil, deferredWaitMillis: Int64 = 50,
-                 cluster: (id: String, host: String, port: Int)? = nil) throws {
+                 cluster: (id: String, host: String, port: Int)? = nil, durability: Durability? = nil) throws {
         var o = Options()
         o.fileSystem = fileSystem
+        if let durability { o.durability = durability }
         o.writeBufferSize = 64 << 10
         let backlog = ReplicationBacklog()
         store = try ShardedStore.open(at: "/db", shards: shards, options: o, commitFeed: backlog)

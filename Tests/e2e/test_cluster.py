@@ -476,6 +476,82 @@ class ClusterSlotMove(ClusterCase):
         self.assertEqual(node.client().dbsize(), 1)
         self.assertIn(b"cluster_known_nodes:4", self.leaders[0].client().execute_command("CLUSTER", "INFO"))
 
+    def test_e_collections_move_with_their_elements_and_back(self):
+        """Hashes, lists, sets and sorted sets move with every element while a writer changes
+        them, leave nothing on the old owner, and move back intact (the same collection
+        versions return: left-over elements would reappear)."""
+        from redis.cluster import RedisCluster
+        import threading
+        src, tgt = self.leaders
+        lo, hi = 5000, 5999
+        rc = RedisCluster(host="127.0.0.1", port=src.port, socket_timeout=30)
+        hashes, lists = keys_in(lo, hi, "ch:", 150), keys_in(lo, hi, "cl:", 60)
+        sets, zsets = keys_in(lo, hi, "cs:", 60), keys_in(lo, hi, "cz:", 60)
+        want_h = {k: {"f%d" % j: "v%d" % j for j in range(8)} for k in hashes}
+        want_l = {k: ["i%d" % j for j in range(20)] for k in lists}
+        want_s = {k: {"m%d" % j for j in range(10)} for k in sets}
+        want_z = {k: {"m%d" % j: float(j) for j in range(10)} for k in zsets}
+        pipe = rc.pipeline()
+        for k, f in want_h.items():
+            pipe.hset(k, mapping=f)
+        for k, items in want_l.items():
+            pipe.rpush(k, *items)
+        for k, m in want_s.items():
+            pipe.sadd(k, *m)
+        for k, m in want_z.items():
+            pipe.zadd(k, m)
+        pipe.execute()
+        stop = threading.Event()
+        errors = []
+        lock = threading.Lock()
+
+        def writer():
+            c = RedisCluster(host="127.0.0.1", port=src.port, socket_timeout=30)
+            i = 0
+            try:
+                while not stop.is_set():
+                    h, l = hashes[i % len(hashes)], lists[i % len(lists)]
+                    c.hset(h, "w", str(i))
+                    c.rpush(l, "w%d" % i)
+                    with lock:
+                        want_h[h]["w"] = str(i)
+                        want_l[l].append("w%d" % i)
+                    i += 1
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            finally:
+                c.close()
+
+        def check(where):
+            for k, f in want_h.items():
+                self.assertEqual({a.decode(): b.decode() for a, b in rc.hgetall(k).items()}, f, "%s: %s" % (where, k))
+            for k, items in want_l.items():
+                self.assertEqual([x.decode() for x in rc.lrange(k, 0, -1)], items, "%s: %s" % (where, k))
+            for k, m in want_s.items():
+                self.assertEqual({x.decode() for x in rc.smembers(k)}, m, "%s: %s" % (where, k))
+            for k, m in want_z.items():
+                self.assertEqual({a.decode(): b for a, b in rc.zrange(k, 0, -1, withscores=True)}, m, "%s: %s" % (where, k))
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            self.kvcluster("move", "--slots", "%d-%d" % (lo, hi), "--to", "127.0.0.1:%d" % tgt.port)
+        finally:
+            time.sleep(0.3)
+            stop.set()
+            t.join(60)
+        self.assertEqual(errors, [])
+        for n in self.nodes:
+            self.assertTrue(harness.wait_until(lambda: self.owner_port(n, lo) == tgt.port, 10))
+        check("after the move")
+        self.assertEqual(self.keys_by_slot(src, lo, hi), [])
+        # Back to the first owner: nothing it held before may come back.
+        self.kvcluster("move", "--slots", "%d-%d" % (lo, hi), "--to", "127.0.0.1:%d" % src.port)
+        for n in self.nodes:
+            self.assertTrue(harness.wait_until(lambda: self.owner_port(n, lo) == src.port, 10))
+        check("after moving back")
+        rc.close()
+
     def test_move_2000_slots_with_two_writers(self):
         from redis.cluster import RedisCluster
         import threading

@@ -19,21 +19,48 @@ FAR = 1000000
 
 
 def dump(client):
-    """Every key with its value and absolute expiry time in ms (PEXPIRETIME; -1: none), so
-    dumps taken at different moments compare exactly."""
+    """Every key with its type, contents and absolute expiry time in ms (PEXPIRETIME; -1:
+    none), so dumps taken at different moments compare exactly. Hashes compare as sorted
+    field-value pairs, sets as sorted members, lists and sorted sets in their order."""
     out = {}
     cursor = 0
     for _ in range(1000000):
         cursor, keys = client.scan(cursor=cursor, count=1000)
         pipe = client.pipeline(transaction=False)
         for k in keys:
-            pipe.get(k)
+            pipe.type(k)
             pipe.execute_command("PEXPIRETIME", k)
         replies = pipe.execute() if keys else []
+        pipe = client.pipeline(transaction=False)
+        kinds = []
         for i, k in enumerate(keys):
-            v, at = replies[2 * i], replies[2 * i + 1]
-            if v is not None:
-                out[k] = (v, at)
+            t = replies[2 * i]
+            t = t.decode() if isinstance(t, bytes) else t
+            kinds.append(t)
+            if t == "string":
+                pipe.get(k)
+            elif t == "hash":
+                pipe.hgetall(k)
+            elif t == "list":
+                pipe.lrange(k, 0, -1)
+            elif t == "set":
+                pipe.smembers(k)
+            elif t == "zset":
+                pipe.zrange(k, 0, -1, withscores=True)
+            else:
+                pipe.exists(k)
+        values = pipe.execute() if keys else []
+        for i, k in enumerate(keys):
+            t, v, at = kinds[i], values[i], replies[2 * i + 1]
+            if t == "none":
+                continue
+            if t == "hash":
+                v = tuple(sorted(v.items()))
+            elif t == "set":
+                v = tuple(sorted(v))
+            elif t in ("list", "zset"):
+                v = tuple(v)
+            out[k] = ((t, v), at)
         if cursor == 0:
             return out
     raise AssertionError("SCAN did not finish")
@@ -109,11 +136,42 @@ def _close(a, b):
     return True
 
 
+def collection_write(pipe, rng, i):
+    """One write to a hash, list, set or sorted set (their own key spaces, so string writes
+    never meet them): element changes, deletes and expiry times."""
+    n = rng.randrange(200)
+    op = rng.randrange(12)
+    if op == 0:
+        pipe.hset("h:%d" % n, "f%d" % rng.randrange(20), "v%d" % i)
+    elif op == 1:
+        pipe.hdel("h:%d" % n, "f%d" % rng.randrange(20))
+    elif op == 2:
+        pipe.rpush("l:%d" % n, "a%d" % i, "b%d" % i)
+    elif op == 3:
+        pipe.lpop("l:%d" % n)
+    elif op == 4:
+        pipe.sadd("s:%d" % n, "m%d" % rng.randrange(50))
+    elif op == 5:
+        pipe.srem("s:%d" % n, "m%d" % rng.randrange(50))
+    elif op == 6:
+        pipe.zadd("z:%d" % n, {"m%d" % rng.randrange(50): rng.randrange(1000) / 8})
+    elif op == 7:
+        pipe.zincrby("z:%d" % n, 1.5, "m%d" % rng.randrange(50))
+    elif op == 8:
+        pipe.zpopmin("z:%d" % n)
+    elif op == 9:
+        pipe.delete(rng.choice("hlsz") + ":%d" % n)
+    elif op == 10:
+        pipe.expire(rng.choice("hlsz") + ":%d" % n, FAR + rng.randrange(1000))
+    else:
+        pipe.hincrby("h:%d" % n, "count", 1)
+
+
 def mixed_writes(client, rng, n, space=2000):
     pipe = client.pipeline(transaction=False)
     for i in range(n):
         k = "k:%d" % rng.randrange(space)
-        op = rng.randrange(100)
+        op = rng.randrange(130)
         if op < 40:
             pipe.set(k, "v%d" % rng.randrange(1 << 30))
         elif op < 50:
@@ -128,8 +186,10 @@ def mixed_writes(client, rng, n, space=2000):
             pipe.set(k, '{"category":"c%d","price":%d}' % (rng.randrange(10), rng.randrange(100)))
         elif op < 90:
             pipe.set(k, "t%d" % i, ex=FAR)
-        else:
+        elif op < 100:
             pipe.append(k, "+")
+        else:
+            collection_write(pipe, rng, i)
         if len(pipe) >= 500:
             pipe.execute()
     pipe.execute()

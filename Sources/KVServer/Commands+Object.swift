@@ -84,15 +84,37 @@ extension Commands {
             // sampled: the row is measured whole).
             if c.argc < 3 { throw CommandError.wrongArity("memory|usage") }
             if c.argc != 3 && c.argc != 5 { throw CommandError.syntax }
+            var samples: Int64 = 5
             if c.argc == 5 {
                 guard RedisText.eq(c.args[3], "samples") else { throw CommandError.syntax }
-                let n = try RedisText.int(c.args[4])
-                if n < 0 { throw CommandError.syntax }
+                samples = try RedisText.int(c.args[4])
+                if samples < 0 { throw CommandError.syntax }
             }
             guard let row = try c.store.getEntry(c.args[2]) else { return .nullBulk }
             let key = EngineKey.encode(c.args[2]).count + 8
             let value = RowValue.encode(row.value, expiresAt: row.expiresAt).count
-            return .integer(Int64(key + value + varintLength(UInt64(key)) + varintLength(UInt64(value))))
+            var total = Int64(key + value + varintLength(UInt64(key)) + varintLength(UInt64(value)))
+            if row.type != .string {
+                // A collection: its element records, measured on up to `samples` of them (0:
+                // all) and scaled to the count, as Redis samples nested values.
+                total += try c.store.update([c.args[2]]) { u -> Int64 in
+                    guard let m = try u.collection(0, row.type) else { return 0 }
+                    let prefix = CollectionLayout.elementPrefix(c.args[2], version: m.version).count + 1 + 8
+                    var seen: Int64 = 0, bytes: Int64 = 0
+                    try u.scanElements(0, m) { sub, v in
+                        let k = prefix + sub.count
+                        bytes += Int64(k + v.count + varintLength(UInt64(k)) + varintLength(UInt64(v.count)))
+                        seen += 1
+                        return samples == 0 || seen < samples
+                    }
+                    guard seen > 0 else { return 0 }
+                    // Sorted sets keep a score entry per member too.
+                    let perElement = bytes / seen + (row.type == .zset ? Int64(prefix + 8 + 3) + bytes / seen - 8 : 0)
+                    let (product, overflow) = perElement.multipliedReportingOverflow(by: m.count)
+                    return overflow ? Int64.max / 2 : product
+                }
+            }
+            return .integer(total)
         case "help":
             if c.argc != 2 { throw CommandError.wrongArity("memory|help") }
             return .array([

@@ -173,7 +173,7 @@ extension ShardedStore {
             if w.oldKnown, let t = w.old?.expiresAt, t != w.new?.expiresAt {
                 batch.delete(EngineKey.expiryEntry(w.key, at: t), slot: w.slot)
             }
-            if w.oldKnown {
+            if w.oldKnown && !indexCatalog.set.all.isEmpty {
                 let old = try indexedRow(w.key, w.old, slot: w.slot, staged: nil)
                 let new = try indexedRow(w.key, w.new, slot: w.slot, staged: staged)
                 indexCatalog.appendUpdates(key: w.key, slot: w.slot, old: old, new: new, into: &batch, deltas: &deltas)

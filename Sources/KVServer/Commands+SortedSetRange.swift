@@ -133,14 +133,18 @@ extension Commands {
             case .rank:
                 let s = try RedisText.int(start), e = try RedisText.int(stop)
                 guard let (from, to) = listRange(CollectionMeta(type: .zset, version: 0, count: m.count, head: 0, tail: m.count), s, e) else { return [] }
+                // Ranks cost a walk from an end: start from the nearer one.
+                let fromEnd = from > m.count - to
+                let (skip, take) = fromEnd ? (m.count - to, to - from) : (from, to - from)
                 var rank: Int64 = 0
-                try u.scanElements(i, m, kind: CollectionLayout.scoreKind, reverse: reverse) { sub, _ in
+                try u.scanElements(i, m, kind: CollectionLayout.scoreKind, reverse: reverse != fromEnd) { sub, _ in
                     defer { rank += 1 }
-                    if rank < from { return true }
-                    if rank >= to { return false }
+                    if rank < skip { return true }
+                    if rank >= skip + take { return false }
                     out.append((Array(sub[8...]), CollectionLayout.score(ofOrdered: sub)))
                     return true
                 }
+                if fromEnd { out.reverse() }
             case .score, .lex:
                 if offset < 0 { return [] }
                 var skipped: Int64 = 0

@@ -24,6 +24,13 @@ public final class DBIterator {
     /// Keeps the version's table files from being deleted while iterating.
     private let pinned: AnyObject?
 
+    /// Keys at or above this one are out of range: a forward move stops at the first of them
+    /// instead of stepping over deleted entries beyond it (RocksDB's `iterate_upper_bound`).
+    /// Set before positioning.
+    package var upperBound: [UInt8]?
+    /// Keys below this one are out of range for backward moves (`iterate_lower_bound`).
+    package var lowerBound: [UInt8]?
+
     init(_ iter: MergingIterator, sequence: SequenceNumber, snapshot: Snapshot?, pinned: AnyObject? = nil) {
         self.iter = iter
         self.pinned = pinned
@@ -81,10 +88,24 @@ public final class DBIterator {
         if iter.isValid { try findNextUserEntry(skipping: false) } else { valid = false }
     }
 
-    /// Positions at the last key strictly before `target` (or the last key when none is after).
+    /// Positions at the last key strictly before `target` (or the last key when none is after):
+    /// the internal iterator is placed at the last entry before `target` directly, so only the
+    /// deleted entries just below it are stepped over.
     package func seekBefore(_ target: [UInt8]) throws(KVError) {
-        try seek(target)
-        if valid { try prev() } else { try seekToLast() }
+        forward = false
+        savedValue.removeAll()
+        lookup.removeAll()
+        target.withUnsafeBytes { lookup.append($0) }
+        lookup.appendFixed64(packTrailer(sequence, .value))
+        try iter.seek(lookup.bytes)
+        if iter.isValid {
+            setSaved(target.withUnsafeBytes { $0 })
+            while iter.isValid && compareToSaved(InternalKey.userKey(iter.key)) >= 0 { try iter.prev() }
+        } else {
+            try iter.seekToLast()
+        }
+        savedKey.removeAll()
+        try findPrevUserEntry()
     }
 
     /// Moves to the next key.
@@ -145,6 +166,7 @@ public final class DBIterator {
         var skipping = initialSkipping
         repeat {
             let k = iter.key
+            if let upperBound, upperBound.withUnsafeBytes({ compareBytes(InternalKey.userKey(k), $0) }) >= 0 { break }
             if InternalKey.sequence(k) <= sequence {
                 let user = InternalKey.userKey(k)
                 switch InternalKey.kind(k) {
@@ -173,6 +195,7 @@ public final class DBIterator {
         if iter.isValid {
             repeat {
                 let k = iter.key
+                if let lowerBound, lowerBound.withUnsafeBytes({ compareBytes(InternalKey.userKey(k), $0) }) < 0 { break }
                 if InternalKey.sequence(k) <= sequence {
                     let user = InternalKey.userKey(k)
                     if kind != .deletion && compareToSaved(user) < 0 { break }

@@ -27,7 +27,7 @@ public enum RESPVersion: Sendable, Hashable {
 /// | `.attribute(pairs, v)`      | `\|<n>` pairs, then v | `v` alone                      |
 /// | `.push(xs)`                 | `><n>`                | array `*<n>`                   |
 ///
-/// Doubles are formatted like Redis's `d2string` (see ``formatDouble(_:)``). CR and LF
+/// Doubles are formatted like Redis 7.0's `addReplyDouble` (see ``formatDouble(_:)``). CR and LF
 /// inside simple strings and simple errors are replaced with spaces, so a reply can
 /// never inject protocol.
 ///

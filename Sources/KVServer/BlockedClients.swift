@@ -6,8 +6,9 @@ import Synchronization
 /// BZPOPMAX, BZMPOP). A parked client holds no thread: its connection waits on a promise.
 ///
 /// **Serving.** Each waiter carries `serve`, its command's pop (run through the store under
-/// the keys' locks), which returns the reply and the events to publish, or nil when there is
-/// nothing to pop. The registry listens to key changes (``KeyChangeListener``; registered
+/// the keys' locks) from the key that became ready (or, right after registering, from the
+/// first of its keys holding something), which returns the reply and the events to publish,
+/// or nil when there is nothing to pop. The registry listens to key changes (``KeyChangeListener``; registered
 /// with the keyspace notifier only while someone waits, so writes pay nothing otherwise):
 /// after a write to a key commits (after EXEC's commit for a transaction), the key's waiters
 /// are tried in arrival order until one finds nothing; so a pushed element reaches exactly one
@@ -22,13 +23,13 @@ final class BlockedClients: KeyChangeListener, Sendable {
     final class Waiter: Sendable {
         let session: Int64
         let keys: [[UInt8]]
-        let serve: @Sendable () throws -> (RESPValue, [Commands.Event])?
+        let serve: @Sendable (_ ready: [UInt8]?) throws -> (RESPValue, [Commands.Event])?
         let promise: EventLoopPromise<RESPValue>
         let timeoutReply: RESPValue
         /// Done (answered or removed), and the timer; held while the waiter is tried.
         let state = Mutex<(done: Bool, timer: Scheduled<Void>?)>((false, nil))
 
-        init(session: Int64, keys: [[UInt8]], serve: @escaping @Sendable () throws -> (RESPValue, [Commands.Event])?,
+        init(session: Int64, keys: [[UInt8]], serve: @escaping @Sendable (_ ready: [UInt8]?) throws -> (RESPValue, [Commands.Event])?,
              promise: EventLoopPromise<RESPValue>, timeoutReply: RESPValue) {
             self.session = session
             self.keys = keys
@@ -57,7 +58,7 @@ final class BlockedClients: KeyChangeListener, Sendable {
     /// change of one of the keys), for at most `timeoutMillis` (0: no limit), when it gets
     /// `timeoutReply`. The caller tried `serve` once already and found nothing.
     func block(session: Int64, keys: [[UInt8]], loop: any EventLoop, timeoutMillis: Int64, timeoutReply: RESPValue,
-               serve: @escaping @Sendable () throws -> (RESPValue, [Commands.Event])?) -> EventLoopFuture<RESPValue> {
+               serve: @escaping @Sendable (_ ready: [UInt8]?) throws -> (RESPValue, [Commands.Event])?) -> EventLoopFuture<RESPValue> {
         let promise = loop.makePromise(of: RESPValue.self)
         let w = Waiter(session: session, keys: keys, serve: serve, promise: promise, timeoutReply: timeoutReply)
         registry.withLock { r in
@@ -77,7 +78,7 @@ final class BlockedClients: KeyChangeListener, Sendable {
             if !armed { timer.cancel() }
         }
         // A push that committed between the caller's attempt and the registration.
-        _ = attempt(w)
+        _ = attempt(w, ready: nil)
         return promise.futureResult
     }
 
@@ -86,12 +87,15 @@ final class BlockedClients: KeyChangeListener, Sendable {
     /// Tries `w`'s pop under its lock; answers it when it got something and publishes the
     /// pop's events (into `held` when given: a loop over waiters publishes after it ends, so
     /// the pops' own events do not recurse into it).
-    private func attempt(_ w: Waiter, holding held: UnsafeMutablePointer<[Commands.Event]>? = nil) -> Attempt {
+    ///
+    /// `ready`: the key whose change prompted the try (the waiter pops from it, as Redis
+    /// serves a key that became ready); nil: any of the waiter's keys, in its order.
+    private func attempt(_ w: Waiter, ready: [UInt8]?, holding held: UnsafeMutablePointer<[Commands.Event]>? = nil) -> Attempt {
         let outcome = w.state.withLock { s -> (RESPValue, [Commands.Event])?? in
             if s.done { return .some(nil) }
             // A key that now holds another type (or any store error) leaves the client waiting,
             // as Redis does.
-            guard let got = (try? w.serve()) ?? nil else { return nil }
+            guard let got = (try? w.serve(ready)) ?? nil else { return nil }
             s.done = true
             s.timer?.cancel()
             return .some(got)
@@ -138,7 +142,7 @@ final class BlockedClients: KeyChangeListener, Sendable {
         if waiting.isEmpty { return }
         var events: [Commands.Event] = []
         withUnsafeMutablePointer(to: &events) { held in
-            for w in waiting where attempt(w, holding: held) == .empty { break }
+            for w in waiting where attempt(w, ready: key, holding: held) == .empty { break }
         }
         for e in events { keyspace.notify(e.type, e.name, e.key) }
     }

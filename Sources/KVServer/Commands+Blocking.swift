@@ -21,8 +21,8 @@ extension Commands {
             let timeout = try blockTimeout(c.args[1], now: c.store.now)
             let (keys, end, count) = try mpopArguments(c.args, at: 2)
             let store = c.store
-            return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) {
-                let (popped, events) = try popFirst(store, keys, end, count: count)
+            return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
+                let (popped, events) = try popFirst(store, ready.map { [$0] } ?? keys, end, count: count)
                 guard let (key, items) = popped else { return nil }
                 return (.array([.bulk(key), .array(items.map { .bulk($0) })]), events)
             }
@@ -47,8 +47,8 @@ extension Commands {
         let timeout = try blockTimeout(c.args[c.argc - 1], now: c.store.now)
         let keys = Array(c.args[1..<(c.argc - 1)])
         let store = c.store
-        return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) {
-            let (popped, events) = try popFirst(store, keys, end, count: 1)
+        return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
+            let (popped, events) = try popFirst(store, ready.map { [$0] } ?? keys, end, count: 1)
             guard let (key, items) = popped, let item = items.first else { return nil }
             return (.array([.bulk(key), .bulk(item)]), events)
         }
@@ -58,7 +58,8 @@ extension Commands {
     static func blockingMove(_ c: inout CommandCall, _ from: ListEnd, _ to: ListEnd, _ timeout: Int64) throws -> RESPValue {
         let src = c.args[1], dst = c.args[2]
         let store = c.store
-        return try park(&c, keys: [src], timeout: timeout, timeoutReply: .nullBulk) {
+        // Redis answers a timed-out BLMOVE with a null array.
+        return try park(&c, keys: [src], timeout: timeout, timeoutReply: .array(nil), execReply: .nullBulk) { _ in
             let (moved, events) = try moveItem(store, src, dst, from, to)
             guard let moved else { return nil }
             return (.bulk(moved), events)
@@ -67,13 +68,13 @@ extension Commands {
 
     /// Runs `serve` now; when it finds nothing (and the client is not in EXEC), parks the
     /// connection on `keys` with `serve` as its pop.
-    static func park(_ c: inout CommandCall, keys: [[UInt8]], timeout: Int64, timeoutReply: RESPValue,
-                     _ serve: @escaping @Sendable () throws -> (RESPValue, [Event])?) throws -> RESPValue {
-        if let (reply, events) = try serve() {
+    static func park(_ c: inout CommandCall, keys: [[UInt8]], timeout: Int64, timeoutReply: RESPValue, execReply: RESPValue? = nil,
+                     _ serve: @escaping @Sendable (_ ready: [UInt8]?) throws -> (RESPValue, [Event])?) throws -> RESPValue {
+        if let (reply, events) = try serve(nil) {
             publish(c, events)
             return reply
         }
-        if c.session.runningExec.load(ordering: .relaxed) { return timeoutReply }
+        if c.session.runningExec.load(ordering: .relaxed) { return execReply ?? timeoutReply }
         c.action = .later(c.server.blocked.block(session: c.session.id, keys: keys, loop: c.loop, timeoutMillis: timeout,
                                                  timeoutReply: timeoutReply, serve: serve))
         return .nullBulk

@@ -37,18 +37,20 @@ extension Commands {
             })
         },
         CommandSpec("lindex", 3, ["readonly"], keys: (1, 1, 1)) { c in
-            let index = try RedisText.int(c.args[2])
-            return try readCollection(c, .list) { u, meta -> RESPValue in
-                guard let meta, let p = listPosition(meta, index) else { return .nullBulk }
+            // Redis's order: the key (absent: nil; another type: WRONGTYPE), then the index.
+            try readCollection(c, .list) { u, meta -> RESPValue in
+                guard let meta else { return .nullBulk }
+                guard let p = listPosition(meta, try RedisText.int(c.args[2])) else { return .nullBulk }
                 return try u.element(0, meta, CollectionLayout.positionBytes(p)).map { .bulk($0) } ?? .nullBulk
             }
         },
         CommandSpec("lset", 4, ["write", "denyoom"], keys: (1, 1, 1)) { c in
-            let index = try RedisText.int(c.args[2])
             let item = c.args[3]
             _ = try changeCollection(c, .list, create: false) { u, meta in
+                // Redis's order: the key (absent: no such key; another type: WRONGTYPE), then
+                // the index.
                 guard let m = meta else { throw CommandError.noSuchKey }
-                guard let p = listPosition(m, index) else { throw CommandError("ERR index out of range") }
+                guard let p = listPosition(m, try RedisText.int(c.args[2])) else { throw CommandError("ERR index out of range") }
                 u.putElement(0, m, CollectionLayout.positionBytes(p), item)
             }
             notify(c, .list, "lset", c.args[1])
@@ -274,21 +276,24 @@ extension Commands {
             let d = keys.count - 1
             var target = d == 0 ? nil : try u.collection(d, .list)
             guard let item = try popItems(u, 0, &s, from, count: 1).first else { return nil }
-            events.append((.list, from.popEvent, src))
+            // Redis's event order: the destination's (new, push), then the source's (pop, del).
             if d == 0 {
                 pushItems(u, 0, &s, to, [item])
                 u.setCollection(0, s)
+                events.append((.list, to.pushEvent, dst))
+                events.append((.list, from.popEvent, src))
             } else {
                 u.setCollection(0, s)
-                if s.count == 0 { events.append((.generic, "del", src)) }
                 if target == nil {
                     target = u.newCollection(d, .list)
                     events.append((.new, "new", dst))
                 }
                 pushItems(u, d, &target!, to, [item])
                 u.setCollection(d, target!)
+                events.append((.list, to.pushEvent, dst))
+                events.append((.list, from.popEvent, src))
+                if s.count == 0 { events.append((.generic, "del", src)) }
             }
-            events.append((.list, to.pushEvent, dst))
             return item
         }
         return (item, events)
@@ -320,6 +325,11 @@ extension Commands {
     static func popFirst(_ store: ShardedStore, _ keys: [[UInt8]], _ end: ListEnd, count: Int) throws -> (([UInt8], [[UInt8]])?, [Event]) {
         var distinct: [[UInt8]] = []
         for k in keys where !distinct.contains(k) { distinct.append(k) }
+        return try popFirstDistinct(store, distinct, end, count: count)
+    }
+
+    /// ``popFirst(_:_:_:count:)`` over distinct keys, tried in the order given.
+    static func popFirstDistinct(_ store: ShardedStore, _ distinct: [[UInt8]], _ end: ListEnd, count: Int) throws -> (([UInt8], [[UInt8]])?, [Event]) {
         var events: [Event] = []
         let popped = try store.update(distinct) { u -> ([UInt8], [[UInt8]])? in
             for (i, k) in distinct.enumerated() {
@@ -359,10 +369,11 @@ extension Commands {
             j += 2
         }
         let element = c.args[2]
-        // Redis negates RANK in C: the most negative one stays negative and acts as -1.
+        // Redis negates RANK in C: the most negative one stays negative, so it acts as -1 and
+        // its COUNT test (`matches - rank + 1 >= count`) never stops the walk.
         let reverse = rank < 0
         let skip = rank == Int64.min ? 0 : rank.magnitude - 1
-        let want = count.map { $0 == 0 ? Int64.max : $0 } ?? 1
+        let want = count.map { $0 == 0 || rank == Int64.min ? Int64.max : $0 } ?? 1
         let found = try readCollection(c, .list) { u, meta -> [Int64] in
             guard let m = meta else { return [] }
             var out: [Int64] = []

@@ -1,12 +1,6 @@
 import KVProtocol
 import KVStore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Sorted sets: per member a member record (its score) and a score entry (`score member`,
 /// in score order), both in one batch (`CollectionLayout`). Lookups by member read the member
 /// record; ranges, ranks and pops walk the score entries. Ranks cost O(rank) (no counts in
@@ -96,8 +90,8 @@ extension Commands {
             let timeout = try blockTimeout(c.args[1], now: c.store.now)
             let (keys, max, count) = try zmpopArguments(c.args, at: 2)
             let store = c.store, resp3 = c.resp3
-            return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) {
-                let (popped, events) = try zpopFirst(store, keys, max: max, count: count)
+            return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
+                let (popped, events) = try zpopFirst(store, ready.map { [$0] } ?? keys, max: max, count: count)
                 guard let (key, pairs) = popped else { return nil }
                 return (.array([.bulk(key), .array(pairs.map { .array([.bulk($0.0), scoreValue(resp3, $0.1)]) })]), events)
             }
@@ -107,24 +101,16 @@ extension Commands {
             var out: [RESPValue] = []
             let next = try scanCollection(c, .zset) { member, value in
                 out.append(.bulk(Array(member)))
-                out.append(.bulk(g17(CollectionLayout.score(ofValue: value) ?? 0)))
+                out.append(.bulk(RESPEncoder.formatDouble(CollectionLayout.score(ofValue: value) ?? 0)))
             }
             return .array([.bulk(String(next)), .array(out)])
         },
     ]
 
-    /// Redis's `%.17g` score text (`inf`, `-inf` spelled out).
-    static func g17(_ d: Double) -> String {
-        if d.isInfinite { return d > 0 ? "inf" : "-inf" }
-        var buf = [CChar](repeating: 0, count: 40)
-        _ = withVaList([d]) { vsnprintf(&buf, 40, "%.17g", $0) }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     /// A score reply: a RESP3 double, a RESP2 bulk string.
     static func scoreReply(_ c: CommandCall, _ d: Double) -> RESPValue { scoreValue(c.resp3, d) }
 
-    static func scoreValue(_ resp3: Bool, _ d: Double) -> RESPValue { resp3 ? .double(d) : .bulk(g17(d)) }
+    static func scoreValue(_ resp3: Bool, _ d: Double) -> RESPValue { resp3 ? .double(d) : .bulk(RESPEncoder.formatDouble(d)) }
 
     /// A member's score.
     static func zscore(_ u: KeyedUpdate, _ i: Int, _ m: CollectionMeta, _ member: [UInt8]) throws -> Double? {
@@ -161,7 +147,8 @@ extension Commands {
         init(_ lo: [UInt8], _ hi: [UInt8]) throws {
             func parse(_ a: [UInt8]) throws -> (Double, Bool) {
                 let ex = a.first == UInt8(ascii: "(")
-                guard let d = RedisText.parseDouble(ex ? Array(a.dropFirst()) : a) else { throw CommandError("ERR min or max is not a float") }
+                // Redis's zslParseRange: strtod over the whole rest (empty reads as 0).
+                guard let d = RedisText.parseRangeDouble(ex ? Array(a.dropFirst()) : a) else { throw CommandError("ERR min or max is not a float") }
                 return (d, ex)
             }
             (min, minExclusive) = try parse(lo)
@@ -287,9 +274,9 @@ extension Commands {
         }
         let elements = c.argc - j
         if elements % 2 != 0 || elements == 0 { throw CommandError.syntax }
-        if incr && elements > 2 { throw CommandError("ERR INCR option supports a single increment-element pair") }
         if nx && xx { throw CommandError("ERR XX and NX options at the same time are not compatible") }
         if (gt && nx) || (lt && nx) || (gt && lt) { throw CommandError("ERR GT, LT, and/or NX options at the same time are not compatible") }
+        if incr && elements > 2 { throw CommandError("ERR INCR option supports a single increment-element pair") }
         var pairs: [(Double, [UInt8])] = []
         while j + 1 < c.argc {
             guard let s = RedisText.parseDouble(c.args[j]) else { throw CommandError.notFloat }
@@ -428,8 +415,8 @@ extension Commands {
         let timeout = try blockTimeout(c.args[c.argc - 1], now: c.store.now)
         let keys = Array(c.args[1..<(c.argc - 1)])
         let store = c.store, resp3 = c.resp3
-        return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) {
-            let (popped, events) = try zpopFirst(store, keys, max: max, count: 1)
+        return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
+            let (popped, events) = try zpopFirst(store, ready.map { [$0] } ?? keys, max: max, count: 1)
             guard let (key, pairs) = popped, let (member, s) = pairs.first else { return nil }
             return (.array([.bulk(key), .bulk(member), scoreValue(resp3, s)]), events)
         }

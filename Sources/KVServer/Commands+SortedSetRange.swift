@@ -53,8 +53,10 @@ extension Commands {
         CommandSpec("zinterstore", -4, ["write", "denyoom"], keys: (1, 1, 1), movableKeys: storeKeys) { c in try zsetOperation(c, .inter, store: true) },
         CommandSpec("zdiffstore", -4, ["write", "denyoom"], keys: (1, 1, 1), movableKeys: storeKeys) { c in try zsetOperation(c, .diff, store: true) },
         CommandSpec("zintercard", -3, ["readonly"], movableKeys: CommandSpec.numkeys(at: 1)) { c in
-            guard let n = RedisText.parseInt(c.args[1]), n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
-            if n > Int64(c.argc - 2) { throw CommandError("ERR Number of keys can't be greater than number of args") }
+            let n = try RedisText.int(c.args[1])
+            if n < 1 { throw CommandError("ERR at least 1 input key is needed for 'zintercard' command") }
+            if n > Int64(c.argc - 2) { throw CommandError.syntax }
+            try checkSortedSetInputs(c, Array(c.args[2..<(2 + Int(n))]))
             var limit = 0
             var j = 2 + Int(n)
             while j < c.argc {
@@ -117,8 +119,8 @@ extension Commands {
                 }
                 j += 1
             }
-            if case .byRank = style, hasLimit { throw CommandError.syntax }
-            if hasLimit && kind == .rank {
+            // Redis refuses a LIMIT with a count on a rank range (any offset goes with -1).
+            if hasLimit && limit != -1 && kind == .rank {
                 throw CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
             }
             if withScores && kind == .lex { throw CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX") }
@@ -245,6 +247,8 @@ extension Commands {
         if n < 1 { throw CommandError("ERR at least 1 input key is needed for '\(name)' command") }
         if n > Int64(c.argc - at - 1) { throw CommandError.syntax }
         let keys = Array(c.args[(at + 1)..<(at + 1 + Int(n))])
+        // Redis reads the inputs (WRONGTYPE) before it parses the options.
+        try checkSortedSetInputs(c, keys)
         var weights = [Double](repeating: 1, count: keys.count)
         var aggregate = Aggregate.sum
         var withScores = false
@@ -281,6 +285,13 @@ extension Commands {
         return .array(out)
     }
 
+    /// `-WRONGTYPE` when one of `keys` holds something other than a sorted set or a set.
+    static func checkSortedSetInputs(_ c: CommandCall, _ keys: [[UInt8]]) throws {
+        for k in keys {
+            if let row = try c.store.getEntry(k), row.type != .zset && row.type != .set { throw CommandError.wrongType }
+        }
+    }
+
     /// The members and scores of a sorted-set operation over `keys` (sorted sets, or sets with
     /// score 1; missing keys are empty), in score order; with `store`, written there (an empty
     /// result deletes it).
@@ -308,32 +319,36 @@ extension Commands {
                 }
                 inputs.append(members)
             }
+            // Redis's zunionInterAggregate: a NaN sum is 0; MIN/MAX keep the current value
+            // against a NaN.
             func agg(_ a: Double, _ b: Double) -> Double {
                 switch aggregate {
                 case .sum: let s = a + b; return s.isNaN ? 0 : s
-                case .min: return Swift.min(a, b)
-                case .max: return Swift.max(a, b)
+                case .min: return b < a ? b : a
+                case .max: return b > a ? b : a
                 }
             }
             func weighted(_ s: Double, _ w: Double) -> Double { let v = s * w; return v.isNaN ? 0 : v }
+            // Redis combines the inputs from the smallest to the largest.
+            let order = inputs.indices.sorted { (inputs[$0]?.count ?? 0, $0) < (inputs[$1]?.count ?? 0, $1) }
             var acc: [[UInt8]: Double] = [:]
             switch op {
             case .union:
-                for (j, input) in inputs.enumerated() {
-                    for (member, s) in input ?? [:] {
+                for j in order {
+                    for (member, s) in inputs[j] ?? [:] {
                         let v = weighted(s, weights[j])
                         acc[member] = acc[member].map { agg($0, v) } ?? v
                     }
                 }
             case .inter:
                 if inputs.contains(where: { $0 == nil }) { break }
-                let smallest = inputs.indices.min { inputs[$0]!.count < inputs[$1]!.count }!
-                outer: for (member, _) in inputs[smallest]! {
-                    var v: Double?
-                    for (j, input) in inputs.enumerated() {
-                        guard let s = input![member] else { continue outer }
-                        let x = weighted(s, weights[j])
-                        v = v.map { agg($0, x) } ?? x
+                // The first (smallest) input's product is zeroed when NaN; the others' are
+                // aggregated as they are.
+                outer: for (member, s0) in inputs[order[0]]! {
+                    var v = weighted(s0, weights[order[0]])
+                    for j in order.dropFirst() {
+                        guard let s = inputs[j]![member] else { continue outer }
+                        v = agg(v, s * weights[j])
                     }
                     acc[member] = v
                 }

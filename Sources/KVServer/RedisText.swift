@@ -78,6 +78,22 @@ enum RedisText {
         }
     }
 
+    /// Parses a score bound the way Redis's `zslParseRange` does: `strtod` must consume every
+    /// byte (so the empty string is 0 and leading spaces pass), NaN is refused, overflow is
+    /// the infinity it rounds to.
+    static func parseRangeDouble(_ s: [UInt8]) -> Double? {
+        guard s.count <= 5 * 1024, !s.contains(0) else { return nil }
+        var z = s
+        z.append(0)
+        return z.withUnsafeBufferPointer { p -> Double? in
+            let start = UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var end: UnsafeMutablePointer<CChar>?
+            let v = strtod(start, &end)
+            guard let end, UnsafeRawPointer(end) == UnsafeRawPointer(start + s.count), !v.isNaN else { return nil }
+            return v
+        }
+    }
+
     /// Parses a double the way Redis's `string2d` (via `getDoubleFromObject`) does.
     static func parseDouble(_ s: [UInt8]) -> Double? {
         guard !s.isEmpty, s.count <= 5 * 1024 else { return nil }

@@ -308,6 +308,10 @@ public final class KeyedUpdate {
         if reverse { overlay.reverse() }
         var o = 0
         let it = try store.ownerIterator(slot: slots[i])
+        // Bounded: a move past the range stops at its end instead of stepping over deleted
+        // elements beyond it (popped items, other collections' tombstones).
+        it.lowerBound = lower
+        it.upperBound = upper
         if reverse { try it.seekBefore(upper) } else { try it.seek(lower) }
         func inRange(_ k: UnsafeRawBufferPointer) -> Bool {
             reverse ? lower.withUnsafeBytes { compareBytes(k, $0) } >= 0 : upper.withUnsafeBytes { compareBytes(k, $0) } < 0

@@ -53,13 +53,13 @@ extension EncodingCase {
             resp2: "*3\r\n:1\r\n$3\r\ntwo\r\n$-1\r\n", resp3: "*3\r\n:1\r\n$3\r\ntwo\r\n_\r\n"),
         EncodingCase(name: "true", value: .boolean(true), resp2: ":1\r\n", resp3: "#t\r\n"),
         EncodingCase(name: "false", value: .boolean(false), resp2: ":0\r\n", resp3: "#f\r\n"),
-        EncodingCase(name: "double", value: .double(3.14), resp2: "$4\r\n3.14\r\n", resp3: ",3.14\r\n"),
+        EncodingCase(name: "double", value: .double(3.14), resp2: "$18\r\n3.1400000000000001\r\n", resp3: ",3.1400000000000001\r\n"),
         EncodingCase(name: "integral double", value: .double(10), resp2: "$2\r\n10\r\n", resp3: ",10\r\n"),
         EncodingCase(name: "negative zero", value: .double(-0.0), resp2: "$2\r\n-0\r\n", resp3: ",-0\r\n"),
         EncodingCase(name: "infinity", value: .double(.infinity), resp2: "$3\r\ninf\r\n", resp3: ",inf\r\n"),
         EncodingCase(name: "minus infinity", value: .double(-.infinity), resp2: "$4\r\n-inf\r\n", resp3: ",-inf\r\n"),
         EncodingCase(name: "nan", value: .double(.nan), resp2: "$3\r\nnan\r\n", resp3: ",nan\r\n"),
-        EncodingCase(name: "small double", value: .double(1e-7), resp2: "$4\r\n1e-7\r\n", resp3: ",1e-7\r\n"),
+        EncodingCase(name: "small double", value: .double(1e-7), resp2: "$22\r\n9.9999999999999995e-08\r\n", resp3: ",9.9999999999999995e-08\r\n"),
         EncodingCase(
             name: "big number", value: .bigNumber("3492890328409238509324850943850943825024385"),
             resp2: "$43\r\n3492890328409238509324850943850943825024385\r\n",
@@ -146,23 +146,15 @@ struct RESPEncoderTests {
         #expect(encoded(.resp3) { $0.writeDouble(0.5, into: &$1) } == ",0.5\r\n")
     }
 
-    /// Expected texts follow Redis's `d2string` (integers via `ll2string` within ±2^62,
-    /// otherwise `fpconv_dtoa`'s layout of the shortest round-trip digits).
+    /// Expected texts are Redis 7.0's `addReplyDouble`: `%.17g`, infinities spelled out.
     @Test(
-        "doubles are formatted like Redis d2string",
+        "doubles are formatted like Redis 7.0's addReplyDouble",
         arguments: [
-            (3.14, "3.14"), (1.5, "1.5"), (0.1, "0.1"), (-2.5, "-2.5"), (1.0, "1"), (-1.0, "-1"),
-            (100.0, "100"), (1e15, "1000000000000000"), (0.0, "0"), (-0.0, "-0"),
-            (1e-6, "0.000001"), (1e-7, "1e-7"), (-1e-7, "-1e-7"), (2e-7, "2e-7"), (1.5e-7, "1.5e-7"),
-            (2.5e-5, "0.000025"), (1.5e-10, "1.5e-10"), (123.456, "123.456"), (123456.789, "123456.789"),
-            (1.23456789, "1.23456789"), (0.30000000000000004, "0.30000000000000004"),
-            (1.2345678901234568e-5, "1.2345678901234568e-5"), (1e20, "1e+20"), (1e21, "1e+21"),
-            (1e100, "1e+100"), (1e105, "1e+105"), (1e110, "1e+110"), (1e300, "1e+300"),
-            (1e-300, "1e-300"), (1.5e-100, "1.5e-100"),
-            (1.7976931348623157e308, "1.7976931348623157e+308"), (Double.leastNonzeroMagnitude, "5e-324"),
-            (4611686018427387904.0, "4611686018427387904"), (-4611686018427387904.0, "-4611686018427387904"),
-            (4611686018427388928.0, "4611686018427389000"), (1e19, "1e+19"),
-            (1.2345678901234567e19, "12345678901234567000"), (1.5e22, "1.5e+22"),
+            (3.14, "3.1400000000000001"), (1.5, "1.5"), (0.1, "0.10000000000000001"), (-2.5, "-2.5"), (1.0, "1"),
+            (-1.0, "-1"), (100.0, "100"), (1e15, "1000000000000000"), (0.0, "0"), (-0.0, "-0"),
+            (1e-6, "9.9999999999999995e-07"), (1e-7, "9.9999999999999995e-08"), (0.30000000000000004, "0.30000000000000004"),
+            (1e20, "1e+20"), (1.7976931348623157e308, "1.7976931348623157e+308"), (5e-324, "4.9406564584124654e-324"),
+            (4611686018427387904.0, "4.6116860184273879e+18"), (1.5e22, "1.5e+22"), (123.456, "123.456"),
             (.infinity, "inf"), (-.infinity, "-inf"), (.nan, "nan"),
         ])
     func formatDouble(_ value: Double, _ expected: String) {

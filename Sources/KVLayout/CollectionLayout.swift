@@ -8,6 +8,7 @@ import KVBase
 /// ```
 /// metadata row   := engine key of the user key  →  meta  trailer(type, expiry)   (RowValue)
 /// meta           := 0x01 version:8 BE count:8 BE [head:8 BE tail:8 BE]     (the pair: lists)
+///                   [floor_len:2 BE floor ceiling_len:2 BE ceiling]   (sorted sets, optional)
 /// element key    := 0xFF 0x04 escaped(user key) version:8 BE kind:1 sub
 ///   kind 0x00      hash field (sub = field) | set member (sub = member)
 ///                  | sorted-set member (sub = member)
@@ -17,7 +18,10 @@ import KVBase
 ///                   (IEEE 754 bits) | score entry: empty | list item: the item
 /// ```
 /// `count` is the number of elements (fields, items, members), so HLEN, LLEN, SCARD and ZCARD
-/// read one row. A list's items sit at positions `head ..< tail`.
+/// read one row. A list's items sit at positions `head ..< tail`. A sorted set may carry a
+/// `floor` and a `ceiling`: score-entry sub-keys with no live entry below the floor or above
+/// the ceiling (ZPOPMIN and ZPOPMAX move them past what they deleted), so walks of the score
+/// entries start there instead of stepping over the deleted entries of earlier pops.
 ///
 /// Each new collection gets a version never used before for its key. Deleting or overwriting
 /// the key rewrites only the metadata row (O(1)); elements of any other version are dead and
@@ -131,6 +135,10 @@ public struct CollectionMeta: Equatable, Sendable {
     public var head: Int64
     /// A list's position after the last item.
     public var tail: Int64
+    /// A sorted set's score entries: none lives below this sub-key (empty: no bound).
+    public var floor: [UInt8] = []
+    /// A sorted set's score entries: none lives above this sub-key (empty: no bound).
+    public var ceiling: [UInt8] = []
 
     /// Creates the metadata of an empty collection.
     public init(type: ValueType, version: UInt64, count: Int64 = 0, head: Int64 = 0, tail: Int64 = 0) {
@@ -151,13 +159,20 @@ public struct CollectionMeta: Equatable, Sendable {
             EngineKey.appendBigEndian(UInt64(bitPattern: head), to: &out)
             EngineKey.appendBigEndian(UInt64(bitPattern: tail), to: &out)
         }
+        if type == .zset && !(floor.isEmpty && ceiling.isEmpty) {
+            for b in [floor, ceiling] {
+                out.append(UInt8(truncatingIfNeeded: b.count >> 8))
+                out.append(UInt8(truncatingIfNeeded: b.count))
+                out.append(contentsOf: b)
+            }
+        }
         return out
     }
 
     /// Decodes the payload of a row of `type` under `key`.
     public static func decode(_ payload: [UInt8], type: ValueType, key: [UInt8]) throws(KVError) -> CollectionMeta {
         let want = type == .list ? 33 : 17
-        guard type != .string, payload.count == want else {
+        guard type != .string, payload.count == want || (type == .zset && payload.count >= want + 4) else {
             throw .corruption(file: "", offset: 0, reason: "metadata of \(type.name) key \(printable(key)) has \(payload.count) bytes, expected \(want)")
         }
         guard payload[0] == CollectionLayout.formatVersion else {
@@ -172,6 +187,22 @@ public struct CollectionMeta: Equatable, Sendable {
         if type == .list {
             m.head = Int64(bitPattern: word(17))
             m.tail = Int64(bitPattern: word(25))
+        }
+        if payload.count > want {
+            var o = want
+            var parts: [[UInt8]] = []
+            for _ in 0..<2 {
+                guard o + 2 <= payload.count else { break }
+                let n = Int(payload[o]) << 8 | Int(payload[o + 1])
+                guard o + 2 + n <= payload.count else { break }
+                parts.append(Array(payload[(o + 2)..<(o + 2 + n)]))
+                o += 2 + n
+            }
+            guard parts.count == 2, o == payload.count else {
+                throw .corruption(file: "", offset: 0, reason: "metadata of zset key \(printable(key)) has a damaged floor/ceiling")
+            }
+            m.floor = parts[0]
+            m.ceiling = parts[1]
         }
         return m
     }

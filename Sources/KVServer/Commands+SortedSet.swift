@@ -129,7 +129,11 @@ extension Commands {
             m.count += 1
         }
         u.putElement(i, m, member, CollectionLayout.scoreValue(score))
-        u.putElement(i, m, kind: CollectionLayout.scoreKind, CollectionLayout.scoreBytes(score) + member, [])
+        let entry = CollectionLayout.scoreBytes(score) + member
+        u.putElement(i, m, kind: CollectionLayout.scoreKind, entry, [])
+        // A new entry outside the pops' floor or ceiling moves it.
+        if !m.floor.isEmpty && entry.lexicographicallyPrecedes(m.floor) { m.floor = entry }
+        if !m.ceiling.isEmpty && m.ceiling.lexicographicallyPrecedes(entry) { m.ceiling = entry }
     }
 
     /// Removes `member` (whose score is `score`).
@@ -345,6 +349,10 @@ extension Commands {
             return out.count < count
         }
         for (member, s) in out { zdel(u, i, &m, member, s) }
+        // Nothing lives beyond the last entry popped: later walks start there.
+        if let (member, s) = out.last {
+            if max { m.ceiling = CollectionLayout.scoreBytes(s) + member } else { m.floor = CollectionLayout.scoreBytes(s) + member }
+        }
         return out
     }
 

@@ -294,8 +294,16 @@ public final class KeyedUpdate {
                              from: [UInt8]? = nil, to: [UInt8]? = nil, reverse: Bool = false,
                              _ body: (_ sub: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
         let prefix = CollectionLayout.elementPrefix(keys[i], version: meta.version) + [kind]
-        let lower = prefix + (from ?? [])
-        let upper = to.map { prefix + $0 } ?? CollectionLayout.elementPrefix(keys[i], version: meta.version) + [kind &+ 1]
+        var lower = prefix + (from ?? [])
+        var upper = to.map { prefix + $0 } ?? CollectionLayout.elementPrefix(keys[i], version: meta.version) + [kind &+ 1]
+        if kind == CollectionLayout.scoreKind {
+            // No live score entry lies outside floor...ceiling: start the walks there.
+            if !meta.floor.isEmpty, lower.lexicographicallyPrecedes(prefix + meta.floor) { lower = prefix + meta.floor }
+            if !meta.ceiling.isEmpty {
+                let end = prefix + meta.ceiling + [0]
+                if end.lexicographicallyPrecedes(upper) { upper = end }
+            }
+        }
         // Writes not in the engine yet: the transaction's, then this call's (which win).
         var pending: [[UInt8]: [UInt8]?] = [:]
         if store.transactions.ownedByCurrentThread {

@@ -281,6 +281,12 @@ struct CollectionTests {
         #expect(try CollectionMeta.decode(m.encoded, type: .list, key: []) == m)
         let h = CollectionMeta(type: .hash, version: 7, count: 1)
         #expect(try CollectionMeta.decode(h.encoded, type: .hash, key: []) == h)
+        var z = CollectionMeta(type: .zset, version: 9, count: 3)
+        #expect(try CollectionMeta.decode(z.encoded, type: .zset, key: []) == z)
+        z.floor = CollectionLayout.scoreBytes(-1) + [1, 2]
+        z.ceiling = CollectionLayout.scoreBytes(7)
+        #expect(try CollectionMeta.decode(z.encoded, type: .zset, key: []) == z)
+        #expect(throws: KVError.self) { _ = try CollectionMeta.decode(z.encoded.dropLast(), type: .zset, key: []) }
         #expect(throws: KVError.self) { _ = try CollectionMeta.decode(h.encoded, type: .list, key: []) }
         var bad = h.encoded
         bad[0] = 9

@@ -1964,6 +1964,28 @@ def blocked_clients(conn):
     raise AssertionError("INFO clients has no blocked_clients line: %r" % v)
 
 
+class TypesTracking(TypesTestCase):
+    """Client-side caching covers the collection types: a RESP3 tracking client that read a
+    hash field, a list, a set member and a sorted-set score is sent one invalidation per key
+    when another client changes it, as redis-server does."""
+
+    def test_invalidations_for_collection_reads(self):
+        reads = [("HGET", "th", "f"), ("LRANGE", "tl", "0", "-1"), ("SISMEMBER", "ts", "m"), ("ZSCORE", "tz", "m")]
+        writes = [("HSET", "th", "f", "2"), ("RPUSH", "tl", "x"), ("SADD", "ts", "m"), ("ZADD", "tz", "1", "m")]
+        for kind, server in ((self.server.kind, self.server), ("reference", self.reference)):
+            reader, writer = self.raw_conn(server), self.raw_conn(server)
+            reader.call("HELLO", "3")
+            self.assertReply(reader.call("CLIENT", "TRACKING", "ON"), ok(), "%s: CLIENT TRACKING ON" % kind)
+            for r, w in zip(reads, writes):
+                reader.call(*r)
+                writer.call(*w)
+                push = reader.read_reply()
+                self.assertEqual(push, ('>', [('$', b"invalidate"), ('*', [('$', w[1].encode())])]),
+                                 "%s: the invalidation after %s" % (kind, show_cmd(w)))
+                extra, _ = reader.read_available(wait=0.2)
+                self.assertEqual(extra, b"", "%s: more than one invalidation after %s" % (kind, show_cmd(w)))
+
+
 class TypesBlocking(TypesTestCase):
     """BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP. Waiters are raw
     connections that send their command and read the reply later (no threads); every wait

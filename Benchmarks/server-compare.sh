@@ -23,6 +23,8 @@
 # Every server is stopped by its PID at exit. Nothing but 127.0.0.1 is contacted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=server-lib.sh
+. Benchmarks/server-lib.sh  # make_server_work, start_kv, start_redis
 
 runs=3
 requests=1000000
@@ -56,50 +58,9 @@ if [ "${SHALE_BENCH_IGNORE_LOAD:-0}" != 1 ] && awk -v l="$load" 'BEGIN { exit !(
   exit 3
 fi
 
-work=$(mktemp -d /tmp/server-compare-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  [ "$keep" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
+make_server_work server-compare  # sets $work, $pids; stops the servers at exit
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-wait_ready() {  # port pid
-  for _ in $(seq 1 300); do
-    if redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "server-compare: server on port $1 exited" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "server-compare: server on port $1 did not answer PING" >&2
-  return 1
-}
-
-start_kv() {  # name fsync -> sets port, pid
-  port=$(free_port)
-  mkdir -p "$work/$1"
-  # shellcheck disable=SC2086 # --kv-args is a list of options
-  "$kvserver" --dir "$work/$1/data" --bind 127.0.0.1 --port "$port" --fsync "$2" --metrics-port 0 \
-    --log-level warning $kv_args >"$work/$1/log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  wait_ready "$port" "$pid"
-}
-
-start_redis() {  # name appendfsync -> sets port, pid
-  port=$(free_port)
-  mkdir -p "$work/$1"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync "$2" \
-    --dir "$work/$1" --daemonize no >"$work/$1/log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  wait_ready "$port" "$pid"
-}
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

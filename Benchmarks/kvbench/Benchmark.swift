@@ -10,6 +10,8 @@ enum Benchmark: String, CaseIterable, Sendable {
     case fillproductsIdx1 = "fillproducts_idx1"
     case fillproductsIdx3 = "fillproducts_idx3"
     case indexbuild, indexquery, scanquery, jsonscan
+    // Hashes, lists, sets and sorted sets (see CollectionWorkloads.swift).
+    case hset, hget, lpush, lpop, rpop, lrange100, sadd, sismember, zadd, zrange100, zrangebyscore100
 
     /// db_bench's `fresh_db`: the database is deleted and recreated before the benchmark
     /// (or the benchmark is skipped with `--use_existing_db=1`).
@@ -24,6 +26,14 @@ enum Benchmark: String, CaseIterable, Sendable {
     var isIndexWorkload: Bool {
         switch self {
         case .fillproducts, .fillproductsIdx1, .fillproductsIdx3, .indexbuild, .indexquery, .scanquery, .jsonscan: return true
+        default: return false
+        }
+    }
+
+    /// Whether this is one of the collection workloads (hashes, lists, sets, sorted sets).
+    var isCollectionWorkload: Bool {
+        switch self {
+        case .hset, .hget, .lpush, .lpop, .rpop, .lrange100, .sadd, .sismember, .zadd, .zrange100, .zrangebyscore100: return true
         default: return false
         }
     }
@@ -48,6 +58,7 @@ enum Benchmark: String, CaseIterable, Sendable {
 
     /// What the target must support to run the benchmark.
     var requirement: Requirement {
+        if isCollectionWorkload { return .collections }
         switch self {
         case .readseq, .readreverse, .seekrandom, .ycsbe: return .orderedScans
         case .compact: return .compaction
@@ -59,6 +70,8 @@ enum Benchmark: String, CaseIterable, Sendable {
     /// Capabilities a target may lack.
     enum Requirement: Sendable {
         case pointOperations, orderedScans, compaction, syncWrites
+        /// Hash, list, set and sorted-set commands (a ShardedStore or a RESP server).
+        case collections
     }
 
     /// The name of the operation its latencies measure, for `--histogram=1` output
@@ -66,6 +79,9 @@ enum Benchmark: String, CaseIterable, Sendable {
     var operationName: String {
         switch self {
         case .fillseq, .fillrandom, .overwrite, .fillsync, .fillproducts, .fillproductsIdx1, .fillproductsIdx3: return "write"
+        case .hset, .lpush, .sadd, .zadd: return "write"
+        case .lpop, .rpop: return "pop"
+        case .lrange100, .zrange100, .zrangebyscore100: return "range"
         case .indexquery, .scanquery: return "query"
         case .indexbuild: return "row"
         case .jsonscan: return "extraction"

@@ -42,7 +42,9 @@ final class EngineTarget: BenchTarget {
             + "durability \(options.durability.rawValue))"
     }
 
-    func unsupportedReason(_ requirement: Benchmark.Requirement) -> String? { nil }
+    func unsupportedReason(_ requirement: Benchmark.Requirement) -> String? {
+        requirement == .collections ? "hashes, lists, sets and sorted sets need a ShardedStore: pass --shards N (or --server)" : nil
+    }
 
     func makeSession(durability: DurabilityFlag) throws -> EngineSession {
         EngineSession(db: try current(), durability: Durability(rawValue: durability.rawValue) ?? .no)

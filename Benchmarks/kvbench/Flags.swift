@@ -112,6 +112,18 @@ struct KVBench: ParsableCommand {
     @Option(name: .customLong("scan_queries"), help: "Full scans run by scanquery.")
     var scanQueries = 3
 
+    @Option(name: [.customLong("hash_keys"), .customLong("hash-keys")], help: "Hashes hset/hget spread their fields over.")
+    var hashKeys = 1000
+
+    @Option(name: [.customLong("list_keys"), .customLong("list-keys")], help: "Lists lpush, lpop and rpop use; also caps the lists lrange100 loads.")
+    var listKeys = 1000
+
+    @Option(name: [.customLong("set_keys"), .customLong("set-keys")], help: "Sets sadd/sismember spread their members over.")
+    var setKeys = 1000
+
+    @Option(name: [.customLong("zset_keys"), .customLong("zset-keys")], help: "Sorted sets zadd uses; also caps the sets zrange100 loads.")
+    var zsetKeys = 1000
+
     @Option(name: .customLong("server"), help: "HOST:PORT of a RESP server to drive instead of the in-process engine.")
     var server: String?
 
@@ -132,6 +144,9 @@ struct KVBench: ParsableCommand {
         guard compressionRatio > 0, compressionRatio <= 1 else { throw ValidationError("--compression_ratio must be in (0, 1]") }
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         guard pipeline >= 1 else { throw ValidationError("--pipeline must be at least 1") }
+        guard hashKeys >= 1, listKeys >= 1, setKeys >= 1, zsetKeys >= 1 else {
+            throw ValidationError("--hash_keys, --list_keys, --set_keys and --zset_keys must be at least 1")
+        }
         guard indexQueries >= 1, scanQueries >= 1 else { throw ValidationError("--index_queries and --scan_queries must be at least 1") }
         if let connections, connections < 1 { throw ValidationError("--connections must be at least 1") }
         if server == nil, connections != nil || pipeline != 1 {
@@ -181,6 +196,10 @@ struct BenchConfig: Sendable {
     var shards: Int
     var indexQueries: Int
     var scanQueries: Int
+    var hashKeys: Int
+    var listKeys: Int
+    var setKeys: Int
+    var zsetKeys: Int
     /// Whether `--shards` was given: the run goes through a ShardedStore (even with 1 shard).
     var useStore: Bool
     var server: String?
@@ -220,6 +239,10 @@ struct BenchConfig: Sendable {
         shards = flags.shards ?? 1
         indexQueries = flags.indexQueries
         scanQueries = flags.scanQueries
+        hashKeys = flags.hashKeys
+        listKeys = flags.listKeys
+        setKeys = flags.setKeys
+        zsetKeys = flags.zsetKeys
         useStore = flags.shards != nil
         server = flags.server
         connections = flags.connections ?? flags.threads

@@ -2,8 +2,9 @@ import KVProtocol
 import NIOCore
 
 /// Any RESP server (redis-server, kvserver) as a ``BenchTarget``, driven with SET, GET and
-/// DEL over `--connections` connections, each with its own thread and `--pipeline`
-/// requests in flight per round trip.
+/// DEL (and, for the collection workloads, HSET, HGET, LPUSH, RPUSH, LPOP, RPOP, LRANGE,
+/// SADD, SISMEMBER, ZADD, ZRANGE and ZRANGEBYSCORE) over `--connections` connections, each
+/// with its own thread and `--pipeline` requests in flight per round trip.
 ///
 /// A fresh database (before fillseq, fillrandom) is made with FLUSHDB. Ordered scans,
 /// manual compaction and sync writes are not part of the protocol subset used, so
@@ -39,6 +40,7 @@ final class RESPTarget: BenchTarget {
         case .orderedScans: return "needs ordered iteration, not available over RESP"
         case .compaction: return "manual compaction is not available over RESP"
         case .syncWrites: return "per-write fsync is a server setting over RESP"
+        case .collections: return nil
         }
     }
 
@@ -75,6 +77,20 @@ struct RESPSession: BenchSession {
 
     private enum Expect {
         case ok, value, integer
+        /// A collection read: a bulk string or null (HGET, LPOP).
+        case element
+        /// SISMEMBER: 1 when the member is there.
+        case member
+        /// A range: an array of bulk strings (LRANGE, ZRANGE, ZRANGEBYSCORE).
+        case range
+
+        /// Whether the request is a collection read (counted in `Recorder.reads`).
+        var isRead: Bool {
+            switch self {
+            case .element, .member, .range: return true
+            case .ok, .value, .integer: return false
+            }
+        }
     }
 
     private static let set = Array("SET".utf8)
@@ -129,6 +145,22 @@ struct RESPSession: BenchSession {
                 break
             case (.integer, .integer):
                 break
+            case (.element, .bulkString(let value?)):
+                recorder.found += 1
+                recorder.bytes += value.readableBytes
+            case (.element, .bulkString(nil)), (.element, .null):
+                break
+            case (.member, .integer(let n)):
+                if n == 1 { recorder.found += 1 }
+            case (.range, .array(let items)):
+                var bytes = 0
+                for item in items ?? [] {
+                    if case .bulkString(let b?) = item { bytes += b.readableBytes }
+                }
+                let n = items?.count ?? 0
+                if n > 0 { recorder.found += 1 }
+                recorder.bytes += bytes
+                recorder.count("items", n)
             case (_, .simpleError(let message)):
                 throw BenchError("\(connection.endpoint) replied with an error: \(message)")
             default:
@@ -136,6 +168,79 @@ struct RESPSession: BenchSession {
             }
         }
         expected.removeAll(keepingCapacity: true)
+    }
+
+    /// Queues one collection command (see ``CollectionOp``).
+    mutating func collection(_ op: CollectionOp, into recorder: inout Recorder) throws {
+        let e = connection.encoder
+        func command(_ name: String, _ count: Int) {
+            e.writeArrayHeader(count: count, into: &connection.output)
+            e.writeBulkString(name, into: &connection.output)
+        }
+        func bulk(_ bytes: [UInt8]) { e.writeBulkString(bytes, into: &connection.output) }
+        func text(_ string: String) { e.writeBulkString(string, into: &connection.output) }
+        switch op {
+        case .hset(let key, let field, let value):
+            command("HSET", 4)
+            bulk(key)
+            bulk(field)
+            e.writeBulkString(value, into: &connection.output)
+            expected.append(.integer)
+        case .hget(let key, let field):
+            command("HGET", 3)
+            bulk(key)
+            bulk(field)
+            expected.append(.element)
+        case .push(let key, let items, let left):
+            command(left ? "LPUSH" : "RPUSH", 2 + items.count)
+            bulk(key)
+            for item in items { e.writeBulkString(item, into: &connection.output) }
+            expected.append(.integer)
+        case .pop(let key, let left):
+            command(left ? "LPOP" : "RPOP", 2)
+            bulk(key)
+            expected.append(.element)
+        case .lrange(let key, let start, let stop):
+            command("LRANGE", 4)
+            bulk(key)
+            text(String(start))
+            text(String(stop))
+            expected.append(.range)
+        case .sadd(let key, let member):
+            command("SADD", 3)
+            bulk(key)
+            bulk(member)
+            expected.append(.integer)
+        case .sismember(let key, let member):
+            command("SISMEMBER", 3)
+            bulk(key)
+            bulk(member)
+            expected.append(.member)
+        case .zadd(let key, let members):
+            command("ZADD", 2 + 2 * members.count)
+            bulk(key)
+            for (score, member) in members {
+                text(score.description)
+                bulk(member)
+            }
+            expected.append(.integer)
+        case .zrange(let key, let start, let stop):
+            command("ZRANGE", 4)
+            bulk(key)
+            text(String(start))
+            text(String(stop))
+            expected.append(.range)
+        case .zrangeByScore(let key, let min, let limit):
+            command("ZRANGEBYSCORE", 7)
+            bulk(key)
+            text(min.description)
+            text("+inf")
+            text("LIMIT")
+            text("0")
+            text(String(limit))
+            expected.append(.range)
+        }
+        if expected[expected.count - 1].isRead { recorder.reads += 1 }
     }
 
     mutating func walk(reverse: Bool, limit: Int, _ entry: (Int) -> Void) throws {

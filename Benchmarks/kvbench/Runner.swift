@@ -27,6 +27,8 @@ final class BenchRun<Target: BenchTarget> {
     private var keySpaceLoaded: Bool
     /// The next key number a YCSB insert uses.
     private var inserts: SharedCounter
+    /// What the collection workloads wrote so far (CollectionWorkloads.swift).
+    var collections = CollectionState()
 
     init(config: BenchConfig, target: Target) {
         self.config = config
@@ -45,6 +47,7 @@ final class BenchRun<Target: BenchTarget> {
             if benchmark.ycsb != nil && !keySpaceLoaded && target.unsupportedReason(benchmark.requirement) == nil {
                 report(try loadForYCSB())
             }
+            if let load = try loadForCollections(benchmark) { report(load) }
             report(try run(benchmark))
         }
         try summarize()
@@ -66,8 +69,10 @@ final class BenchRun<Target: BenchTarget> {
             try target.reset()
             keySpaceLoaded = false
             inserts = SharedCounter(config.num)
+            collections = CollectionState()
         }
         if benchmark.isIndexWorkload { return try runIndexBenchmark(benchmark, previous: outcomes) }
+        if benchmark.isCollectionWorkload { return try runCollectionBenchmark(benchmark) }
         let w = workloads
         let n = config.threads
         let reads = config.reads
@@ -134,6 +139,8 @@ final class BenchRun<Target: BenchTarget> {
             }
         case .fillproducts, .fillproductsIdx1, .fillproductsIdx3, .indexbuild, .indexquery, .scanquery, .jsonscan:
             preconditionFailure("index workloads run in runIndexBenchmark")
+        case .hset, .hget, .lpush, .lpop, .rpop, .lrange100, .sadd, .sismember, .zadd, .zrange100, .zrangebyscore100:
+            preconditionFailure("collection workloads run in runCollectionBenchmark")
         }
         if outcome.reportsFound, let r = outcome.result, r.reads > 0 {
             let found = "(\(r.found) of \(r.reads) found)"
@@ -156,7 +163,7 @@ final class BenchRun<Target: BenchTarget> {
 
     /// Runs `body` on `threads` threads, each with its own session, environment and
     /// recorder, and merges what they measured.
-    private func measure(
+    func measure(
         threads: Int, durability: DurabilityFlag? = nil,
         _ body: @escaping @Sendable (inout Target.Session, inout ThreadEnv, inout Recorder) throws -> Void
     ) throws -> ThreadResult {
@@ -164,7 +171,7 @@ final class BenchRun<Target: BenchTarget> {
     }
 
     /// Like ``measure(threads:durability:_:)`` but returns each thread's result.
-    private func measureEach(
+    func measureEach(
         threads: Int, durability: DurabilityFlag? = nil,
         _ body: @escaping @Sendable (Int, inout Target.Session, inout ThreadEnv, inout Recorder) throws -> Void
     ) throws -> [ThreadResult] {
@@ -238,6 +245,10 @@ final class BenchRun<Target: BenchTarget> {
             ("shards", .integer(config.shards)),
             ("index_queries", .integer(config.indexQueries)),
             ("scan_queries", .integer(config.scanQueries)),
+            ("hash_keys", .integer(config.hashKeys)),
+            ("list_keys", .integer(config.listKeys)),
+            ("set_keys", .integer(config.setKeys)),
+            ("zset_keys", .integer(config.zsetKeys)),
             ("server", config.server.map { .string($0) } ?? .null),
             ("connections", config.server == nil ? .null : .integer(config.connections)),
             ("pipeline", config.server == nil ? .null : .integer(config.pipeline)),

@@ -57,6 +57,43 @@ protocol BenchSession {
     /// Reads up to `count` entries starting at `key` with a fresh iterator; returns the
     /// entries read and their key + value bytes.
     mutating func scan(from key: [UInt8], count: Int) throws -> (entries: Int, bytes: Int)
+
+    /// Issues one hash, list, set or sorted-set command (queued like a point operation). Reads
+    /// count in `recorder.reads` and, once answered, in `recorder.found` (a value, a member or
+    /// a non-empty range came back) and `recorder.bytes` (the bytes returned); ranges also
+    /// count their items in the `items` counter. Targets without collections throw.
+    mutating func collection(_ op: CollectionOp, into recorder: inout Recorder) throws
+}
+
+extension BenchSession {
+    mutating func collection(_ op: CollectionOp, into recorder: inout Recorder) throws {
+        throw BenchError("hash, list, set and sorted-set commands need a ShardedStore (--shards N) or a server (--server)")
+    }
+}
+
+/// One collection command of the collection workloads, as a Redis client would send it.
+/// Values point into the value pool (valid while it lives).
+enum CollectionOp {
+    /// `HSET key field value`.
+    case hset(key: [UInt8], field: [UInt8], value: UnsafeRawBufferPointer)
+    /// `HGET key field`.
+    case hget(key: [UInt8], field: [UInt8])
+    /// `LPUSH key item...` or, with `left` false, `RPUSH key item...`.
+    case push(key: [UInt8], items: [UnsafeRawBufferPointer], left: Bool)
+    /// `LPOP key` or, with `left` false, `RPOP key`.
+    case pop(key: [UInt8], left: Bool)
+    /// `LRANGE key start stop` (start and stop non-negative).
+    case lrange(key: [UInt8], start: Int, stop: Int)
+    /// `SADD key member`.
+    case sadd(key: [UInt8], member: [UInt8])
+    /// `SISMEMBER key member`.
+    case sismember(key: [UInt8], member: [UInt8])
+    /// `ZADD key score member [score member ...]`.
+    case zadd(key: [UInt8], members: [(score: Double, member: [UInt8])])
+    /// `ZRANGE key start stop` (by rank; start and stop non-negative).
+    case zrange(key: [UInt8], start: Int, stop: Int)
+    /// `ZRANGEBYSCORE key min +inf LIMIT 0 limit`.
+    case zrangeByScore(key: [UInt8], min: Double, limit: Int)
 }
 
 /// Errors of kvbench itself (bad environment, unsupported combinations), printed as they

@@ -53,8 +53,7 @@ extension Workloads {
         var inserted = 0
         var scans = 0
         var rmws = 0
-        let batch = s.batchSize
-        var queued = 0
+        var ops = QueuedOps(batchSize: s.batchSize)
 
         func nextKey() -> Int {
             if workload == .d { return latest.next(latest: max(0, inserts.current - 1), using: &rng) }
@@ -92,17 +91,9 @@ extension Workloads {
                 rec.bytes += entryBytes
                 rmws += 1
             }
-            queued += 1
-            if queued == batch {
-                try s.flush(into: &rec)
-                rec.finished(queued)
-                queued = 0
-            }
+            try ops.add(&s, &rec)
         }
-        if queued > 0 {
-            try s.flush(into: &rec)
-            rec.finished(queued)
-        }
+        try ops.finish(&s, &rec)
         for (name, n) in [("read", reads), ("update", updates), ("insert", inserted), ("scan", scans), ("rmw", rmws)]
         where n > 0 {
             rec.count(name, n)

@@ -21,9 +21,9 @@
 # 3. Prints the medians of ops/s and p99 (ms) per test and server, and the ratio
 #    kvserver / redis (throughput: above 1 kvserver is faster).
 #
-# The default -n is small because kvserver's RPOP, SPOP and ZPOPMIN slow down with every
-# element popped before (a pop's scan steps over the tombstones of the earlier pops), so
-# their time grows with the square of -n; with the defaults a run takes 1-2 minutes on 2
+# The default -n is small because kvserver's SPOP slows down with every member popped
+# before (it seeks to a random point and steps over the tombstones of earlier pops until a
+# compaction drops them), so its time grows with the square of -n; with the defaults a run takes 1-2 minutes on 2
 # cores. Benchmarks need an idle machine: the script refuses to start while the 1-minute
 # load average is 0.5 or more (SHALE_BENCH_IGNORE_LOAD=1 overrides, and the output says
 # so). Every server is stopped by its PID, at the end of its round or at exit. Nothing but

@@ -45,7 +45,9 @@ final class BlockedClients: KeyChangeListener, Sendable {
     }
 
     private let registry = Mutex(Registry())
-    private let keyspace: KeyspaceNotifier
+    /// Unowned: the notifier holds this registry as a listener (a strong reference back
+    /// would be a cycle); both live as long as the server state.
+    private unowned let keyspace: KeyspaceNotifier
 
     init(keyspace: KeyspaceNotifier) {
         self.keyspace = keyspace

@@ -35,6 +35,8 @@ struct ClusterMemberTests {
             // suite runs in parallel on two cores.
             #expect(await eventually(20) { member.leaseHeld })
             #expect(await eventually(20) { log.topologies.withLock { $0 } == [nil] })
+            // The lease is granted before the registration is written: wait for the key too.
+            #expect(await eventually(20) { (try? await etcd.get(Self.keys.alive(Self.node.id))) != nil })
             let alive = try #require(try await etcd.get(Self.keys.alive(Self.node.id)))
             #expect(try JSONDecoder().decode(ClusterNode.self, from: alive.data) == Self.node)
             #expect(alive.lease == member.leaseID && alive.lease != 0)

@@ -44,6 +44,25 @@ extension Commands {
         }
     }
 
+    /// HDEL/SREM: deletes the fields or members from argument 2 of the collection of `type`
+    /// at `c.args[1]`; publishes `event` (and `del` when it empties the key); returns how many
+    /// there were.
+    static func removeElements(_ c: CommandCall, _ type: ValueType, event: String, _ flag: KeyspaceEventFlags) throws -> RESPValue {
+        let change = try changeCollection(c, type, create: false) { u, meta -> Int64 in
+            guard meta != nil else { return 0 }
+            var removed: Int64 = 0
+            for e in c.args.dropFirst(2) where try u.element(0, meta!, e) != nil {
+                u.deleteElement(0, meta!, e)
+                meta!.count -= 1
+                removed += 1
+            }
+            return removed
+        }
+        if change.result > 0 { notify(c, flag, event, c.args[1]) }
+        if change.deleted { notify(c, .generic, "del", c.args[1]) }
+        return .integer(change.result)
+    }
+
     /// Every element (member kind) of key `i`'s collection, in sub-key order.
     static func allElements(_ u: KeyedUpdate, _ i: Int, _ m: CollectionMeta) throws -> [(sub: [UInt8], value: [UInt8])] {
         var out: [(sub: [UInt8], value: [UInt8])] = []
@@ -99,7 +118,9 @@ extension Commands {
         var out: [(sub: [UInt8], value: [UInt8])] = []
         var seen = Set<[UInt8]>()
         var attempts = 0
-        while out.count < count && attempts < count * 8 + 64 {
+        // `count` comes from the client: bound the attempts without multiplying it.
+        let maxAttempts = min(count, 1 << 20) * 8 + 64
+        while out.count < count && attempts < maxAttempts {
             attempts += 1
             let probe = randomProbe(first, last)
             var got: (sub: [UInt8], value: [UInt8])?

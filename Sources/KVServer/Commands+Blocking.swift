@@ -19,7 +19,7 @@ extension Commands {
         },
         CommandSpec("blmpop", -5, ["write", "blocking"], movableKeys: CommandSpec.numkeys(at: 2)) { c in
             let timeout = try blockTimeout(c.args[1], now: c.store.now)
-            let (keys, end, count) = try mpopArguments(c.args, at: 2)
+            let (keys, end, count) = try listMpopArguments(c.args, at: 2)
             let store = c.store
             return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
                 let (popped, events) = try popFirst(store, ready.map { [$0] } ?? keys, end, count: count)

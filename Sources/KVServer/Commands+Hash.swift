@@ -40,21 +40,7 @@ extension Commands {
                 return .array(out)
             }
         },
-        CommandSpec("hdel", -3, ["write", "fast"], keys: (1, 1, 1)) { c in
-            let change = try changeCollection(c, .hash, create: false) { u, meta -> Int64 in
-                guard meta != nil else { return 0 }
-                var removed: Int64 = 0
-                for f in c.args.dropFirst(2) where try u.element(0, meta!, f) != nil {
-                    u.deleteElement(0, meta!, f)
-                    meta!.count -= 1
-                    removed += 1
-                }
-                return removed
-            }
-            if change.result > 0 { notify(c, .hash, "hdel", c.args[1]) }
-            if change.deleted { notify(c, .generic, "del", c.args[1]) }
-            return .integer(change.result)
-        },
+        CommandSpec("hdel", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try removeElements(c, .hash, event: "hdel", .hash) },
         CommandSpec("hlen", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
             .integer(try readCollection(c, .hash) { _, meta in meta?.count ?? 0 })
         },

@@ -57,17 +57,7 @@ extension Commands {
             guard let (first, _) = try c.store.scan().nextEntry(), let (last, _) = try c.store.scan(reverse: true).nextEntry() else {
                 return .nullBulk
             }
-            var probe: [UInt8] = []
-            var i = 0
-            while i < first.count && i < last.count && first[i] == last[i] {
-                probe.append(first[i])
-                i += 1
-            }
-            let lo = i < first.count ? first[i] : 0
-            let hi = i < last.count ? last[i] : 255
-            probe.append(UInt8.random(in: lo...max(lo, hi)))
-            for _ in 0..<8 { probe.append(UInt8.random(in: 0...255)) }
-            if let (k, _) = try c.store.scan(from: probe).nextEntry() { return .bulk(k) }
+            if let (k, _) = try c.store.scan(from: randomProbe(first, last)).nextEntry() { return .bulk(k) }
             return .bulk(first)
         },
         CommandSpec("dbsize", 1, ["readonly", "fast"]) { c in .integer(Int64(try c.store.count())) },

@@ -150,7 +150,7 @@ extension Commands {
             return moved.map { .bulk($0) } ?? .nullBulk
         },
         CommandSpec("lmpop", -4, ["write"], movableKeys: CommandSpec.numkeys(at: 1)) { c in
-            let (keys, end, count) = try mpopArguments(c.args, at: 1)
+            let (keys, end, count) = try listMpopArguments(c.args, at: 1)
             let (popped, events) = try popFirst(c.store, keys, end, count: count)
             publish(c, events)
             guard let (key, items) = popped else { return .array(nil) }
@@ -299,14 +299,16 @@ extension Commands {
         return (item, events)
     }
 
-    /// `numkeys key ... LEFT|RIGHT [COUNT count]` from argument `at` (LMPOP, BLMPOP).
-    static func mpopArguments(_ args: [[UInt8]], at: Int) throws -> ([[UInt8]], ListEnd, Int) {
+    /// `numkeys key ... WHERE [COUNT count]` from argument `at` (LMPOP, BLMPOP with LEFT|RIGHT;
+    /// ZMPOP, BZMPOP with MIN|MAX): the keys, whether WHERE is the second word, the count.
+    static func mpopArguments(_ args: [[UInt8]], at: Int, words: (StaticString, StaticString)) throws -> ([[UInt8]], Bool, Int) {
         guard let n = RedisText.parseInt(args[at]), n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
         if n > Int64(args.count - at - 1) { throw CommandError("ERR Number of keys can't be greater than number of args") }
         let keys = Array(args[(at + 1)..<(at + 1 + Int(n))])
         var j = at + 1 + Int(n)
         guard j < args.count else { throw CommandError.syntax }
-        let end = try ListEnd(args[j])
+        let second: Bool
+        if RedisText.eq(args[j], words.0) { second = false } else if RedisText.eq(args[j], words.1) { second = true } else { throw CommandError.syntax }
         j += 1
         var count = 1
         var sawCount = false
@@ -317,7 +319,13 @@ extension Commands {
             sawCount = true
             j += 2
         }
-        return (keys, end, count)
+        return (keys, second, count)
+    }
+
+    /// LMPOP's and BLMPOP's arguments from `at`.
+    static func listMpopArguments(_ args: [[UInt8]], at: Int) throws -> ([[UInt8]], ListEnd, Int) {
+        let (keys, right, count) = try mpopArguments(args, at: at, words: ("left", "right"))
+        return (keys, right ? .right : .left, count)
     }
 
     /// Pops up to `count` items from `end` of the first of `keys` holding a list; nil when

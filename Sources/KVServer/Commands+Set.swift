@@ -18,21 +18,7 @@ extension Commands {
             if change.result > 0 { notify(c, .set, "sadd", c.args[1]) }
             return .integer(change.result)
         },
-        CommandSpec("srem", -3, ["write", "fast"], keys: (1, 1, 1)) { c in
-            let change = try changeCollection(c, .set, create: false) { u, meta -> Int64 in
-                guard meta != nil else { return 0 }
-                var removed: Int64 = 0
-                for m in c.args.dropFirst(2) where try u.element(0, meta!, m) != nil {
-                    u.deleteElement(0, meta!, m)
-                    meta!.count -= 1
-                    removed += 1
-                }
-                return removed
-            }
-            if change.result > 0 { notify(c, .set, "srem", c.args[1]) }
-            if change.deleted { notify(c, .generic, "del", c.args[1]) }
-            return .integer(change.result)
-        },
+        CommandSpec("srem", -3, ["write", "fast"], keys: (1, 1, 1)) { c in try removeElements(c, .set, event: "srem", .set) },
         CommandSpec("scard", 2, ["readonly", "fast"], keys: (1, 1, 1)) { c in
             .integer(try readCollection(c, .set) { _, meta in meta?.count ?? 0 })
         },

@@ -78,7 +78,7 @@ extension Commands {
         CommandSpec("zpopmin", -2, ["write", "fast"], keys: (1, 1, 1)) { c in try zpop(c, max: false) },
         CommandSpec("zpopmax", -2, ["write", "fast"], keys: (1, 1, 1)) { c in try zpop(c, max: true) },
         CommandSpec("zmpop", -4, ["write"], movableKeys: CommandSpec.numkeys(at: 1)) { c in
-            let (keys, max, count) = try zmpopArguments(c.args, at: 1)
+            let (keys, max, count) = try mpopArguments(c.args, at: 1, words: ("min", "max"))
             let (popped, events) = try zpopFirst(c.store, keys, max: max, count: count)
             publish(c, events)
             guard let (key, pairs) = popped else { return .array(nil) }
@@ -88,7 +88,7 @@ extension Commands {
         CommandSpec("bzpopmax", -3, ["write", "noscript", "blocking", "fast"], keys: (1, -2, 1)) { c in try bzpop(&c, max: true) },
         CommandSpec("bzmpop", -5, ["write", "blocking"], movableKeys: CommandSpec.numkeys(at: 2)) { c in
             let timeout = try blockTimeout(c.args[1], now: c.store.now)
-            let (keys, max, count) = try zmpopArguments(c.args, at: 2)
+            let (keys, max, count) = try mpopArguments(c.args, at: 2, words: ("min", "max"))
             let store = c.store, resp3 = c.resp3
             return try park(&c, keys: keys, timeout: timeout, timeoutReply: .array(nil)) { ready in
                 let (popped, events) = try zpopFirst(store, ready.map { [$0] } ?? keys, max: max, count: count)
@@ -375,28 +375,6 @@ extension Commands {
             out.append(scoreReply(c, s))
         }
         return .array(out)
-    }
-
-    /// `numkeys key ... MIN|MAX [COUNT count]` from argument `at` (ZMPOP, BZMPOP).
-    static func zmpopArguments(_ args: [[UInt8]], at: Int) throws -> ([[UInt8]], Bool, Int) {
-        guard let n = RedisText.parseInt(args[at]), n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
-        if n > Int64(args.count - at - 1) { throw CommandError("ERR Number of keys can't be greater than number of args") }
-        let keys = Array(args[(at + 1)..<(at + 1 + Int(n))])
-        var j = at + 1 + Int(n)
-        guard j < args.count else { throw CommandError.syntax }
-        let max: Bool
-        if RedisText.eq(args[j], "min") { max = false } else if RedisText.eq(args[j], "max") { max = true } else { throw CommandError.syntax }
-        j += 1
-        var count = 1
-        var sawCount = false
-        while j < args.count {
-            guard !sawCount, RedisText.eq(args[j], "count"), j + 1 < args.count else { throw CommandError.syntax }
-            guard let c = RedisText.parseInt(args[j + 1]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
-            count = Int(min(c, Int64(Int.max)))
-            sawCount = true
-            j += 2
-        }
-        return (keys, max, count)
     }
 
     /// Pops from the first of `keys` holding a sorted set; nil when none does.

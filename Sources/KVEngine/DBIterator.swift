@@ -26,9 +26,11 @@ public final class DBIterator {
 
     /// Keys at or above this one are out of range: a forward move stops at the first of them
     /// instead of stepping over deleted entries beyond it (RocksDB's `iterate_upper_bound`).
-    /// Set before positioning.
+    /// Set before positioning. (Unchecked exclusivity, as the other state: read on every step.)
+    @exclusivity(unchecked)
     package var upperBound: [UInt8]?
     /// Keys below this one are out of range for backward moves (`iterate_lower_bound`).
+    @exclusivity(unchecked)
     package var lowerBound: [UInt8]?
 
     init(_ iter: MergingIterator, sequence: SequenceNumber, snapshot: Snapshot?, pinned: AnyObject? = nil) {

@@ -128,10 +128,17 @@ extension Commands {
                 got = (Array(sub), Array(value))
                 return false
             }
-            if got == nil { try u.scanElements(i, m) { sub, value in got = (Array(sub), Array(value)); return false } }
-            guard let pick = got else { break }
+            // Past the last element: draw again. (Wrapping around to the first element would
+            // favour the front, and its pops would leave a run of deletions that every later
+            // call's walk to the first element crosses.)
+            guard let pick = got else { continue }
             if distinct && !seen.insert(pick.sub).inserted { continue }
             out.append(pick)
+        }
+        if !distinct && out.count < count {
+            // Probes that kept landing past the end (a rare layout): repeat what was found.
+            if out.isEmpty { try u.scanElements(i, m) { sub, value in out.append((Array(sub), Array(value))); return false } }
+            while !out.isEmpty && out.count < count { out.append(out.randomElement()!) }
         }
         if distinct && out.count < count {
             // Unlucky probes: take the rest in order from what was not picked.
@@ -147,19 +154,27 @@ extension Commands {
         return out
     }
 
-    /// A random byte string between `first` and `last` (their common prefix, a random byte in
-    /// their range, random bytes after).
+    /// A random byte string between `first` and `last`: their common prefix, a random byte
+    /// between theirs at the first position where they differ, then random bytes up to the
+    /// longer one's length, each drawn from the range of byte values the two use after the
+    /// common prefix. Members are mostly text (digits, letters): uniform random bytes would
+    /// fall past the end of each run of them, so every probe would land on one of a few
+    /// elements at run starts, and after each pop the next probe there would walk over all
+    /// the earlier pops' deletions (quadratic SPOP). Drawn from the members' own range, the
+    /// probes spread over the elements.
     static func randomProbe(_ first: [UInt8], _ last: [UInt8]) -> [UInt8] {
-        var probe: [UInt8] = []
         var i = 0
-        while i < first.count && i < last.count && first[i] == last[i] {
-            probe.append(first[i])
-            i += 1
-        }
-        let lo = i < first.count ? first[i] : 0
-        let hi = i < last.count ? last[i] : 255
-        probe.append(UInt8.random(in: lo...max(lo, hi)))
-        for _ in 0..<8 { probe.append(UInt8.random(in: 0...255)) }
+        while i < first.count && i < last.count && first[i] == last[i] { i += 1 }
+        var probe = Array(first[..<i])
+        var lo = UInt8.max, hi = UInt8.min
+        for b in first[i...] { lo = min(lo, b); hi = max(hi, b) }
+        for b in last[i...] { lo = min(lo, b); hi = max(hi, b) }
+        if lo > hi { (lo, hi) = (0, 255) }
+        let from = i < first.count ? first[i] : lo
+        let to = i < last.count ? last[i] : hi
+        probe.append(UInt8.random(in: min(from, to)...max(from, to)))
+        let length = max(first.count, last.count, i + 1)
+        while probe.count < length { probe.append(UInt8.random(in: lo...hi)) }
         return probe
     }
 

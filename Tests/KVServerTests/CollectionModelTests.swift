@@ -208,4 +208,45 @@ struct CollectionModelTests {
         check("at the end", Self.steps)
         try h.store.close()
     }
+
+    /// Random picks spread over the members. Members shaped as redis-benchmark makes them
+    /// (`element:` and 12 digits, sparse over the number range): probes built from arbitrary
+    /// bytes landed on the first member after a digit boundary almost every time, so a few
+    /// members took nearly every pick and SPOP walked an ever longer run of its own deletions.
+    @Test func randomPicksSpreadOverDigitMembers() throws {
+        let seed = testSeed("random picks")
+        var r = TestRandom(seed: seed)
+        let h = try CommandHarness(fileSystem: MemoryFileSystem())
+        var members = Set<String>()
+        while members.count < 2_000 {
+            let n = r.next(1_000_000)
+            members.insert("element:" + String(repeating: "0", count: 12 - String(n).count) + String(n))
+        }
+        let all = Array(members)
+        for start in stride(from: 0, to: all.count, by: 500) {
+            _ = h.run([text("SADD"), text("s")] + all[start..<min(start + 500, all.count)].map { text($0) })
+        }
+        var picked: [String: Int] = [:]
+        for _ in 0..<4_000 {
+            guard case .bulkString(let b?)? = h.run([text("SRANDMEMBER"), text("s")]).reply else {
+                Issue.record("SRANDMEMBER answered no member (seed \(seed))")
+                return
+            }
+            picked[String(decoding: b.readableBytesView, as: UTF8.self), default: 0] += 1
+        }
+        // Uniform picks: about 1,730 distinct members of 2,000 in 4,000 draws, none drawn more
+        // than about 12 times.
+        #expect(picked.count > 1_300, "distinct picks \(picked.count) (seed \(seed))")
+        #expect((picked.values.max() ?? 0) < 40, "most picks of one member \(picked.values.max() ?? 0) (seed \(seed))")
+        #expect(picked.keys.allSatisfy { members.contains($0) })
+        // Popping them all empties the set, each member once.
+        var popped = Set<String>()
+        for _ in 0..<members.count {
+            guard case .bulkString(let b?)? = h.run([text("SPOP"), text("s")]).reply else { break }
+            popped.insert(String(decoding: b.readableBytesView, as: UTF8.self))
+        }
+        #expect(popped == members, "seed \(seed)")
+        #expect(h.run([text("EXISTS"), text("s")]).reply == .integer(0))
+        try h.store.close()
+    }
 }

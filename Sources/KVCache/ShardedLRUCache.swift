@@ -35,13 +35,19 @@ public struct CacheStatistics: Sendable, Equatable {
     }
 }
 
-/// A key-value cache with a byte budget, split into independently locked LRU shards.
+/// A key-value cache with a byte budget, split into independently locked shards that evict
+/// in approximately least-recently-used order (CLOCK, "second chance").
 ///
 /// Each entry carries a *charge* (its size in bytes, as the caller counts it). The total
 /// budget ``capacity`` is divided among the shards (shard `i` gets `capacity / shardCount`,
 /// plus one byte for the first `capacity % shardCount` shards, so the shard budgets sum to
 /// `capacity`). A key always lives in the shard picked by its hash, and each shard evicts its
-/// least-recently-used entries once its usage passes its budget.
+/// least-recently-used entries once its usage passes its budget: a hit only marks its entry,
+/// and eviction, working from the back of the shard's list, moves a marked entry to the front
+/// with its mark cleared instead of dropping it. So a hit writes one flag at most once between
+/// evictions, where a strict LRU list moves the entry on every hit (writing its node, both
+/// neighbours and the list head, lines that every core reading the cache then has to fetch
+/// again).
 ///
 /// Thread safety: every method may be called from any thread. Each shard is guarded by its
 /// own `Mutex`; a call locks exactly one shard (``get(_:)``, ``insert(_:_:charge:)``,
@@ -53,7 +59,7 @@ public struct CacheStatistics: Sendable, Equatable {
 /// Invariants, per shard, whenever its lock is free:
 /// - `usage` is the sum of the charges of the linked entries and is at most the shard budget;
 /// - every key in the hash map indexes a live node, and the live nodes form one circular
-///   doubly linked list through the sentinel node 0, most recently used first;
+///   doubly linked list through the sentinel node 0, most recently stored or spared first;
 /// - free node slots form a singly linked list through `next` and hold no key or value.
 ///
 /// Complexity: ``get(_:)``, ``insert(_:_:charge:)`` and ``remove(_:)`` are O(1) expected
@@ -100,15 +106,16 @@ public final class ShardedLRUCache<Key: Hashable & Sendable, Value: Sendable>: S
         return shards[Int((mixed >> 32) % UInt64(shardCount))]
     }
 
-    /// The value cached under `key`, marking it most recently used; nil on a miss.
+    /// The value cached under `key`, marking it as used (spared by the next eviction that
+    /// reaches it); nil on a miss.
     @inlinable
     public func get(_ key: Key) -> Value? {
         shard(for: key).state.withLock { $0.get(key) }
     }
 
-    /// Caches `value` under `key` as the most recently used entry, replacing any earlier value
-    /// for the key, then evicts least-recently-used entries of that shard until it fits its
-    /// budget again.
+    /// Caches `value` under `key` at the front of its shard's list, replacing any earlier value
+    /// for the key, then evicts from the back of that shard (sparing marked entries once) until
+    /// it fits its budget again.
     ///
     /// An entry whose charge exceeds its shard's budget is not stored (an earlier value for
     /// the key is still removed). A charge below 1 counts as 1, so the number of entries stays
@@ -192,12 +199,13 @@ public final class ShardedLRUCache<Key: Hashable & Sendable, Value: Sendable>: S
         return total
     }
 
-    /// Keys of the most recently used entries, hottest first, at most `limit` of them (for
-    /// recording the cache's contents at shutdown and warming it at the next start).
+    /// Keys of the hottest entries first, at most `limit` of them (for recording the cache's
+    /// contents at shutdown and warming it at the next start).
     ///
-    /// Within one shard the order is exact recency. Shards keep no common clock, so across
-    /// shards the lists are interleaved by rank: the most recent key of every shard, then the
-    /// second of every shard, and so on. With one shard the whole order is exact.
+    /// Within one shard: the entries hit since eviction last passed them, then the others,
+    /// each group most recently stored or spared first. Shards keep no common clock, so across
+    /// shards the lists are interleaved by rank: the first key of every shard, then the second
+    /// of every shard, and so on.
     public func hottestKeys(limit: Int) -> [Key] {
         guard limit > 0 else { return [] }
         let perShard = shards.map { shard in shard.state.withLock { $0.hottestKeys(limit: limit) } }
@@ -233,7 +241,7 @@ final class LRUShard<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
 /// The guarded state of one shard: a hash map from key to node slot, plus an intrusive
 /// circular doubly linked list over the node array with sentinel slot 0 (`nodes[0].next` is
-/// the most recently used entry, `nodes[0].prev` the least recently used).
+/// the entry stored or spared last, `nodes[0].prev` the next one eviction looks at).
 ///
 /// The hot operations are `@inlinable` so that clients get code specialized for their key and
 /// value types instead of generic code that looks up type metadata on every call.
@@ -246,6 +254,8 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
         @usableFromInline var charge: Int
         @usableFromInline var prev: Int
         @usableFromInline var next: Int
+        /// Hit since it was inserted or last spared by eviction.
+        @usableFromInline var referenced: Bool
 
         @inlinable
         init(key: Key?, value: Value?, charge: Int, prev: Int, next: Int) {
@@ -254,6 +264,7 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
             self.charge = charge
             self.prev = prev
             self.next = next
+            self.referenced = false
         }
     }
 
@@ -298,10 +309,10 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
             return nil
         }
         hits += 1
-        if nodes[0].next != i {
-            unlink(i)
-            pushFront(i)
-        }
+        // Only the first hit writes: a hot entry's node stays a clean cache line that both
+        // cores can hold, where moving it to the front wrote its node, both neighbours and
+        // the sentinel on every hit.
+        if !nodes[i].referenced { nodes[i].referenced = true }
         return nodes[i].value
     }
 
@@ -316,8 +327,10 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
             usage += charge - nodes[i].charge
             nodes[i].value = value
             nodes[i].charge = charge
+            nodes[i].referenced = false
             unlink(i)
             pushFront(i)
+            evict(sparing: i)
         } else {
             guard charge <= capacity else { return }
             let i: Int
@@ -332,11 +345,25 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
             map[key] = i
             usage += charge
             pushFront(i)
+            evict(sparing: i)
         }
         inserts += 1
+    }
+
+    /// Evicts from the back of the list until the shard fits its budget. An entry hit since it
+    /// was last passed over gets a second chance instead (its mark cleared, moved to the
+    /// front); `entry`, the one just stored, is never the victim (it alone fits the budget).
+    @inlinable
+    mutating func evict(sparing entry: Int) {
         while usage > capacity {
             let victim = nodes[0].prev
             precondition(victim != 0, "LRU list empty while over budget")
+            if victim == entry || nodes[victim].referenced {
+                nodes[victim].referenced = false
+                unlink(victim)
+                pushFront(victim)
+                continue
+            }
             release(victim)
             evictions += 1
         }
@@ -364,13 +391,17 @@ struct LRUState<Key: Hashable & Sendable, Value: Sendable> {
         freeHead = i
     }
 
+    /// Entries hit since they were last passed over first, then the rest; each group in list
+    /// order (most recently stored or spared first).
     func hottestKeys(limit: Int) -> [Key] {
         var keys: [Key] = []
         keys.reserveCapacity(Swift.min(limit, map.count))
-        var i = nodes[0].next
-        while i != 0 && keys.count < limit {
-            if let key = nodes[i].key { keys.append(key) }
-            i = nodes[i].next
+        for hit in [true, false] {
+            var i = nodes[0].next
+            while i != 0 && keys.count < limit {
+                if nodes[i].referenced == hit, let key = nodes[i].key { keys.append(key) }
+                i = nodes[i].next
+            }
         }
         return keys
     }

@@ -4,24 +4,52 @@ import Testing
 
 @Suite("Sharded LRU cache")
 struct ShardedLRUCacheTests {
-    @Test("hits move entries to the front; eviction takes the least recently used")
-    func lruOrder() {
+    @Test("eviction takes the oldest entry not hit since eviction last passed it")
+    func clockOrder() {
         let cache = ShardedLRUCache<Int, String>(capacity: 30, shardCount: 1)
         cache.insert(1, "a", charge: 10)
         cache.insert(2, "b", charge: 10)
         cache.insert(3, "c", charge: 10)
         #expect(cache.hottestKeys(limit: 10) == [3, 2, 1])
         #expect(cache.get(1) == "a")
+        // Hit entries first, then the rest newest first.
         #expect(cache.hottestKeys(limit: 10) == [1, 3, 2])
         #expect(cache.hottestKeys(limit: 2) == [1, 3])
-        cache.insert(4, "d", charge: 10)  // evicts 2, the least recently used
+        cache.insert(4, "d", charge: 10)  // 1 was hit: spared (to the front, unmarked); 2 goes
         #expect(cache.get(2) == nil)
-        #expect(cache.hottestKeys(limit: 10) == [4, 1, 3])
-        cache.insert(3, "c2", charge: 10)  // replacement moves to the front
-        #expect(cache.hottestKeys(limit: 10) == [3, 4, 1])
-        #expect(cache.get(3) == "c2")
+        #expect(cache.hottestKeys(limit: 10) == [1, 4, 3])
+        cache.insert(5, "e", charge: 10)  // nothing marked: the oldest, 3, goes
+        #expect(cache.get(3) == nil)
+        #expect(cache.hottestKeys(limit: 10) == [5, 1, 4])
+        cache.insert(1, "a2", charge: 10)  // replacement moves to the front, unmarked
+        #expect(cache.hottestKeys(limit: 10) == [1, 5, 4])
+        #expect(cache.get(1) == "a2")
         let s = cache.statistics
-        #expect(s.evictions == 1 && s.inserts == 5 && s.entries == 3 && s.usage == 30)
+        #expect(s.evictions == 2 && s.inserts == 6 && s.entries == 3 && s.usage == 30)
+    }
+
+    @Test("an entry just stored is not its own victim, even when every other one was hit")
+    func newEntrySurvives() {
+        let cache = ShardedLRUCache<Int, Int>(capacity: 3, shardCount: 1)
+        for i in 0..<3 { cache.insert(i, i, charge: 1) }
+        for i in 0..<3 { #expect(cache.get(i) == i) }
+        cache.insert(9, 9, charge: 1)
+        #expect(cache.get(9) == 9)
+        #expect(cache.count == 3)
+        // All three were spared once; the oldest of them went.
+        #expect(cache.get(0) == nil && cache.get(1) == 1 && cache.get(2) == 2)
+    }
+
+    @Test("a working set that is hit survives a stream of one-off entries")
+    func hotSetSurvivesScan() {
+        let cache = ShardedLRUCache<Int, Int>(capacity: 100, shardCount: 1)
+        for i in 0..<50 { cache.insert(i, i, charge: 1) }
+        for round in 0..<20 {
+            for i in 0..<50 { #expect(cache.get(i) == i) }
+            for j in 0..<30 { cache.insert(1000 + round * 30 + j, j, charge: 1) }
+        }
+        #expect((0..<50).allSatisfy { cache.get($0) == $0 })
+        #expect(cache.usage == 100)
     }
 
     @Test("the byte budget is respected")

@@ -55,6 +55,20 @@ package func monotonicMicros() -> Int64 {
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
 }
 
+/// Milliseconds of a monotonic clock that may lag ``monotonicMillis()`` by a clock tick (a
+/// few milliseconds), for bookkeeping read in seconds (a client's idle time): on Linux the
+/// kernel's last tick, read without the timestamp counter.
+@inlinable
+package func coarseMonotonicMillis() -> Int64 {
+    var ts = timespec()
+    #if os(Linux)
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+    #else
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    #endif
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
 /// Milliseconds of a monotonic clock.
 package func monotonicMillis() -> Int64 {
     var ts = timespec()

@@ -92,9 +92,10 @@ public final class ClientSession: Sendable {
         set { authState.store(newValue, ordering: .relaxed) }
     }
 
-    /// Marks a request read or a reply written now.
+    /// Marks a request read or a reply written now (the coarse clock: idle time is reported
+    /// and compared in seconds).
     @inline(__always)
-    func touch(_ millis: Int64 = monotonicMillis()) {
+    func touch(_ millis: Int64 = coarseMonotonicMillis()) {
         lastInteraction.store(millis, ordering: .relaxed)
     }
 

@@ -126,13 +126,30 @@ extension ShardedStore {
 
     /// Applies a user batch: puts store rows without expiry; the last operation on a key wins.
     func writeRows(_ batch: WriteBatch, durability: Durability?) throws(KVError) {
+        // Distinct keys in first-seen order, each with its last operation. Keys are told apart
+        // by their 64-bit hash first (a pipelined run of SETs comes through here: hashing
+        // each key as an array, byte by byte, was a visible share of a SET).
         var order: [[UInt8]] = []
-        var last: [[UInt8]: StoredEntry?] = [:]
+        var last: [StoredEntry?] = []
+        var firstWithHash: [UInt64: Int] = [:]
+        firstWithHash.reserveCapacity(batch.count)
         try batch.forEach { kind, key, value in
-            let k = Array(key)
-            if last.updateValue(kind == .value ? StoredEntry(value: Array(value)) : nil, forKey: k) == nil {
-                order.append(k)
+            let entry = kind == .value ? StoredEntry(value: Array(value)) : nil
+            let h = keyHash64(key)
+            if let i = firstWithHash[h] {
+                // Almost always the same key again; a different key with the same hash is
+                // found by comparing with every key so far.
+                let j = order[i].withUnsafeBytes { compareBytes($0, key) } == 0
+                    ? i : order.firstIndex { $0.withUnsafeBytes { compareBytes($0, key) } == 0 }
+                if let j {
+                    last[j] = entry
+                    return
+                }
+            } else {
+                firstWithHash[h] = order.count
             }
+            order.append(Array(key))
+            last.append(entry)
         }
         let slots = order.map { HashSlot.slot(of: $0) }
         try keyLocks.withLocks(slots: slots) { () throws(KVError) in
@@ -141,7 +158,7 @@ extension ShardedStore {
             for (i, key) in order.enumerated() {
                 let known = indexCatalog.mayIndex(key)
                 let old = known ? try rawEntry(key, snapshot: nil) : nil
-                writes.append(RowWrite(key: key, slot: slots[i], new: last[key]!, old: old, oldKnown: known))
+                writes.append(RowWrite(key: key, slot: slots[i], new: last[i], old: old, oldKnown: known))
             }
             try commitRowsLocked(writes, durability: durability)
         }

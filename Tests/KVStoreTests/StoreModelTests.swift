@@ -169,10 +169,14 @@ struct StoreModelTests {
         for i in 0..<200 { batch.put("k\(i)", "v\(i)") }
         batch.delete("k7")
         batch.put("k8", "later wins")
+        batch.delete("k9")
+        batch.put("k9", "put again")
+        batch.put("k8", "last wins")
         try store.write(batch)
         #expect(try store.count() == 199)
+        #expect(try store.get("k9") == bytes("put again"))
         #expect(try store.get("k7") == nil)
-        #expect(try store.get("k8") == bytes("later wins"))
+        #expect(try store.get("k8") == bytes("last wins"))
         let perShard = try store.stats(countingKeys: true).shards.map { $0.keys ?? 0 }
         #expect(perShard.allSatisfy { $0 > 20 }, "\(perShard)")
         try store.close()

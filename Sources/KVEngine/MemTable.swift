@@ -117,15 +117,26 @@ package final class MemTable: @unchecked Sendable {
     ) -> UnsafeMutableRawPointer? {
         var x = head
         var level = currentHeight.load(ordering: .relaxed) - 1
+        // The node a higher level already found not smaller than the key: when the walk one
+        // level down reaches it again, it stops there without comparing.
+        var lastBigger: UnsafeMutableRawPointer?
         while true {
             let n = Self.next(x, level)
-            if let n, Self.compare(n, userKey, trailer) < 0 {
-                x = n
-            } else {
-                prev?[level] = x
-                if level == 0 { return n }
-                level -= 1
+            // Random inserts miss the cache at almost every node of the walk, and each load
+            // waits for the one before. `x` is loaded: while `n` is fetched and compared, start
+            // loading the node one level down from `x` too, where the walk goes if `n` is not
+            // smaller; either way the next node is on its way.
+            if level > 0, let down = Self.next(x, level - 1), down != n { shale_prefetch(down) }
+            if let n, n != lastBigger {
+                if Self.compare(n, userKey, trailer) < 0 {
+                    x = n
+                    continue
+                }
             }
+            prev?[level] = x
+            if level == 0 { return n }
+            lastBigger = n
+            level -= 1
         }
     }
 

@@ -290,17 +290,14 @@ enum Commands {
 
     private static func counters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue] {
         let started = monotonicNanos()
-        var index: [[UInt8]: Int] = [:]
-        var keys: [[UInt8]] = []
+        var distinct = DistinctKeys(capacity: requests.count)
+        var positions: [Int] = []
         var names: [String] = []
         var increments: [Result<Int64, CommandError>] = []
         for r in requests {
             let name = counterCommand(r) ?? "incr"
             names.append(name)
-            if index[r[1]] == nil {
-                index[r[1]] = keys.count
-                keys.append(r[1])
-            }
+            positions.append(distinct.position(of: r[1]).index)
             switch name {
             case "incr": increments.append(.success(1))
             case "decr": increments.append(.success(-1))
@@ -317,9 +314,9 @@ enum Commands {
         var replies: [RESPValue] = []
         var failures: [String?] = []
         do {
-            try server.store.modify(keys) { rows in
-                for (i, r) in requests.enumerated() {
-                    let slot = index[r[1]]!
+            try server.store.modify(distinct.keys) { rows in
+                for i in 0..<requests.count {
+                    let slot = positions[i]
                     do {
                         let incr = try increments[i].get()
                         var value: Int64 = 0

@@ -126,31 +126,15 @@ extension ShardedStore {
 
     /// Applies a user batch: puts store rows without expiry; the last operation on a key wins.
     func writeRows(_ batch: WriteBatch, durability: Durability?) throws(KVError) {
-        // Distinct keys in first-seen order, each with its last operation. Keys are told apart
-        // by their 64-bit hash first (a pipelined run of SETs comes through here: hashing
-        // each key as an array, byte by byte, was a visible share of a SET).
-        var order: [[UInt8]] = []
+        // Distinct keys in first-seen order, each with its last operation.
+        var distinct = DistinctKeys(capacity: batch.count)
         var last: [StoredEntry?] = []
-        var firstWithHash: [UInt64: Int] = [:]
-        firstWithHash.reserveCapacity(batch.count)
         try batch.forEach { kind, key, value in
             let entry = kind == .value ? StoredEntry(value: Array(value)) : nil
-            let h = keyHash64(key)
-            if let i = firstWithHash[h] {
-                // Almost always the same key again; a different key with the same hash is
-                // found by comparing with every key so far.
-                let j = order[i].withUnsafeBytes { compareBytes($0, key) } == 0
-                    ? i : order.firstIndex { $0.withUnsafeBytes { compareBytes($0, key) } == 0 }
-                if let j {
-                    last[j] = entry
-                    return
-                }
-            } else {
-                firstWithHash[h] = order.count
-            }
-            order.append(Array(key))
-            last.append(entry)
+            let (i, inserted) = distinct.position(of: key)
+            if inserted { last.append(entry) } else { last[i] = entry }
         }
+        let order = distinct.keys
         let slots = order.map { HashSlot.slot(of: $0) }
         try keyLocks.withLocks(slots: slots) { () throws(KVError) in
             var writes: [RowWrite] = []

@@ -18,7 +18,14 @@ final class Version: Sendable {
     /// loop writes). Empty for versions of more than ``pinnedReaderLimit`` files, which go
     /// through the cache only, so `maxOpenFiles` still bounds what big databases keep open.
     /// A version's files are never deleted while it lives, so the readers stay valid.
-    private let readers: [ManagedAtomicLazyReference<TableReader>]
+    ///
+    /// Each slot holds a retained `TableReader` as a raw pointer (0 until stored, set once by
+    /// compare-and-exchange, released in `deinit`). A probe uses the reader through the
+    /// pointer without retaining it (the version, which the caller holds, keeps it alive): a
+    /// retain and a release per probed table, on objects both event loops use, moved their
+    /// reference counts between the cores on every read.
+    nonisolated(unsafe) private let readers: UnsafeMutablePointer<UnsafeAtomic<UInt>.Storage>
+    private let readerCount: Int
     private let levelStarts: [Int]
 
     init(files: [[FileMetaData]]) {
@@ -30,7 +37,37 @@ final class Version: Sendable {
             total += level.count
         }
         levelStarts = starts
-        readers = total <= Self.pinnedReaderLimit ? (0..<total).map { _ in ManagedAtomicLazyReference() } : []
+        readerCount = total <= Self.pinnedReaderLimit ? total : 0
+        readers = .allocate(capacity: max(readerCount, 1))
+        readers.initialize(repeating: UnsafeAtomic<UInt>.Storage(0), count: max(readerCount, 1))
+    }
+
+    deinit {
+        for i in 0..<readerCount {
+            let bits = UnsafeAtomic<UInt>(at: readers + i).load(ordering: .acquiring)
+            if let p = UnsafeRawPointer(bitPattern: bits) { Unmanaged<TableReader>.fromOpaque(p).release() }
+        }
+        readers.deinitialize(count: max(readerCount, 1))
+        readers.deallocate()
+    }
+
+    /// The reader stored in `slot`, unretained; nil before the first probe stored one.
+    @inline(__always)
+    private func pinnedReader(_ slot: Int) -> Unmanaged<TableReader>? {
+        let bits = UnsafeAtomic<UInt>(at: readers + slot).load(ordering: .acquiring)
+        guard let p = UnsafeRawPointer(bitPattern: bits) else { return nil }
+        return Unmanaged.fromOpaque(p)
+    }
+
+    /// Stores `reader` in `slot` unless another thread stored one first; returns the one kept.
+    private func pin(_ reader: TableReader, slot: Int) -> Unmanaged<TableReader> {
+        let mine = Unmanaged.passRetained(reader)
+        let bits = UInt(bitPattern: mine.toOpaque())
+        let (exchanged, original) = UnsafeAtomic<UInt>(at: readers + slot)
+            .compareExchange(expected: 0, desired: bits, ordering: .acquiringAndReleasing)
+        if exchanged { return mine }
+        mine.release()
+        return Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: original)!)
     }
 
     static let empty = Version(files: Array(repeating: [], count: numLevels))
@@ -74,16 +111,16 @@ final class Version: Sendable {
     /// version already keeps, so that the probes (after the memtables') find them in cache
     /// instead of waiting for memory one after the other. Opens nothing and reads no file.
     func prefetchFilters(_ userKey: UnsafeRawBufferPointer, hash: UInt64) {
-        guard !readers.isEmpty else { return }
+        guard readerCount > 0 else { return }
         for (i, f) in files[0].enumerated() where Self.userRangeContains(f, userKey) {
-            readers[i].load()?.prefetchFilter(hash: hash)
+            pinnedReader(i)?._withUnsafeGuaranteedRef { $0.prefetchFilter(hash: hash) }
         }
         for levelNumber in 1..<numLevels {
             let level = files[levelNumber]
             if level.isEmpty { continue }
             let lo = Self.firstFile(in: level, largestIsBefore: { l in compareBytes(InternalKey.userKey(l), userKey) < 0 })
             guard lo < level.count else { continue }
-            readers[levelStarts[levelNumber] + lo].load()?.prefetchFilter(hash: hash)
+            pinnedReader(levelStarts[levelNumber] + lo)?._withUnsafeGuaranteedRef { $0.prefetchFilter(hash: hash) }
         }
     }
 
@@ -107,17 +144,27 @@ final class Version: Sendable {
         return .notFound
     }
 
-    /// The reader of `f`, the file in `slot` of ``readers``.
-    @inline(__always)
-    private func reader(_ f: FileMetaData, slot: Int, _ tables: TableCache) throws(KVError) -> TableReader {
-        guard slot < readers.count else { return try tables.reader(f.number) }
-        if let r = readers[slot].load() { return r }
-        return readers[slot].storeIfNilThenLoad(try tables.reader(f.number))
-    }
-
+    /// Probes `f`, the file in `slot` of ``readers``: through the pinned reader, unretained,
+    /// when the version keeps one (storing it on the first probe), else through the table cache.
     private func probe(_ f: FileMetaData, slot: Int, _ userKey: UnsafeRawBufferPointer, _ hash: UInt64,
                        _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
-        let reader = try reader(f, slot: slot, tables)
+        guard slot < readerCount else {
+            return try probe(reader: try tables.reader(f.number), userKey, hash, lookup, tables)
+        }
+        let pinned: Unmanaged<TableReader>
+        if let p = pinnedReader(slot) {
+            pinned = p
+        } else {
+            pinned = pin(try tables.reader(f.number), slot: slot)
+        }
+        return try pinned._withUnsafeGuaranteedRef { reader in
+            Result { () throws(KVError) in try probe(reader: reader, userKey, hash, lookup, tables) }
+        }.get()
+    }
+
+    @inline(__always)
+    private func probe(reader: TableReader, _ userKey: UnsafeRawBufferPointer, _ hash: UInt64,
+                       _ lookup: UnsafeRawBufferPointer, _ tables: TableCache) throws(KVError) -> Lookup {
         tables.bloomChecked.add()
         if !reader.mayContain(userKey: userKey, hash: hash) {
             tables.bloomUseful.add()

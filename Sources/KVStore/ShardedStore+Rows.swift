@@ -41,7 +41,10 @@ extension ShardedStore {
     /// The live row under `key`: its value and expiry time; nil when there is none or it has
     /// expired.
     public func getEntry(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> StoredEntry? {
-        try entry(key, snapshot: snapshot, now: now)
+        // The clock is read only for a row that can expire (most have no expiry).
+        guard let e = try rawEntry(key, snapshot: snapshot) else { return nil }
+        if e.expiresAt != nil && RowValue.isExpired(e.expiresAt, now: now) { return nil }
+        return e
     }
 
     /// Stores `value` under `key`, expiring at `expiresAt` (milliseconds since the Unix epoch;

@@ -234,10 +234,13 @@ struct CollectionModelTests {
             }
             picked[String(decoding: b.readableBytesView, as: UTF8.self), default: 0] += 1
         }
-        // Uniform picks: about 1,730 distinct members of 2,000 in 4,000 draws, none drawn more
-        // than about 12 times.
-        #expect(picked.count > 1_300, "distinct picks \(picked.count) (seed \(seed))")
-        #expect((picked.values.max() ?? 0) < 40, "most picks of one member \(picked.values.max() ?? 0) (seed \(seed))")
+        // A probe picks the first member at or after it, so a member's chance is the gap before
+        // it: with members spread at random the gaps are about exponential, and 4,000 draws
+        // reach about two thirds of 2,000 members (1 - 1/(1 + 2)), the widest gap some 15-30
+        // times. The earlier probes reached fewer than a hundred, one of them over 400 times.
+        print("random picks: \(picked.count) distinct of \(members.count), at most \(picked.values.max() ?? 0) of one (seed \(seed))")
+        #expect(picked.count > 1_000, "distinct picks \(picked.count) (seed \(seed))")
+        #expect((picked.values.max() ?? 0) < 80, "most picks of one member \(picked.values.max() ?? 0) (seed \(seed))")
         #expect(picked.keys.allSatisfy { members.contains($0) })
         // Popping them all empties the set, each member once.
         var popped = Set<String>()

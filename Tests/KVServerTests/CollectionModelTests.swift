@@ -252,4 +252,36 @@ struct CollectionModelTests {
         #expect(h.run([text("EXISTS"), text("s")]).reply == .integer(0))
         try h.store.close()
     }
+
+    /// A small set whose range still holds many deleted members (not compacted away yet):
+    /// every random pick is one of the live members, and a pick that needs all of them gets
+    /// all of them.
+    @Test func randomPicksOverManyDeletedMembers() throws {
+        let h = try CommandHarness(fileSystem: MemoryFileSystem())
+        func member(_ i: Int) -> [UInt8] { text("m" + String(repeating: "0", count: 5 - String(i).count) + String(i)) }
+        let n = 1_500
+        for start in stride(from: 0, to: n, by: 500) {
+            _ = h.run([text("SADD"), text("s")] + (start..<min(start + 500, n)).map(member))
+        }
+        _ = h.run([text("SREM"), text("s")] + (1..<(n - 1)).map(member))
+        #expect(h.run([text("SCARD"), text("s")]).reply == .integer(2))
+        let live: Set<[UInt8]> = [member(0), member(n - 1)]
+        for _ in 0..<50 {
+            guard case .bulkString(let b?)? = h.run([text("SRANDMEMBER"), text("s")]).reply else {
+                Issue.record("SRANDMEMBER answered no member")
+                return
+            }
+            #expect(live.contains(Array(b.readableBytesView)))
+        }
+        let repeats = Self.bulks(h.run([text("SRANDMEMBER"), text("s"), text("-7")]).reply)
+        #expect(repeats.count == 7 && repeats.allSatisfy { live.contains($0) })
+        #expect(Set(Self.bulks(h.run([text("SRANDMEMBER"), text("s"), text("5")]).reply)) == live)
+        var popped = Set<[UInt8]>()
+        for _ in 0..<2 {
+            if case .bulkString(let b?)? = h.run([text("SPOP"), text("s")]).reply { popped.insert(Array(b.readableBytesView)) }
+        }
+        #expect(popped == live)
+        #expect(h.run([text("EXISTS"), text("s")]).reply == .integer(0))
+        try h.store.close()
+    }
 }

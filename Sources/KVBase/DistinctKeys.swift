@@ -37,4 +37,12 @@ package struct DistinctKeys: Sendable {
 
     /// The number of distinct keys.
     package var count: Int { keys.count }
+
+    /// The distinct keys of `keys` in the order first seen, and for each of `keys` its
+    /// position among them.
+    package static func of(_ keys: [[UInt8]]) -> (distinct: [[UInt8]], positions: [Int]) {
+        var d = DistinctKeys(capacity: keys.count)
+        let positions = keys.map { d.position(of: $0).index }
+        return (d.keys, positions)
+    }
 }

@@ -290,14 +290,12 @@ enum Commands {
 
     private static func counters(_ requests: ArraySlice<[[UInt8]]>, server: ServerState, session: ClientSession) -> [RESPValue] {
         let started = monotonicNanos()
-        var distinct = DistinctKeys(capacity: requests.count)
-        var positions: [Int] = []
+        let (keys, positions) = DistinctKeys.of(requests.map { $0[1] })
         var names: [String] = []
         var increments: [Result<Int64, CommandError>] = []
         for r in requests {
             let name = counterCommand(r) ?? "incr"
             names.append(name)
-            positions.append(distinct.position(of: r[1]).index)
             switch name {
             case "incr": increments.append(.success(1))
             case "decr": increments.append(.success(-1))
@@ -314,7 +312,7 @@ enum Commands {
         var replies: [RESPValue] = []
         var failures: [String?] = []
         do {
-            try server.store.modify(distinct.keys) { rows in
+            try server.store.modify(keys) { rows in
                 for i in 0..<requests.count {
                     let slot = positions[i]
                     do {

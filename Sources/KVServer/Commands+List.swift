@@ -331,9 +331,7 @@ extension Commands {
     /// Pops up to `count` items from `end` of the first of `keys` holding a list; nil when
     /// none does.
     static func popFirst(_ store: ShardedStore, _ keys: [[UInt8]], _ end: ListEnd, count: Int) throws -> (([UInt8], [[UInt8]])?, [Event]) {
-        var distinct: [[UInt8]] = []
-        for k in keys where !distinct.contains(k) { distinct.append(k) }
-        return try popFirstDistinct(store, distinct, end, count: count)
+        try popFirstDistinct(store, DistinctKeys.of(keys).distinct, end, count: count)
     }
 
     /// ``popFirst(_:_:_:count:)`` over distinct keys, tried in the order given.

@@ -138,19 +138,15 @@ extension Commands {
     /// is `-WRONGTYPE`), and with `store` the STORE form: the result replaces `store` (an
     /// empty result deletes it). Returns the members in member order.
     static func setAlgebra(_ c: CommandCall, _ op: SetOperation, keys: [[UInt8]], store: [UInt8]?) throws -> [[UInt8]] {
-        var distinct: [[UInt8]] = []
-        var index: [[UInt8]: Int] = [:]
-        for k in keys + (store.map { [$0] } ?? []) where index[k] == nil {
-            index[k] = distinct.count
-            distinct.append(k)
-        }
+        // Positions of `keys` among the distinct keys, then of `store` (last) when given.
+        let (distinct, positions) = DistinctKeys.of(keys + (store.map { [$0] } ?? []))
         var event: String?
         let result = try c.store.update(distinct) { u -> [[UInt8]] in
             var metas: [CollectionMeta?] = []
-            for k in keys { metas.append(try u.collection(index[k]!, .set)) }
-            let result = try combine(u, op, keys.map { index[$0]! }, metas)
-            guard let store else { return result }
-            let d = index[store]!
+            for i in keys.indices { metas.append(try u.collection(positions[i], .set)) }
+            let result = try combine(u, op, Array(positions.prefix(keys.count)), metas)
+            guard store != nil else { return result }
+            let d = positions[keys.count]
             if result.isEmpty {
                 if u.rows[d] != nil {
                     u.setRow(d, nil)

@@ -379,8 +379,7 @@ extension Commands {
 
     /// Pops from the first of `keys` holding a sorted set; nil when none does.
     static func zpopFirst(_ store: ShardedStore, _ keys: [[UInt8]], max: Bool, count: Int) throws -> (([UInt8], [([UInt8], Double)])?, [Event]) {
-        var distinct: [[UInt8]] = []
-        for k in keys where !distinct.contains(k) { distinct.append(k) }
+        let distinct = DistinctKeys.of(keys).distinct
         var events: [Event] = []
         let popped = try store.update(distinct) { u -> ([UInt8], [([UInt8], Double)])? in
             for (i, k) in distinct.enumerated() {

@@ -297,8 +297,7 @@ extension Commands {
     /// result deletes it).
     static func zcombine(_ c: CommandCall, _ op: SetOperation, keys: [[UInt8]], weights: [Double], aggregate: Aggregate,
                          store: [UInt8]?) throws -> [([UInt8], Double)] {
-        var distinct: [[UInt8]] = []
-        for k in keys + (store.map { [$0] } ?? []) where !distinct.contains(k) { distinct.append(k) }
+        let distinct = DistinctKeys.of(keys + (store.map { [$0] } ?? [])).distinct
         var event: String?
         let result = try c.store.update(distinct) { u -> [([UInt8], Double)] in
             // Each input as member → score (sets: 1).

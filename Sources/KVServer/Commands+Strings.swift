@@ -219,14 +219,9 @@ extension Commands {
     /// multi-key write (MSET, RENAME) is seen whole or not at all, as in Redis.
     static func readConsistently(_ store: ShardedStore, _ keys: [[UInt8]]) throws -> [StoredEntry?] {
         if keys.count == 1 { return [try store.getEntry(keys[0])] }
-        var index: [[UInt8]: Int] = [:]
-        var distinct: [[UInt8]] = []
-        for k in keys where index[k] == nil {
-            index[k] = distinct.count
-            distinct.append(k)
-        }
+        let (distinct, positions) = DistinctKeys.of(keys)
         let rows = try store.modify(distinct) { rows in rows }
-        return keys.map { rows[index[$0]!] }
+        return positions.map { rows[$0] }
     }
 
     /// A bulk reply of a read value, counting keyspace hits and misses.

@@ -41,10 +41,7 @@ extension ShardedStore {
     /// The live row under `key`: its value and expiry time; nil when there is none or it has
     /// expired.
     public func getEntry(_ key: [UInt8], snapshot: StoreSnapshot? = nil) throws(KVError) -> StoredEntry? {
-        // The clock is read only for a row that can expire (most have no expiry).
-        guard let e = try rawEntry(key, snapshot: snapshot) else { return nil }
-        if e.expiresAt != nil && RowValue.isExpired(e.expiresAt, now: now) { return nil }
-        return e
+        try entry(key, snapshot: snapshot, now: now)
     }
 
     /// Stores `value` under `key`, expiring at `expiresAt` (milliseconds since the Unix epoch;
@@ -225,8 +222,10 @@ extension ShardedStore {
     }
 
     /// The live row of `key` at `now`, or nil.
-    func entry(_ key: [UInt8], snapshot: StoreSnapshot?, now: Int64) throws(KVError) -> StoredEntry? {
-        guard let e = try rawEntry(key, snapshot: snapshot), !RowValue.isExpired(e.expiresAt, now: now) else { return nil }
+    /// `now` is read only for a row that can expire (most have no expiry time).
+    func entry(_ key: [UInt8], snapshot: StoreSnapshot?, now: @autoclosure () -> Int64) throws(KVError) -> StoredEntry? {
+        guard let e = try rawEntry(key, snapshot: snapshot) else { return nil }
+        if e.expiresAt != nil && RowValue.isExpired(e.expiresAt, now: now()) { return nil }
         return e
     }
 

@@ -32,4 +32,13 @@ struct DistinctKeysTests {
         #expect(d.count == model.count)
         for (k, i) in model { #expect(d.keys[i] == k) }
     }
+
+    @Test("of: distinct keys and each key's position among them")
+    func ofKeys() {
+        let (distinct, positions) = DistinctKeys.of(["x", "y", "x", "z", "y"].map { Array($0.utf8) })
+        #expect(distinct == ["x", "y", "z"].map { Array($0.utf8) })
+        #expect(positions == [0, 1, 0, 2, 1])
+        let empty = DistinctKeys.of([])
+        #expect(empty.distinct.isEmpty && empty.positions.isEmpty)
+    }
 }

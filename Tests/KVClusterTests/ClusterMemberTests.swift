@@ -29,7 +29,9 @@ struct ClusterMemberTests {
     @Test func registersRenewsAndReportsTopology() async throws {
         try await withEtcd { _, etcd in
             let log = MemberLog()
-            let member = log.member(etcd, Self.keys, Self.node, ttl: 2)
+            // A 4 s lease: with 2 s, a stall of the loaded suite between two renewals let the
+            // lease lapse (and the member register again) during the wait below.
+            let member = log.member(etcd, Self.keys, Self.node, ttl: 4)
             member.start()
             // The first grant and registration wait for etcd's fsyncs: slow while the whole
             // suite runs in parallel on two cores.
@@ -42,7 +44,7 @@ struct ClusterMemberTests {
             #expect(alive.lease == member.leaseID && alive.lease != 0)
 
             // Outlives several TTLs through renewals.
-            try await Task.sleep(for: .seconds(3))
+            try await Task.sleep(for: .seconds(9))
             #expect(member.leaseHeld && log.leases.withLock { $0 } == [true])
             #expect(try await etcd.get(Self.keys.alive(Self.node.id)) != nil)
 
